@@ -1,0 +1,1 @@
+"""The programme's XLSForms, their reference lists, and the code that compiles and checks them."""

@@ -1,0 +1,173 @@
+"""The `nigraan` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from nigraan.config import SETTINGS, load_config
+from nigraan.errors import NigraanError
+
+
+def _fail(exc: NigraanError) -> None:
+    click.secho(f"Error: {exc.message}", fg="red", err=True)
+    if exc.hint:
+        click.echo(f"  {exc.hint}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML config file (also NIGRAAN_CONFIG). Settings: `nigraan config`.",
+)
+@click.pass_context
+def main(ctx: click.Context, config_file: str | None) -> None:
+    """nigraan: ODK forms backend for custody monitoring and survivor support."""
+    try:
+        ctx.obj = load_config(config_file)
+    except NigraanError as exc:
+        _fail(exc)
+
+
+@main.command("config")
+@click.pass_obj
+def show_config(config) -> None:
+    """List every setting, its value, where it came from and its environment variable."""
+    for setting in SETTINGS:
+        value = config[setting.name]
+        shown = "***" if setting.secret and value else value
+        click.echo(f"{setting.name} = {shown}  [{config.sources[setting.name]}]")
+        click.echo(f"    {setting.help} (env {setting.env_name})")
+
+
+@main.group()
+def forms() -> None:
+    """Build and check the XLSForms."""
+
+
+def _print_report(report, action: str, verbose: bool) -> None:
+    for problem in report.list_problems:
+        click.echo(str(problem))
+    for form in report.forms:
+        for problem in form.problems:
+            if verbose or problem.level == "error" or problem.source != "nigraan":
+                click.echo(str(problem))
+    click.echo("")
+    header = f"{'form':24} {'version':11} {'fields':>6}  {'encrypted':9}  {'warnings':>8}  status"
+    click.echo(header)
+    click.echo("-" * len(header))
+    for form in report.forms:
+        errors = sum(p.level == "error" for p in form.problems)
+        warnings = sum(p.level == "warning" for p in form.problems)
+        status = action if form.ok else f"FAILED ({errors} error{'s' if errors != 1 else ''})"
+        encrypted = "yes" if form.compiled and form.compiled.encrypted else "no"
+        click.echo(
+            f"{form.form_id:24} {form.version:11} {form.field_count:>6}  {encrypted:9}  "
+            f"{warnings:>8}  {status}"
+        )
+    good = sum(f.ok for f in report.forms)
+    click.echo(f"\n{good} of {len(report.forms)} forms {action}.")
+
+
+@forms.command("build")
+@click.argument("form_ids", nargs=-1)
+@click.option("--no-validate", is_flag=True, help="Skip ODK Validate (faster; not for release).")
+@click.option("-v", "--verbose", is_flag=True, help="Show warnings too.")
+@click.pass_obj
+def forms_build(config, form_ids, no_validate, verbose) -> None:
+    """Check and compile forms (all, or FORM_IDS) into the build folder.
+
+    Each form that passes the project rules, pyxform and ODK Validate is written as
+    <build_dir>/<form_id>.xml with its media, and its version is recorded in
+    forms/built-versions.json. A form with errors is not written; the command exits 1.
+    """
+    from forms.build import build_forms
+
+    try:
+        report = build_forms(config, list(form_ids) or None, False if no_validate else None)
+    except NigraanError as exc:
+        _fail(exc)
+    _print_report(report, "built", verbose)
+    click.echo(f"Build folder: {config['forms.build_dir']}")
+    sys.exit(0 if report.ok else 1)
+
+
+@forms.command("check")
+@click.argument("form_ids", nargs=-1)
+@click.option("--no-validate", is_flag=True, help="Skip ODK Validate (faster).")
+@click.option("-v", "--verbose", is_flag=True, help="Show warnings too.")
+@click.pass_obj
+def forms_check(config, form_ids, no_validate, verbose) -> None:
+    """Check forms (all, or FORM_IDS) against pyxform, ODK Validate and the project rules.
+
+    Writes nothing. Rules: English and Urdu everywhere; identifiers only in identity_register;
+    a sensitivity class on every survivor-form field; a new version for changed content.
+    """
+    from forms.build import check_forms
+
+    try:
+        report = check_forms(config, list(form_ids) or None, False if no_validate else None)
+    except NigraanError as exc:
+        _fail(exc)
+    _print_report(report, "passed", verbose)
+    sys.exit(0 if report.ok else 1)
+
+
+@main.group()
+def keys() -> None:
+    """Encryption keys for encrypted forms."""
+
+
+@keys.command("create")
+@click.option(
+    "--passphrase-env",
+    metavar="VAR",
+    help="Protect the private key with the passphrase in this environment variable.",
+)
+@click.option(
+    "--no-passphrase",
+    is_flag=True,
+    help="Write the private key unprotected (development only).",
+)
+@click.option("--if-missing", is_flag=True, help="Do nothing when the public key exists.")
+@click.pass_obj
+def keys_create(config, passphrase_env, no_passphrase, if_missing) -> None:
+    """Create the RSA key pair whose public key encrypted forms are built with.
+
+    The public key goes to forms.public_key_file; the private key beside it (mode 0600).
+    Move the private key off this machine to wherever identities may be read.
+    """
+    from nigraan.keys import create_key_pair
+
+    public_path: Path = config["forms.public_key_file"]
+    if if_missing and public_path.exists():
+        click.echo(f"Public key already at {public_path}; nothing to do.")
+        return
+    if passphrase_env:
+        passphrase = os.environ.get(passphrase_env, "").encode()
+        if not passphrase:
+            _fail(NigraanError(f"The environment variable {passphrase_env} is empty or unset."))
+    elif no_passphrase:
+        passphrase = None
+    else:
+        passphrase = click.prompt(
+            "Passphrase for the private key", hide_input=True, confirmation_prompt=True
+        ).encode()
+    try:
+        private_path = create_key_pair(public_path, passphrase)
+    except NigraanError as exc:
+        _fail(exc)
+    click.echo(f"Public key:  {public_path}")
+    click.echo(f"Private key: {private_path} (mode 0600)")
+    if passphrase is None:
+        click.secho(
+            "Warning: the private key is not protected by a passphrase. Anyone who can read "
+            "it can read every identity_register submission.",
+            fg="yellow",
+        )

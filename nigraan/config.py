@@ -1,0 +1,201 @@
+"""Settings, layered: defaults in code -> TOML file -> NIGRAAN_* environment -> test overrides.
+
+Every setting is declared once in SETTINGS with its type, default and help. Unknown or
+wrong-typed settings fail at start-up with a hint; secret values never appear in repr or errors.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nigraan.errors import ConfigError
+
+PACKAGE_FORMS_DIR = Path(__file__).resolve().parent.parent / "forms"
+CONFIG_ENV = "NIGRAAN_CONFIG"
+ENV_PREFIX = "NIGRAAN_"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: str  # "path" | "bool" | "str" | "int"
+    default: Any  # a value, or a callable taking the partly resolved values
+    help: str
+    secret: bool = False
+
+    @property
+    def env_name(self) -> str:
+        return ENV_PREFIX + self.name.upper().replace(".", "_")
+
+
+def _under_instance(*parts: str) -> Callable[[dict[str, Any]], Path]:
+    return lambda values: Path(values["instance_dir"]).joinpath(*parts)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "instance_dir",
+        "path",
+        Path("instance"),
+        "Folder for runtime state: database, built forms, keys.",
+    ),
+    Setting(
+        "forms.source_dir",
+        "path",
+        PACKAGE_FORMS_DIR / "xlsform",
+        "Folder of the XLSForms (.xlsx), one file per form id.",
+    ),
+    Setting(
+        "forms.reference_dir",
+        "path",
+        PACKAGE_FORMS_DIR / "reference",
+        "Folder of the reference lists (CSV) the forms choose from.",
+    ),
+    Setting(
+        "forms.lock_file",
+        "path",
+        PACKAGE_FORMS_DIR / "built-versions.json",
+        "Record of the last built version and content fingerprint of each form.",
+    ),
+    Setting(
+        "forms.build_dir",
+        "path",
+        _under_instance("forms"),
+        "Where `forms build` writes the XForms and their media.",
+    ),
+    Setting(
+        "forms.public_key_file",
+        "path",
+        _under_instance("keys", "form-public.pem"),
+        "RSA public key (PEM, or base64 DER) put into encrypted forms at build time.",
+    ),
+    Setting(
+        "forms.validate",
+        "bool",
+        True,
+        "Run ODK Validate (JavaRosa, needs Java) on every compiled form.",
+    ),
+)
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class Config(Mapping[str, Any]):
+    """Resolved settings; read with config["forms.build_dir"]."""
+
+    def __init__(self, values: dict[str, Any], sources: dict[str, str]):
+        self._values = values
+        self.sources = sources
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        shown = {k: ("***" if BY_NAME[k].secret and v else str(v)) for k, v in self._values.items()}
+        return f"Config({shown})"
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _unknown(name: str, where: str) -> ConfigError:
+    close = difflib.get_close_matches(name, BY_NAME, n=1)
+    hint = f"Did you mean '{close[0]}'?" if close else "Run `nigraan config` to list settings."
+    return ConfigError(f"Unknown setting '{name}' in {where}.", hint=hint)
+
+
+def _coerce(setting: Setting, raw: Any, where: str, base: Path | None) -> Any:
+    shown = "***" if setting.secret else repr(raw)
+    if setting.kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in {"1", "true", "yes", "on"}:
+            return True
+        if isinstance(raw, str) and raw.strip().lower() in {"0", "false", "no", "off"}:
+            return False
+    elif setting.kind == "int":
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            pass
+    elif setting.kind == "path" and isinstance(raw, (str, os.PathLike)):
+        path = Path(raw).expanduser()
+        return path if path.is_absolute() or base is None else base / path
+    elif setting.kind == "str" and isinstance(raw, str):
+        return raw
+    raise ConfigError(
+        f"Setting '{setting.name}' from {where} should be a {setting.kind}, got {shown}.",
+        hint=f"{setting.help}",
+    )
+
+
+def load_config(
+    config_file: str | os.PathLike | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Resolve every setting from its layers and check it."""
+    environ = os.environ if environ is None else environ
+    layered: dict[str, tuple[Any, str, Path | None]] = {}
+
+    path = config_file or environ.get(CONFIG_ENV)
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(
+                f"Config file {path} does not exist.",
+                hint=f"Create it, or unset {CONFIG_ENV} / drop --config.",
+            )
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"Config file {path} is not valid TOML: {exc}.") from exc
+        for name, raw in _flatten(table).items():
+            if name not in BY_NAME:
+                raise _unknown(name, str(path))
+            layered[name] = (raw, str(path), path.parent.resolve())
+
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == CONFIG_ENV:
+            continue
+        setting = next((s for s in SETTINGS if s.env_name == key), None)
+        if setting is None:
+            raise _unknown(key, "the environment")
+        layered[setting.name] = (raw, key, None)
+
+    for name, raw in (overrides or {}).items():
+        if name not in BY_NAME:
+            raise _unknown(name, "overrides")
+        layered[name] = (raw, "overrides", None)
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for setting in SETTINGS:  # declaration order lets defaults depend on earlier settings
+        if setting.name in layered:
+            raw, where, base = layered[setting.name]
+            values[setting.name] = _coerce(setting, raw, where, base)
+            sources[setting.name] = where
+        else:
+            default = setting.default
+            values[setting.name] = default(values) if callable(default) else default
+            sources[setting.name] = "default"
+    return Config(values, sources)

@@ -1,0 +1,87 @@
+"""RSA key pairs for ODK form encryption.
+
+An encrypted form carries the base64 DER SubjectPublicKeyInfo of an RSA key in its
+`public_key` setting; devices encrypt each submission with it. Only the public key is needed
+to build forms. The private key decrypts; it belongs with whoever may read identities.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from nigraan.errors import KeyFileError
+
+MIN_KEY_BITS = 2048
+CREATE_HINT = (
+    "Run `nigraan keys create`, or set NIGRAAN_FORMS_PUBLIC_KEY_FILE to an RSA public key."
+)
+
+
+def private_key_path_for(public_path: Path) -> Path:
+    """Where `keys create` puts the private key that goes with a public key file."""
+    name = public_path.name.replace("public", "private")
+    if name == public_path.name:
+        name = public_path.stem + "-private" + public_path.suffix
+    return public_path.with_name(name)
+
+
+def create_key_pair(public_path: Path, passphrase: bytes | None, bits: int = 2048) -> Path:
+    """Write a new RSA key pair; returns the private key's path. Never overwrites."""
+    private_path = private_key_path_for(public_path)
+    for path in (public_path, private_path):
+        if path.exists():
+            raise KeyFileError(
+                f"{path} already exists; nigraan will not overwrite a key.",
+                hint="Submissions encrypted with it would become unreadable. Move it away first.",
+            )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    encryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    public_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(private_pem)
+    public_path.write_bytes(public_pem)
+    return private_path
+
+
+def public_key_for_form(path: Path) -> str:
+    """The XLSForm `public_key` value (base64 DER SubjectPublicKeyInfo) of a key file."""
+    if not path.is_file():
+        raise KeyFileError(f"No public key at {path}.", hint=CREATE_HINT)
+    data = path.read_bytes().strip()
+    try:
+        if data.startswith(b"-----BEGIN"):
+            key = serialization.load_pem_public_key(data)
+        else:
+            key = serialization.load_der_public_key(base64.b64decode(data, validate=True))
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise KeyFileError(
+            f"{path} is not an RSA public key (PEM, or base64 DER): {exc}.", hint=CREATE_HINT
+        ) from exc
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise KeyFileError(f"{path} holds a {type(key).__name__}; ODK needs RSA.", hint=CREATE_HINT)
+    if key.key_size < MIN_KEY_BITS:
+        raise KeyFileError(
+            f"{path} is a {key.key_size}-bit key; use at least {MIN_KEY_BITS} bits.",
+            hint=CREATE_HINT,
+        )
+    der = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(der).decode("ascii")

@@ -1,0 +1,92 @@
+"""Shared fixtures: configs pointing at temporary folders, a test key pair, the built forms."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nigraan.config import PACKAGE_FORMS_DIR, load_config
+from nigraan.keys import create_key_pair
+
+REPO_FORMS = PACKAGE_FORMS_DIR
+
+
+@pytest.fixture(scope="session")
+def public_key_file(tmp_path_factory) -> Path:
+    """A throwaway RSA key pair, made once for the run; never a real key."""
+    path = tmp_path_factory.mktemp("keys") / "form-public.pem"
+    create_key_pair(path, passphrase=None)
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path, public_key_file):
+    """Build a Config whose instance, build folder and version record live in tmp_path."""
+
+    def make(**overrides):
+        values = {
+            "instance_dir": str(tmp_path / "instance"),
+            "forms.lock_file": str(tmp_path / "built-versions.json"),
+            "forms.public_key_file": str(public_key_file),
+            "forms.validate": False,
+        }
+        values.update({k.replace("__", "."): v for k, v in overrides.items()})
+        return load_config(overrides=values, environ={})
+
+    return make
+
+
+@pytest.fixture
+def small_forms(tmp_path):
+    """An empty forms folder with a copy of the real reference lists."""
+    source = tmp_path / "xlsform"
+    source.mkdir()
+    shutil.copytree(REPO_FORMS / "reference", tmp_path / "reference")
+    return source
+
+
+@pytest.fixture(scope="session")
+def built_programme_forms(tmp_path_factory, public_key_file):
+    """The programme's forms, checked and built once with ODK Validate, for XPath tests."""
+    from forms.build import build_forms
+
+    tmp = tmp_path_factory.mktemp("programme")
+    config = load_config(
+        overrides={
+            "instance_dir": str(tmp / "instance"),
+            "forms.lock_file": str(tmp / "built-versions.json"),
+            "forms.public_key_file": str(public_key_file),
+            "forms.validate": True,
+        },
+        environ={},
+    )
+    report = build_forms(config)
+    return config, report
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """The test PostgreSQL; unreachable is a skip locally and a failure in CI (CI=true)."""
+    import psycopg
+
+    dsn = os.environ.get(
+        "NIGRAAN_TEST_POSTGRES", "host=127.0.0.1 port=5432 user=postgres dbname=test"
+    )
+    try:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            conn.execute("select 1")
+    except psycopg.OperationalError as exc:
+        message = f"PostgreSQL at {dsn!r} is unreachable: {exc}"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message + " (CI=true requires it)")
+        pytest.skip(message)
+    return dsn

@@ -1,0 +1,66 @@
+"""Settings: layered defaults -> file -> env -> overrides, checked at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nigraan.config import SETTINGS, load_config
+from nigraan.errors import ConfigError
+
+
+def test_defaults_follow_the_instance_folder():
+    config = load_config(environ={}, overrides={"instance_dir": "/srv/nigraan"})
+    assert config["forms.build_dir"] == Path("/srv/nigraan/forms")
+    assert config["forms.public_key_file"] == Path("/srv/nigraan/keys/form-public.pem")
+    assert config["forms.validate"] is True
+    assert config.sources["forms.validate"] == "default"
+
+
+def test_layers_override_in_order(tmp_path):
+    file = tmp_path / "nigraan.toml"
+    file.write_text('instance_dir = "state"\n[forms]\nvalidate = false\nbuild_dir = "out"\n')
+    env = {"NIGRAAN_FORMS_BUILD_DIR": "/env/out", "NIGRAAN_CONFIG": str(file)}
+    config = load_config(environ=env)
+    assert config["instance_dir"] == tmp_path / "state"  # relative to the config file
+    assert config["forms.validate"] is False
+    assert config["forms.build_dir"] == Path("/env/out")
+    assert config.sources["forms.build_dir"] == "NIGRAAN_FORMS_BUILD_DIR"
+
+    config = load_config(environ=env, overrides={"forms.build_dir": "/test/out"})
+    assert config["forms.build_dir"] == Path("/test/out")
+
+
+def test_unknown_setting_in_file_suggests_the_right_name(tmp_path):
+    file = tmp_path / "nigraan.toml"
+    file.write_text("[forms]\nvalidat = true\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(file, environ={})
+    assert "Unknown setting 'forms.validat'" in str(exc.value)
+    assert "Did you mean 'forms.validate'?" in str(exc.value)
+
+
+def test_unknown_environment_variable_is_an_error():
+    with pytest.raises(ConfigError, match="Unknown setting 'NIGRAAN_FORM_BUILD_DIR'"):
+        load_config(environ={"NIGRAAN_FORM_BUILD_DIR": "x"})
+
+
+def test_wrong_type_is_an_error():
+    with pytest.raises(ConfigError, match="'forms.validate' .* should be a bool, got 'maybe'"):
+        load_config(environ={"NIGRAAN_FORMS_VALIDATE": "maybe"})
+
+
+def test_missing_and_broken_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "none.toml", environ={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[forms\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad, environ={})
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    missing = [s.env_name for s in SETTINGS if s.env_name not in readme]
+    assert missing == []

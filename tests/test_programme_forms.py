@@ -1,0 +1,383 @@
+"""The programme's nine forms: they build, pass ODK Validate, speak English and Urdu, and their
+logic does what the domain asks (consent gate, 24-hour check, facility filters, scores)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from forms.compile import NS
+from forms.rules import SURVIVOR_FORMS
+from tests.xform_eval import FormEvaluator
+
+PROGRAMME_FORMS = {
+    "identity_register",
+    "survivor_registration",
+    "survivor_intake",
+    "service_contact",
+    "case_closure",
+    "custody_visit",
+    "training_event",
+    "training_participant",
+    "advocacy_event",
+}
+URDU = re.compile("[\u0600-\u06ff]")
+NIGRAAN_SENSITIVITY = "{urn:nigraan:xforms}sensitivity"
+
+
+@pytest.fixture(scope="module")
+def built(built_programme_forms):
+    config, report = built_programme_forms
+    return {form.form_id: form for form in report.forms}, config
+
+
+def xform(built, form_id):
+    forms, _ = built
+    return forms[form_id].compiled
+
+
+def evaluator(built, form_id) -> FormEvaluator:
+    return FormEvaluator(xform(built, form_id).xform)
+
+
+def test_every_programme_form_builds_and_passes_odk_validate(built):
+    forms, config = built
+    assert set(forms) == PROGRAMME_FORMS
+    for form_id, form in forms.items():
+        assert [str(p) for p in form.problems] == [], form_id  # no errors, no warnings
+        assert form.written
+        xml = (config["forms.build_dir"] / f"{form_id}.xml").read_bytes()
+        assert xml == form.compiled.xform
+
+
+def test_every_itext_has_english_and_urdu(built):
+    for form_id in PROGRAMME_FORMS:
+        tree = xform(built, form_id).tree()
+        translations = {
+            t.get("lang"): {
+                text.get("id"): "".join(text.itertext()).strip()
+                for text in t.findall("xf:text", NS)
+            }
+            for t in tree.findall(".//xf:itext/xf:translation", NS)
+        }
+        assert set(translations) == {"English (en)", "Urdu (ur)"}, form_id
+        english, urdu = translations["English (en)"], translations["Urdu (ur)"]
+        assert set(english) == set(urdu), form_id
+        for text_id, text in english.items():
+            assert text, (form_id, text_id)
+            assert URDU.search(urdu[text_id]), (form_id, text_id, urdu[text_id])
+
+
+def test_every_label_hint_and_choice_is_translated(built):
+    """No inline text: labels, hints and every itemset (reference lists too) go through itext."""
+    for form_id in PROGRAMME_FORMS:
+        body = xform(built, form_id).tree().find("h:body", NS)
+        for element in body.iter(f"{{{NS['xf']}}}label", f"{{{NS['xf']}}}hint"):
+            assert element.get("ref", "").startswith("jr:itext("), (form_id, element.get("ref"))
+            assert not (element.text or "").strip()
+        for item in body.iter(f"{{{NS['xf']}}}item"):
+            pytest.fail(f"{form_id} has an inline choice {item.findtext('xf:value', '', NS)}")
+
+
+def test_reference_lists_become_translated_choices(built):
+    tree = xform(built, "custody_visit").tree()
+    assert b"jr://file-csv" not in xform(built, "custody_visit").xform
+    stations = tree.find(".//xf:instance[@id='police_stations']/xf:root", NS)
+    items = stations.findall("xf:item", NS)
+    assert len(items) >= 60
+    first = items[0]
+    assert first.findtext("xf:valid_to", namespaces=NS) == "9999-12-31"
+    urdu = tree.find(".//xf:translation[@lang='Urdu (ur)']", NS)
+    label = urdu.find(f"xf:text[@id='{first.findtext('xf:itextId', namespaces=NS)}']", NS)
+    assert URDU.search("".join(label.itertext()))
+
+
+def test_only_the_identity_register_is_encrypted_and_holds_identifiers(built, public_key_file):
+    from nigraan.keys import public_key_for_form
+
+    for form_id in PROGRAMME_FORMS:
+        tree = xform(built, form_id).tree()
+        classes = {b.get(NIGRAAN_SENSITIVITY) for b in tree.iter(f"{{{NS['xf']}}}bind")}
+        submission = tree.find(".//xf:submission", NS)
+        if form_id == "identity_register":
+            assert "identifying" in classes
+            assert submission.get("base64RsaPublicKey") == public_key_for_form(public_key_file)
+        else:
+            assert "identifying" not in classes, form_id
+            assert submission is None, form_id
+
+
+def test_every_survivor_form_field_carries_a_sensitivity_class(built):
+    for form_id in SURVIVOR_FORMS:
+        tree = xform(built, form_id).tree()
+        binds = {b.get("nodeset"): b for b in tree.iter(f"{{{NS['xf']}}}bind")}
+        controls = [
+            c.get("ref")
+            for c in tree.find("h:body", NS).iter()
+            if c.get("ref") and c.tag.split("}")[1] in {"input", "select1", "select", "upload"}
+        ]
+        calculates = [n for n, b in binds.items() if b.get("calculate") and "/meta/" not in n]
+        for ref in controls + calculates:
+            bind = binds.get(ref)
+            is_note = (
+                bind is not None and bind.get("readonly") == "true()" and not bind.get("calculate")
+            )
+            if bind is None or is_note:
+                continue
+            assert bind.get(NIGRAAN_SENSITIVITY), (form_id, ref)
+
+
+def test_consent_gate_ends_the_registration(built):
+    tree = xform(built, "survivor_registration").tree()
+    instance = tree.find(".//xf:instance/xf:data", NS)
+    fields = [e.tag.split("}")[1] for e in instance]
+    gate = fields.index("consent_services")
+    after = [f for f in fields[gate + 1 :] if f not in {"meta", "end"}]
+    # Everything after the consent question sits in the `consented` group, or is a note.
+    assert "consented" in after
+    for name in after:
+        if name != "consented":
+            bind = tree.find(f".//xf:bind[@nodeset='/data/{name}']", NS)
+            assert bind is not None and bind.get("readonly") == "true()", name
+    form = evaluator(built, "survivor_registration")
+    assert not form.set(consent_services="no").relevant("consented")
+    assert not form.set(consent_services="").relevant("consented")
+    assert form.set(consent_services="yes").relevant("consented")
+
+
+@pytest.mark.parametrize(
+    ("produced", "hours", "over"),
+    [
+        ("2026-11-02T16:00:00.000+05:00", "30", "yes"),
+        ("2026-11-02T08:00:00.000+05:00", "22", "no"),
+        ("2026-11-02T10:00:00.000+05:00", "24", "no"),
+    ],
+)
+def test_24_hour_check(built, produced, hours, over):
+    form = (
+        evaluator(built, "survivor_intake")
+        .set(
+            custodial_context="yes",
+            arrest_datetime="2026-11-01T10:00:00.000+05:00",
+            produced_before_magistrate="yes",
+            produced_magistrate_datetime=produced,
+            date_interview="2026-11-20",
+        )
+        .calculate()
+    )
+    assert float(form.get("hours_to_magistrate")) == float(hours)
+    assert form.get("over_24h") == over
+    assert form.relevant("custody")
+
+
+def test_24_hour_check_is_blank_when_the_arrest_time_is_unknown(built):
+    form = (
+        evaluator(built, "survivor_intake")
+        .set(
+            custodial_context="yes",
+            produced_before_magistrate="yes",
+            produced_magistrate_datetime="2026-11-02T16:00:00.000+05:00",
+        )
+        .calculate()
+    )
+    assert form.get("over_24h") == ""  # unknown is not counted as compliant
+
+
+def _itemset(built, form_id, field):
+    tree = xform(built, form_id).tree()
+    control = tree.find(f".//h:body//*[@ref='{field}']", NS)
+    return control.find("xf:itemset", NS).get("nodeset")
+
+
+def test_district_and_type_choose_the_police_station(built):
+    nodeset = _itemset(built, "custody_visit", "/data/b0_visit/police_station")
+    form = evaluator(built, "custody_visit")
+
+    def names(**answers):
+        form.set(**answers)
+        return [
+            item.findtext("name") for item in form.evaluate(nodeset, form.node("police_station"))
+        ]
+
+    isb = names(district="islamabad", facility_type="police_station", visit_date="2026-11-28")
+    assert "isb_kohsar" in isb and "isb_humak" in isb
+    assert not any(n.startswith(("lhr_", "rwp_")) for n in isb)
+    assert "isb_women_police_station" not in isb
+    assert names(facility_type="women_police_station") == ["isb_women_police_station"]
+    # Humak opened in 2023: a 2012 visit cannot choose it.
+    old = names(facility_type="police_station", visit_date="2012-05-01")
+    assert "isb_kohsar" in old and "isb_humak" not in old
+    lahore = names(district="lahore", visit_date="2026-11-28")
+    assert lahore and all(n.startswith("lhr_") for n in lahore)
+
+
+def test_project_station_flag_is_looked_up(built):
+    form = evaluator(built, "custody_visit").set(
+        district="islamabad",
+        facility_type="police_station",
+        visit_date="2026-11-28",
+    )
+    flags = {}
+    for station in ("isb_kohsar", "isb_noon", "isb_ramna", "isb_golra"):
+        flags[station] = form.set(police_station=station).calculate().get("is_project_station")
+    assert set(flags.values()) <= {"yes", "no"}
+    assert form.get("facility_id") == "isb_golra"
+
+
+@pytest.mark.parametrize(
+    ("facility_type", "shown"),
+    [
+        ("police_station", set()),
+        ("jail_female_ward", {"b6_children", "b10_jail"}),
+        ("darul_aman", {"b6_children", "b9_darul_aman"}),
+    ],
+)
+def test_facility_type_sections(built, facility_type, shown):
+    form = evaluator(built, "custody_visit").set(facility_type=facility_type, access_granted="full")
+    sections = {"b6_children", "b9_darul_aman", "b10_jail"}
+    assert {s for s in sections if form.relevant(s)} == shown
+
+
+def _scored_items(built):
+    tree = xform(built, "custody_visit").tree()
+    points = tree.find(".//xf:bind[@nodeset='/data/score_points']", NS).get("calculate")
+    normal = re.findall(r"if\(\s*/data/\w+/(\w+)\s*=\s*'yes',\s*1", points)
+    inverted = re.findall(r"if\(\s*/data/\w+/(\w+)\s*=\s*'no',\s*1", points)
+    return normal, inverted
+
+
+def _good_facility(built) -> FormEvaluator:
+    normal, inverted = _scored_items(built)
+    form = evaluator(built, "custody_visit")
+    form.set(
+        facility_type="police_station",
+        access_granted="full",
+        female_staff_on_duty=2,
+        longest_hours_without_order=10,
+        women_detained=3,
+        total_detained=9,
+    )
+    form.set(**{name: "yes" for name in normal}, **{name: "no" for name in inverted})
+    return form.calculate()
+
+
+def test_compliance_score_items(built):
+    normal, inverted = _scored_items(built)
+    assert set(inverted) == {
+        "male_staff_enter_unaccompanied",
+        "girls_with_adult_women",
+        "toilet_visible_to_male_staff",
+        "pests",
+    }
+    assert len(normal) + len(inverted) >= 25
+    for core in (
+        "women_separated",
+        "women_registered",
+        "toilet_privacy",
+        "drinking_water",
+        "bedding",
+        "family_contact",
+    ):
+        assert core in normal
+
+
+def test_a_fully_compliant_facility_scores_1_and_meets_the_minimum(built):
+    form = _good_facility(built)
+    assert float(form.get("compliance_score")) == 1.0
+    assert form.get("meets_minimum_standards") == "yes"
+
+
+def test_partly_counts_half_and_not_applicable_drops_out(built):
+    form = _good_facility(built)
+    applicable = float(form.get("score_applicable"))
+    form.set(separate_female_lockup="partly").calculate()
+    assert float(form.get("compliance_score")) == round((applicable - 0.5) / applicable, 2)
+    form.set(separate_female_lockup="not_applicable").calculate()
+    assert float(form.get("score_applicable")) == applicable - 1
+    assert float(form.get("compliance_score")) == 1.0
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"women_separated": "partly"},
+        {"female_staff_on_duty": 0},
+        {"longest_hours_without_order": 30},
+        {"toilet_privacy": "no"},
+        {"bedding": "partly"},
+        {"drinking_water": "no"},
+        {"women_registered": "no"},
+        {"family_contact": "no", "lawyer_access_allowed": "no"},
+    ],
+)
+def test_any_failed_core_item_fails_the_minimum(built, failure):
+    form = _good_facility(built).set(**failure).calculate()
+    assert form.get("meets_minimum_standards") == "no"
+
+
+def test_family_or_lawyer_access_is_enough(built):
+    form = _good_facility(built).set(family_contact="no", lawyer_access_allowed="yes").calculate()
+    assert form.get("meets_minimum_standards") == "yes"
+
+
+ANSWER_KEY = {1: "b", 2: "d", 3: "a", 4: "c", 5: "b", 6: "a", 7: "d", 8: "c", 9: "a", 10: "b"}
+
+
+def _answers(prefix: str, correct: int) -> dict[str, str]:
+    return {f"{prefix}_q{i}": key if i <= correct else "dont_know" for i, key in ANSWER_KEY.items()}
+
+
+def test_pre_and_post_tests_are_scored_in_the_form(built):
+    form = (
+        evaluator(built, "training_participant")
+        .set(pre_taken="yes", post_taken="yes", **_answers("pre", 4), **_answers("post", 8))
+        .calculate()
+    )
+    assert float(form.get("pre_score")) == 4
+    assert float(form.get("post_score")) == 8
+    assert float(form.get("score_gain")) == 4
+    assert float(form.get("normalised_gain")) == pytest.approx(0.667, abs=0.001)
+
+
+def test_a_missed_post_test_is_not_no_gain(built):
+    form = (
+        evaluator(built, "training_participant")
+        .set(pre_taken="yes", post_taken="no", **_answers("pre", 6))
+        .calculate()
+    )
+    assert float(form.get("pre_score")) == 6
+    assert form.get("score_gain") == ""
+    assert form.get("normalised_gain") == ""
+    assert not form.relevant("post_test")
+
+
+def test_advocacy_keeps_attendance_apart_from_reach(built):
+    form = (
+        evaluator(built, "advocacy_event")
+        .set(
+            direct_participants_female=40,
+            direct_participants_male=25,
+            estimated_indirect_reach=100000,
+        )
+        .calculate()
+    )
+    assert float(form.get("direct_participants_total")) == 65
+    tree = xform(built, "advocacy_event").tree()
+    total = tree.find(".//xf:bind[@nodeset='/data/direct/direct_participants_total']", NS)
+    assert "indirect" not in total.get("calculate")
+    assert (
+        tree.find(".//xf:bind[@nodeset='/data/indirect/estimated_indirect_reach']", NS) is not None
+    )
+
+
+def test_committed_versions_match_the_forms(make_config):
+    """A form edited without raising its version fails here, before it reaches a device."""
+    from forms.build import check_forms
+    from nigraan.config import PACKAGE_FORMS_DIR
+
+    config = make_config(forms__lock_file=str(PACKAGE_FORMS_DIR / "built-versions.json"))
+    report = check_forms(config)
+    errors = [str(p) for f in report.forms for p in f.problems if p.level == "error"]
+    assert errors == []
+    assert {f.form_id for f in report.forms} == PROGRAMME_FORMS
