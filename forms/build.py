@@ -80,6 +80,16 @@ def _public_key(config: Config) -> tuple[str | None, str]:
         return None, f"{exc.message} {CREATE_HINT}"
 
 
+def data_field_count(compiled: CompiledForm) -> int:
+    """Fields that hold data: not groups, notes or the meta block."""
+    count = 0
+    for bind in compiled.tree().iter("{http://www.w3.org/2002/xforms}bind"):
+        is_note = bind.get("readonly") == "true()" and not bind.get("calculate")
+        if bind.get("type") and not is_note and "/meta/" not in bind.get("nodeset", ""):
+            count += 1
+    return count
+
+
 def _check_one(
     path: Path,
     lists: dict[str, ReferenceList],
@@ -111,9 +121,7 @@ def _check_one(
     report.compiled = result.compiled
     if result.compiled is not None:
         report.problems += check_compiled_translations(result.compiled, path.name)
-        report.field_count = sum(
-            1 for b in result.compiled.tree().iter("{http://www.w3.org/2002/xforms}bind")
-        )
+        report.field_count = data_field_count(result.compiled)
     return report
 
 

@@ -75,11 +75,32 @@ def _print_report(report, action: str, verbose: bool) -> None:
     click.echo(f"\n{good} of {len(report.forms)} forms {action}.")
 
 
+def _run_forms(config, action: str, form_ids, no_validate: bool, verbose: bool) -> None:
+    """Shared body of `forms build` and `forms check`: run, print, exit 0 or 1."""
+    from forms.build import build_forms, check_forms
+
+    run = build_forms if action == "built" else check_forms
+    try:
+        report = run(config, list(form_ids) or None, False if no_validate else None)
+    except NigraanError as exc:
+        _fail(exc)
+    _print_report(report, action, verbose)
+    if action == "built":
+        click.echo(f"Build folder: {config['forms.build_dir']}")
+    sys.exit(0 if report.ok else 1)
+
+
+def _form_options(command):
+    command = click.pass_obj(command)
+    command = click.option("-v", "--verbose", is_flag=True, help="Show warnings too.")(command)
+    command = click.option(
+        "--no-validate", is_flag=True, help="Skip ODK Validate (faster; not for release)."
+    )(command)
+    return click.argument("form_ids", nargs=-1)(command)
+
+
 @forms.command("build")
-@click.argument("form_ids", nargs=-1)
-@click.option("--no-validate", is_flag=True, help="Skip ODK Validate (faster; not for release).")
-@click.option("-v", "--verbose", is_flag=True, help="Show warnings too.")
-@click.pass_obj
+@_form_options
 def forms_build(config, form_ids, no_validate, verbose) -> None:
     """Check and compile forms (all, or FORM_IDS) into the build folder.
 
@@ -87,36 +108,18 @@ def forms_build(config, form_ids, no_validate, verbose) -> None:
     <build_dir>/<form_id>.xml with its media, and its version is recorded in
     forms/built-versions.json. A form with errors is not written; the command exits 1.
     """
-    from forms.build import build_forms
-
-    try:
-        report = build_forms(config, list(form_ids) or None, False if no_validate else None)
-    except NigraanError as exc:
-        _fail(exc)
-    _print_report(report, "built", verbose)
-    click.echo(f"Build folder: {config['forms.build_dir']}")
-    sys.exit(0 if report.ok else 1)
+    _run_forms(config, "built", form_ids, no_validate, verbose)
 
 
 @forms.command("check")
-@click.argument("form_ids", nargs=-1)
-@click.option("--no-validate", is_flag=True, help="Skip ODK Validate (faster).")
-@click.option("-v", "--verbose", is_flag=True, help="Show warnings too.")
-@click.pass_obj
+@_form_options
 def forms_check(config, form_ids, no_validate, verbose) -> None:
     """Check forms (all, or FORM_IDS) against pyxform, ODK Validate and the project rules.
 
     Writes nothing. Rules: English and Urdu everywhere; identifiers only in identity_register;
     a sensitivity class on every survivor-form field; a new version for changed content.
     """
-    from forms.build import check_forms
-
-    try:
-        report = check_forms(config, list(form_ids) or None, False if no_validate else None)
-    except NigraanError as exc:
-        _fail(exc)
-    _print_report(report, "passed", verbose)
-    sys.exit(0 if report.ok else 1)
+    _run_forms(config, "passed", form_ids, no_validate, verbose)
 
 
 @main.group()

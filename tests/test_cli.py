@@ -37,6 +37,12 @@ def test_every_command_is_in_the_readme(path):
     assert f"nigraan {' '.join(path)}" in README.read_text(encoding="utf-8")
 
 
+def summary_row(output: str, form_id: str) -> list[str]:
+    """The cells of a form's line in the summary table."""
+    [line] = [ln for ln in output.splitlines() if ln.startswith(form_id + " ")]
+    return line.split()[1:]
+
+
 @pytest.fixture
 def env(tmp_path, small_forms, public_key_file):
     return {
@@ -53,7 +59,7 @@ def test_forms_build_writes_the_xform_and_a_summary(runner, env, small_forms, tm
     write_xlsx(form_md("service_contact", HEAD + CODE_ROW), small_forms / "service_contact.xlsx")
     result = runner.invoke(main, ["forms", "build"], env=env)
     assert result.exit_code == 0, result.output
-    assert "service_contact          2026112801" in result.output
+    assert summary_row(result.output, "service_contact") == ["2026112801", "1", "no", "0", "built"]
     assert "1 of 1 forms built." in result.output
     built = tmp_path / "instance" / "forms" / "service_contact.xml"
     assert b'id="service_contact"' in built.read_bytes()
@@ -104,3 +110,16 @@ def test_keys_create(runner, env, tmp_path):
     assert again.exit_code == 0 and "nothing to do" in again.output
     refused = runner.invoke(main, ["keys", "create", "--no-passphrase"], env=env)
     assert refused.exit_code == 2 and "will not overwrite" in refused.output
+
+
+def test_pyxform_warnings_are_shown_not_swallowed(runner, env, small_forms):
+    md = form_md(
+        "service_contact", HEAD + CODE_ROW + row("image", "room_photo", sensitivity="general")
+    )
+    write_xlsx(md, small_forms / "service_contact.xlsx")
+    result = runner.invoke(main, ["forms", "check"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "WARNING [pyxform] service_contact.xlsx, row 3: [row : 3] Use the max-pixels" in (
+        result.output
+    )
+    assert summary_row(result.output, "service_contact") == ["2026112801", "2", "no", "1", "passed"]
