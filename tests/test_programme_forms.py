@@ -381,3 +381,34 @@ def test_committed_versions_match_the_forms(make_config):
     errors = [str(p) for f in report.forms for p in f.problems if p.level == "error"]
     assert errors == []
     assert {f.form_id for f in report.forms} == PROGRAMME_FORMS
+
+
+def test_24_hour_check_counts_to_release_when_never_produced(built):
+    form = (
+        evaluator(built, "survivor_intake")
+        .set(
+            custodial_context="yes",
+            arrest_datetime="2026-11-01T10:00:00.000+05:00",
+            produced_before_magistrate="no",
+            release_datetime="2026-11-03T10:00:00.000+05:00",
+            date_interview="2026-11-20",
+        )
+        .calculate()
+    )
+    assert float(form.get("hours_to_magistrate")) == 48
+    assert form.get("over_24h") == "yes"
+
+
+def test_24_hour_check_is_blank_when_released_at_an_unknown_time(built):
+    form = (
+        evaluator(built, "survivor_intake")
+        .set(
+            custodial_context="yes",
+            arrest_datetime="2026-11-01T10:00:00.000+05:00",
+            produced_before_magistrate="no",
+            current_status="home_released",
+            date_interview="2026-11-20",
+        )
+        .calculate()
+    )
+    assert form.get("over_24h") == ""
