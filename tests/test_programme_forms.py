@@ -383,32 +383,26 @@ def test_committed_versions_match_the_forms(make_config):
     assert {f.form_id for f in report.forms} == PROGRAMME_FORMS
 
 
-def test_24_hour_check_counts_to_release_when_never_produced(built):
+@pytest.mark.parametrize(
+    ("answers", "hours", "over"),
+    [
+        ({"release_datetime": "2026-11-03T10:00:00.000+05:00"}, 48, "yes"),  # counted to release
+        ({"current_status": "home_released"}, None, ""),  # released, time unknown: blank
+    ],
+    ids=["released-after-48h", "released-at-unknown-time"],
+)
+def test_24_hour_check_when_never_produced(built, answers, hours, over):
     form = (
         evaluator(built, "survivor_intake")
         .set(
             custodial_context="yes",
             arrest_datetime="2026-11-01T10:00:00.000+05:00",
             produced_before_magistrate="no",
-            release_datetime="2026-11-03T10:00:00.000+05:00",
             date_interview="2026-11-20",
+            **answers,
         )
         .calculate()
     )
-    assert float(form.get("hours_to_magistrate")) == 48
-    assert form.get("over_24h") == "yes"
-
-
-def test_24_hour_check_is_blank_when_released_at_an_unknown_time(built):
-    form = (
-        evaluator(built, "survivor_intake")
-        .set(
-            custodial_context="yes",
-            arrest_datetime="2026-11-01T10:00:00.000+05:00",
-            produced_before_magistrate="no",
-            current_status="home_released",
-            date_interview="2026-11-20",
-        )
-        .calculate()
-    )
-    assert form.get("over_24h") == ""
+    if hours is not None:
+        assert float(form.get("hours_to_magistrate")) == hours
+    assert form.get("over_24h") == over
