@@ -96,6 +96,7 @@ def _check_one(
     lock: dict[str, dict[str, str]],
     public_key: str | None,
     key_problem: str,
+    broken_lists: set[str],
 ) -> FormReport:
     report = FormReport(path.stem, path)
     try:
@@ -112,6 +113,15 @@ def _check_one(
     report.version = workbook.settings.get("version", "")
     report.problems += check_workbook(workbook, lists)
     used = {file: lists[file].data for file, _ in lists_used(workbook) if file in lists}
+    for file in sorted(used):
+        if file in broken_lists:
+            report.problems.append(
+                error(
+                    f"uses the reference list {file}, which has errors (listed above)",
+                    Location(path.name),
+                    f"Fix {file}; a form is not built from a broken list.",
+                )
+            )
     report.fingerprint = fingerprint(workbook, used)
     report.problems += check_version(
         report.form_id, report.version, report.fingerprint, lock, path.name
@@ -135,7 +145,8 @@ def check_forms(
     list_problems = [p for ref in lists.values() for p in check_reference_list(ref)]
     lock = read_lock(config["forms.lock_file"])
     public_key, key_problem = _public_key(config)
-    forms = [_check_one(p, lists, lock, public_key, key_problem) for p in paths]
+    broken = {p.location.file for p in list_problems if p.level == ERROR}
+    forms = [_check_one(p, lists, lock, public_key, key_problem, broken) for p in paths]
     if validate:
         # ODK Validate is a Java process per form; threads let them run on every core.
         compiled = [f for f in forms if f.compiled is not None]

@@ -291,3 +291,21 @@ def test_odk_validate_errors_are_reported(check):
     )
     form, errors = check("advocacy_event", md, forms__validate=True)
     assert any("[odk-validate]" in e and "cannot handle function 'foo'" in e for e in errors)
+
+
+def test_a_broken_reference_list_stops_the_forms_that_use_it(check, small_forms):
+    stations = small_forms.parent / "reference" / "court_lockups.csv"
+    stations.write_text(
+        stations.read_text(encoding="utf-8") + "Bad Name,X,,lahore,2011,\n", encoding="utf-8"
+    )
+    md = form_md(
+        "custody_visit",
+        HEAD + row("select_one_from_file court_lockups.csv", "lockup", sensitivity=""),
+    )
+    form, errors = check("custody_visit", md)
+    assert any("uses the reference list court_lockups.csv, which has errors" in e for e in errors)
+    assert not form.ok
+    other, errors = check(
+        "advocacy_event", form_md("advocacy_event", HEAD + row("integer", "n", sensitivity=""))
+    )
+    assert errors == [] and other.ok
