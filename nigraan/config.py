@@ -19,6 +19,9 @@ from nigraan.errors import ConfigError
 PACKAGE_FORMS_DIR = Path(__file__).resolve().parent.parent / "forms"
 CONFIG_ENV = "NIGRAAN_CONFIG"
 ENV_PREFIX = "NIGRAAN_"
+# NIGRAAN_* variables that are not settings: the config file path, the virtualenv the
+# scripts use, and the PostgreSQL the tests use. Any other unknown NIGRAAN_* is a typo.
+NOT_SETTINGS = frozenset({CONFIG_ENV, "NIGRAAN_VENV", "NIGRAAN_TEST_POSTGRES"})
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,7 @@ def load_config(
             layered[name] = (raw, str(path), path.parent.resolve())
 
     for key, raw in environ.items():
-        if not key.startswith(ENV_PREFIX) or key == CONFIG_ENV:
+        if not key.startswith(ENV_PREFIX) or key in NOT_SETTINGS:
             continue
         setting = next((s for s in SETTINGS if s.env_name == key), None)
         if setting is None:

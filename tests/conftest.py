@@ -15,6 +15,14 @@ from nigraan.keys import create_key_pair
 REPO_FORMS = PACKAGE_FORMS_DIR
 
 
+@pytest.fixture(autouse=True)
+def _hermetic_environment(monkeypatch):
+    """A developer's own NIGRAAN_* settings must not leak into the tests."""
+    for key in list(os.environ):
+        if key.startswith("NIGRAAN_") and key != "NIGRAAN_TEST_POSTGRES":
+            monkeypatch.delenv(key)
+
+
 @pytest.fixture(scope="session")
 def public_key_file(tmp_path_factory) -> Path:
     """A throwaway RSA key pair, made once for the run; never a real key."""

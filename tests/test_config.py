@@ -46,6 +46,11 @@ def test_unknown_environment_variable_is_an_error():
         load_config(environ={"NIGRAAN_FORM_BUILD_DIR": "x"})
 
 
+def test_variables_that_are_not_settings_are_allowed():
+    config = load_config(environ={"NIGRAAN_VENV": "/opt/venv", "NIGRAAN_TEST_POSTGRES": "x"})
+    assert config.sources["instance_dir"] == "default"
+
+
 def test_wrong_type_is_an_error():
     with pytest.raises(ConfigError, match="'forms.validate' .* should be a bool, got 'maybe'"):
         load_config(environ={"NIGRAAN_FORMS_VALIDATE": "maybe"})
