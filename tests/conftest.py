@@ -76,6 +76,16 @@ def built_programme_forms(tmp_path_factory, public_key_file):
     return config, report
 
 
+@pytest.fixture(scope="session")
+def javarosa(tmp_path_factory):
+    """JavaRosa (the engine in ODK Collect) for the whole run, to fill forms in."""
+    from tests.javarosa_driver import JavaRosa
+
+    engine = JavaRosa(tmp_path_factory.mktemp("javarosa"))
+    yield engine
+    engine.close()
+
+
 @pytest.fixture
 def runner():
     return CliRunner()
