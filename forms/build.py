@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forms.compile import CompiledForm, compile_form, validate_xform
+from forms.compile import NS, CompiledForm, compile_form, validate_xform
 from forms.problems import ERROR, Location, Problem, error
 from forms.reference import ReferenceList, check_reference_list, lists_used, load_reference_lists
 from forms.rules import check_compiled_translations, check_workbook, xform_sensitivity
@@ -83,7 +83,7 @@ def _public_key(config: Config) -> tuple[str | None, str]:
 def data_field_count(compiled: CompiledForm) -> int:
     """Fields that hold data: not groups, notes or the meta block."""
     count = 0
-    for bind in compiled.tree().iter("{http://www.w3.org/2002/xforms}bind"):
+    for bind in compiled.tree().iter(f"{{{NS['xf']}}}bind"):
         is_note = bind.get("readonly") == "true()" and not bind.get("calculate")
         if bind.get("type") and not is_note and "/meta/" not in bind.get("nodeset", ""):
             count += 1

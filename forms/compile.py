@@ -38,9 +38,13 @@ class CompiledForm:
     encrypted: bool
     media: list[str] = field(default_factory=list)
     lists_written_in: list[str] = field(default_factory=list)
+    _tree: etree._Element | None = field(default=None, repr=False, compare=False)
 
     def tree(self) -> etree._Element:
-        return etree.fromstring(self.xform)
+        """The parsed XForm, parsed once; read it, do not change it."""
+        if self._tree is None:
+            self._tree = etree.fromstring(self.xform)
+        return self._tree
 
 
 @dataclass
@@ -164,6 +168,7 @@ def compile_form(
         encrypted=tree.find("h:head/xf:model/xf:submission", NS) is not None,
         media=sorted(set(MEDIA_REF.findall(result.xform))),
         lists_written_in=written_in,
+        _tree=tree,
     )
     return CompileResult(compiled, problems)
 
