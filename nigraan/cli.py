@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from nigraan.config import SETTINGS, load_config
+from nigraan.config import BY_NAME, SETTINGS, load_config
 from nigraan.errors import NigraanError
 
 
@@ -40,8 +40,7 @@ def main(ctx: click.Context, config_file: str | None) -> None:
 def show_config(config) -> None:
     """List every setting, its value, where it came from and its environment variable."""
     for setting in SETTINGS:
-        value = config[setting.name]
-        shown = "***" if setting.secret and value else value
+        shown = setting.display(config[setting.name])
         click.echo(f"{setting.name} = {shown}  [{config.sources[setting.name]}]")
         click.echo(f"    {setting.help} (env {setting.env_name})")
 
@@ -173,4 +172,161 @@ def keys_create(config, passphrase_env, no_passphrase, if_missing) -> None:
             "Warning: the private key is not protected by a passphrase. Anyone who can read "
             "it can read every identity_register submission.",
             fg="yellow",
+        )
+
+
+@main.group()
+def store() -> None:
+    """The reporting store: typed tables built from the forms, raw submissions, problems."""
+
+
+def _open_store(config):
+    from store.store import Store
+
+    try:
+        return Store.from_config(config)
+    except NigraanError as exc:
+        _fail(exc)
+
+
+@store.command("init")
+@click.pass_obj
+def store_init(config) -> None:
+    """Create or upgrade the store and register every built form (forms.build_dir).
+
+    Idempotent. A new form version adds its columns; old rows keep their values. Forms holding
+    identities, and encrypted forms, are registered but never get plain typed tables.
+    """
+    build_dir: Path = config["forms.build_dir"]
+    xforms = sorted(build_dir.glob("*.xml")) if build_dir.is_dir() else []
+    if not xforms:
+        _fail(
+            NigraanError(f"No built forms in {build_dir}.", hint="Run `nigraan forms build` first.")
+        )
+    db = _open_store(config)
+    click.echo(f"Store: {BY_NAME['database.url'].display(config['database.url'])}")
+    header = f"{'form':24} {'version':11} {'status':12} {'tables':>6}  {'new columns':>11}"
+    click.echo(header)
+    click.echo("-" * len(header))
+    try:
+        for path in xforms:
+            result = db.register_form(path.read_bytes())
+            tables = len(db.form_tables(result.form_id))
+            shown = tables if tables else "raw"
+            click.echo(
+                f"{result.form_id:24} {result.version:11} {result.status:12} {shown:>6}  "
+                f"{result.new_columns:>11}"
+            )
+    except NigraanError as exc:
+        _fail(exc)
+    finally:
+        db.close()
+
+
+@store.command("rebuild")
+@click.option("--form", "form_id", help="Only this form (default: every form).")
+@click.pass_obj
+def store_rebuild(config, form_id) -> None:
+    """Re-derive every typed table and problem from the raw submissions.
+
+    The raw layer is never changed; the typed rows come out identical to before unless the
+    forms registered since then type them differently.
+    """
+    import time
+
+    db = _open_store(config)
+    started = time.perf_counter()
+    try:
+        count = db.rebuild(form_id)
+    except NigraanError as exc:
+        _fail(exc)
+    finally:
+        db.close()
+    click.echo(f"Re-derived {count} submissions in {time.perf_counter() - started:.1f} s.")
+
+
+@store.command("load")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--form", "form_id", help="Form id of OData JSON files (they do not name it).")
+@click.option(
+    "--media",
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder holding the attachments the instances name.",
+)
+@click.pass_obj
+def store_load(config, files, form_id, media) -> None:
+    """Load submissions from files: instance XML (as ODK Collect writes them) or Central
+    OData JSON (a `$expand=*` response, or a list of its rows; needs --form)."""
+    import json
+    import mimetypes
+
+    from store.document import SubmissionError, from_openrosa_xml
+    from store.store import Incoming
+
+    items = []
+    for name in files:
+        path = Path(name)
+        data = path.read_bytes()
+        if path.suffix.lower() == ".json":
+            if not form_id:
+                _fail(NigraanError(f"{path} is OData JSON, which does not name its form.",
+                                   hint="Give the form id with --form."))  # fmt: skip
+            rows = json.loads(data)
+            rows = rows.get("value", []) if isinstance(rows, dict) else rows
+            items += [Incoming(row, "central", form_id) for row in rows]
+            continue
+        attachments = {}
+        if media:
+            try:
+                doc = from_openrosa_xml(data)
+            except SubmissionError:
+                doc = None
+            for file_name in _named_files(doc.data if doc else {}):
+                candidate = Path(media) / file_name
+                if candidate.is_file() and candidate.parent == Path(media):
+                    kind = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
+                    attachments[file_name] = (candidate.read_bytes(), kind)
+        items.append(Incoming(data, "file", attachments=attachments))
+    db = _open_store(config)
+    try:
+        results = db.ingest_many(items)
+    finally:
+        db.close()
+    tally: dict[str, int] = {}
+    for result in results:
+        tally[result.status] = tally.get(result.status, 0) + 1
+    problems = sum(len(r.problems) for r in results)
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(tally.items()))
+    click.echo(f"{len(results)} submissions: {summary}; {problems} problems recorded.")
+
+
+def _named_files(data) -> list[str]:
+    """Leaf values that look like file names (attachments are matched by name)."""
+    found: list[str] = []
+    values = data.values() if isinstance(data, dict) else data if isinstance(data, list) else []
+    for value in values:
+        if isinstance(value, (dict, list)):
+            found += _named_files(value)
+        elif isinstance(value, str) and "." in value and "/" not in value and " " not in value:
+            found.append(value)
+    return found
+
+
+@store.command("status")
+@click.pass_obj
+def store_status(config) -> None:
+    """Where the store is, and per form: submissions, stored versions, problems."""
+    db = _open_store(config)
+    try:
+        counts = db.counts()
+    finally:
+        db.close()
+    click.echo(f"Store: {BY_NAME['database.url'].display(config['database.url'])}")
+    header = f"{'form':24} {'submissions':>11} {'versions':>8} {'problems':>8}"
+    click.echo(header)
+    click.echo("-" * len(header))
+    for form_id, row in sorted(counts.items()):
+        click.echo(
+            f"{form_id:24} {row.get('submissions', 0):>11} {row.get('versions', 0):>8} "
+            f"{row.get('problems', 0):>8}"
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ NOT_SETTINGS = frozenset({CONFIG_ENV, "NIGRAAN_VENV", "NIGRAAN_TEST_POSTGRES"})
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # "path" | "bool" | "str" | "int"
+    kind: str  # "path" | "bool" | "str" | "int" | "url" (a str whose password is never shown)
     default: Any  # a value, or a callable taking the partly resolved values
     help: str
     secret: bool = False
@@ -35,6 +36,17 @@ class Setting:
     @property
     def env_name(self) -> str:
         return ENV_PREFIX + self.name.upper().replace(".", "_")
+
+    def display(self, value: Any) -> str:
+        """The value as it may be printed: secrets masked, passwords in URLs hidden."""
+        if self.secret and value:
+            return "***"
+        if self.kind == "url" and isinstance(value, str):
+            return _URL_PASSWORD.sub(r"\1***@", value)
+        return str(value)
+
+
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
 
 
 def _under_instance(*parts: str) -> Callable[[dict[str, Any]], Path]:
@@ -84,6 +96,13 @@ SETTINGS: tuple[Setting, ...] = (
         True,
         "Run ODK Validate (JavaRosa, needs Java) on every compiled form.",
     ),
+    Setting(
+        "database.url",
+        "url",
+        lambda values: f"sqlite:///{Path(values['instance_dir']).resolve() / 'nigraan.sqlite3'}",
+        "The reporting store: a SQLite file (default, in the instance folder) or "
+        "postgresql+psycopg://user:password@host:5432/dbname.",
+    ),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -105,7 +124,7 @@ class Config(Mapping[str, Any]):
         return len(self._values)
 
     def __repr__(self) -> str:
-        shown = {k: ("***" if BY_NAME[k].secret and v else str(v)) for k, v in self._values.items()}
+        shown = {k: BY_NAME[k].display(v) for k, v in self._values.items()}
         return f"Config({shown})"
 
 
@@ -127,7 +146,7 @@ def _unknown(name: str, where: str) -> ConfigError:
 
 
 def _coerce(setting: Setting, raw: Any, where: str, base: Path | None) -> Any:
-    shown = "***" if setting.secret else repr(raw)
+    shown = "***" if setting.secret or setting.kind == "url" else repr(raw)
     if setting.kind == "bool":
         if isinstance(raw, bool):
             return raw
@@ -143,7 +162,7 @@ def _coerce(setting: Setting, raw: Any, where: str, base: Path | None) -> Any:
     elif setting.kind == "path" and isinstance(raw, (str, os.PathLike)):
         path = Path(raw).expanduser()
         return path if path.is_absolute() or base is None else base / path
-    elif setting.kind == "str" and isinstance(raw, str):
+    elif setting.kind in ("str", "url") and isinstance(raw, str):
         return raw
     raise ConfigError(
         f"Setting '{setting.name}' from {where} should be a {setting.kind}, got {shown}.",

@@ -108,3 +108,68 @@ def postgres_dsn() -> str:
             pytest.fail(message + " (CI=true requires it)")
         pytest.skip(message)
     return dsn
+
+
+CENTRAL = Path(__file__).resolve().parent / "data" / "central"
+
+
+@pytest.fixture(scope="session")
+def central_dir() -> Path:
+    """Forms, submissions and OData reads recorded against a real ODK Central."""
+    return CENTRAL
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def new_database(request, tmp_path):
+    """Make fresh, empty store databases: SQLite files, or PostgreSQL schemas of their own."""
+    made: list[str] = []
+    dsn = request.getfixturevalue("postgres_dsn") if request.param == "postgresql" else None
+
+    def make() -> str:
+        n = len(made)
+        if dsn is None:
+            made.append(f"sqlite:///{tmp_path / f'store{n}.sqlite3'}")
+            return made[-1]
+        import uuid
+
+        import psycopg
+
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        made.append(schema)
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+        return (
+            f"postgresql+psycopg://{info.get('user', 'postgres')}@{info.get('host', '127.0.0.1')}"
+            f":{info.get('port', 5432)}/{info.get('dbname', 'test')}"
+            f"?options=-csearch_path%3D{schema}"
+        )
+
+    yield make
+    if dsn is not None:
+        import psycopg
+
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for schema in made:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def open_store(new_database):
+    """open_store() -> a Store on a fresh database; open_store(url) reopens one."""
+    from store.store import Store
+
+    opened = []
+
+    def open_(url: str | None = None):
+        opened.append(Store.open(url or new_database()))
+        return opened[-1]
+
+    yield open_
+    for s in opened:
+        s.close()
+
+
+@pytest.fixture
+def store(open_store):
+    return open_store()

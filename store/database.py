@@ -1,0 +1,100 @@
+"""Engines for SQLite (the embedded default) and PostgreSQL, and Alembic migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from nigraan.errors import NigraanError
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class StoreError(NigraanError):
+    """The reporting store cannot be opened or used."""
+
+    code = "store.unavailable"
+    status = 503
+
+
+def default_url(instance_dir: Path) -> str:
+    return f"sqlite:///{Path(instance_dir).resolve() / 'nigraan.sqlite3'}"
+
+
+def shown_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers (review screens) never block the writer (collection, sync).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk before the server acknowledges a submission.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get their folder, WAL and a busy timeout."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(
+            f"The database URL {shown_url(url)!r} is not a valid SQLAlchemy URL.",
+            hint="Use sqlite:///path/to/file.sqlite3 or postgresql+psycopg://user@host/db "
+            "(setting database.url / NIGRAAN_DATABASE_URL).",
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if backend == "postgresql":
+        if parsed.get_driver_name() in ("psycopg2", "postgresql", ""):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True)
+    raise StoreError(
+        f"nigraan's store runs on SQLite or PostgreSQL, not {backend!r}.",
+        hint="Set database.url / NIGRAAN_DATABASE_URL to a sqlite:/// or postgresql:// URL.",
+    )
+
+
+def _alembic_config(connection) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the fixed tables to the newest migration (idempotent)."""
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "head")
+    except OperationalError as exc:
+        raise StoreError(
+            f"Cannot reach the database at {shown_url(str(engine.url))}: {exc.orig}.",
+            hint="Check database.url / NIGRAAN_DATABASE_URL and that the server is running.",
+        ) from exc
+
+
+def pending_migrations(engine: Engine) -> bool:
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
+    return current != head

@@ -1,0 +1,198 @@
+"""One canonical submission document, whatever the source: OpenRosa instance XML or Central OData.
+
+The document keeps the form's shape: a group is a dict, a repeat a list of dicts (in document
+order), a leaf the submitted text or None when empty. Values stay as the XForm lexical strings
+(OData's JSON numbers and GeoJSON points are written back to that form), so typing happens once,
+in store.rows, for both sources. Pure functions: bytes or dicts in, SubmissionDocument out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+from nigraan.errors import NigraanError
+
+ENCRYPTED_NS = "http://opendatakit.org/submissions"
+# Central __system.status values of rows whose data Central holds only encrypted.
+ENCRYPTED_STATUSES = frozenset({"notDecrypted", "missingEncryptedFormData"})
+
+
+class SubmissionError(NigraanError):
+    """A submission payload cannot be read as a submission at all."""
+
+    code = "submission.unreadable"
+    status = 400
+
+
+@dataclass
+class SubmissionDocument:
+    form_id: str
+    form_version: str | None
+    instance_id: str | None  # meta/instanceID of this version
+    deprecated_id: str | None = None  # meta/deprecatedID: the version this one replaces
+    root_id: str | None = (
+        None  # the logical submission's id when the source knows it (Central __id)
+    )
+    encrypted: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+    system: dict[str, Any] = field(default_factory=dict)  # Central __system, as received
+    files: tuple[str, ...] = ()  # attachments an encrypted submission names (media + xml)
+
+    @property
+    def logical_id(self) -> str | None:
+        return self.root_id or self.instance_id
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _element_data(element: Element, repeats: Collection[str], prefix: str) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for child in element:
+        name = _local(child.tag)
+        path = prefix + name
+        if len(child):
+            value: Any = _element_data(child, repeats, path + "/")
+        else:
+            value = child.text if child.text else None
+        if path in repeats:
+            data.setdefault(name, []).append(value if isinstance(value, dict) else {})
+        elif name in data:  # a repeat the caller did not name: repeated siblings
+            previous = data[name]
+            data[name] = (previous if isinstance(previous, list) else [previous]) + [value]
+        else:
+            data[name] = value
+    return data
+
+
+def _pop_meta(data: dict[str, Any], key: str) -> str | None:
+    meta = data.get("meta")
+    if isinstance(meta, dict) and key in meta:
+        return meta.pop(key)
+    return None
+
+
+def from_openrosa_xml(xml: bytes, repeats: Collection[str] = ()) -> SubmissionDocument:
+    """Instance XML as ODK Collect posts it (plain or the encrypted envelope) -> document.
+
+    `repeats` are the form's repeat paths ("detainee", "detainee/injury"), so a repeat with one
+    instance is still a list; without them only repeated siblings become lists.
+    """
+    try:
+        root = fromstring(xml, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise SubmissionError(
+            "The submission XML declares a DTD or entities, which nigraan refuses.",
+            hint="Send the instance exactly as ODK Collect wrote it.",
+        ) from exc
+    except ParseError as exc:
+        raise SubmissionError(
+            f"The submission is not well-formed XML ({exc}).",
+            hint="The file may be truncated; send the complete instance XML again.",
+        ) from exc
+    form_id = root.get("id")
+    if not form_id:
+        raise SubmissionError(
+            "The submission's root element has no form id attribute.",
+            hint="Send the instance XML of a form from this server's form list.",
+        )
+    encrypted = root.tag.startswith(f"{{{ENCRYPTED_NS}}}") and root.get("encrypted") == "yes"
+    if encrypted:
+        names = [e.text for e in root.iter() if _local(e.tag) == "file" and e.text]
+        xml_file = next((e.text for e in root.iter() if _local(e.tag) == "encryptedXmlFile"), None)
+        meta = next((e for e in root if _local(e.tag) == "meta"), None)
+        instance_id = None
+        if meta is not None:
+            instance_id = next(
+                (e.text for e in meta if _local(e.tag) == "instanceID" and e.text), None
+            )
+        return SubmissionDocument(
+            form_id=form_id,
+            form_version=root.get("version"),
+            instance_id=instance_id or root.get("instanceID"),
+            encrypted=True,
+            files=tuple(names + ([xml_file] if xml_file else [])),
+        )
+    data = _element_data(root, frozenset(repeats), "")
+    instance_id = _pop_meta(data, "instanceID") or root.get("instanceID")
+    return SubmissionDocument(
+        form_id=form_id,
+        form_version=root.get("version"),
+        instance_id=instance_id,
+        deprecated_id=_pop_meta(data, "deprecatedID"),
+        data=data,
+    )
+
+
+def _lexical(value: Any) -> Any:
+    """An OData JSON value -> the string the instance XML held (or a nested structure)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer() and abs(value) < 1e16:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, Mapping) and value.get("type") == "Point":
+        coordinates = list(value.get("coordinates") or [])
+        if len(coordinates) < 2:
+            return None
+        lon, lat, *rest = coordinates
+        parts = [lat, lon] + rest[:1]
+        accuracy = (value.get("properties") or {}).get("accuracy")
+        if accuracy is not None:
+            parts += [accuracy] if rest else [0, accuracy]
+        return " ".join(_lexical(p) for p in parts)
+    return value
+
+
+def _odata_data(row: Mapping[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in row.items():
+        if key.startswith("__") or "@odata." in key:
+            continue
+        if isinstance(value, list):
+            data[key] = [_odata_data(item) for item in value if isinstance(item, Mapping)]
+        elif isinstance(value, Mapping) and value.get("type") != "Point":
+            data[key] = _odata_data(value)
+        else:
+            data[key] = _lexical(value)
+    return data
+
+
+def from_odata(row: Mapping[str, Any], form_id: str) -> SubmissionDocument:
+    """One row of Central's OData `Submissions` feed read with `$expand=*` -> document.
+
+    Central's row keeps the root instanceID as `__id` even after edits; `meta/instanceID` is the
+    current version's. Encrypted rows carry only `__id` and `__system`.
+    """
+    if not isinstance(row, Mapping) or "__id" not in row:
+        raise SubmissionError(
+            "The OData row has no __id.",
+            hint="Read Submissions from Central's OData feed with $expand=*.",
+        )
+    system = dict(row.get("__system") or {})
+    data = _odata_data(row)
+    instance_id = _pop_meta(data, "instanceID") or row["__id"]
+    deprecated_id = _pop_meta(data, "deprecatedID")
+    return SubmissionDocument(
+        form_id=form_id,
+        form_version=system.get("formVersion"),
+        instance_id=instance_id,
+        deprecated_id=deprecated_id,
+        root_id=row["__id"],
+        encrypted=system.get("status") in ENCRYPTED_STATUSES,
+        data=data,
+        system=system,
+    )

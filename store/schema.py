@@ -1,0 +1,357 @@
+"""What a compiled XForm says about its data: fields, their kinds, repeats, labels and choices.
+
+Works on any XForm pyxform produces (or Central serves), not only the programme's: the store
+must take new and changed forms without code changes. Pure: bytes in, FormSchema out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from nigraan.errors import FormError
+
+XF = "http://www.w3.org/2002/xforms"
+H = "http://www.w3.org/1999/xhtml"
+JR = "http://openrosa.org/javarosa"
+NIGRAAN = "urn:nigraan:xforms"
+NS = {"xf": XF, "h": H, "jr": JR}
+
+# Field kinds, in XLSForm's vocabulary. Each maps to one or more typed columns (store.layout).
+TEXT, INTEGER, DECIMAL, DATE, DATETIME, TIME = (
+    "text",
+    "integer",
+    "decimal",
+    "date",
+    "dateTime",
+    "time",
+)
+SELECT_ONE, SELECT_MULTIPLE, GEOPOINT, GEOTRACE, GEOSHAPE = (
+    "select_one",
+    "select_multiple",
+    "geopoint",
+    "geotrace",
+    "geoshape",
+)
+ATTACHMENT, NOTE, INSTANCE_ID, DEPRECATED_ID = "attachment", "note", "instanceID", "deprecatedID"
+
+_BIND_KINDS = {
+    "int": INTEGER,
+    "integer": INTEGER,
+    "long": INTEGER,
+    "short": INTEGER,
+    "decimal": DECIMAL,
+    "double": DECIMAL,
+    "float": DECIMAL,
+    "date": DATE,
+    "dateTime": DATETIME,
+    "time": TIME,
+    "geopoint": GEOPOINT,
+    "geotrace": GEOTRACE,
+    "geoshape": GEOSHAPE,
+    "binary": ATTACHMENT,
+}
+_LANG_CODE = re.compile(r"\(([A-Za-z]{2,3}(?:-[A-Za-z0-9]+)?)\)\s*$")
+_ITEXT_REF = re.compile(r"""jr:itext\(\s*['"]([^'"]+)['"]\s*\)""")
+_INSTANCE_REF = re.compile(r"""instance\(\s*['"]([^'"]+)['"]\s*\)""")
+
+SENSITIVITY_CLASSES = ("identifying", "pseudonym", "restricted", "sensitive", "general")
+
+
+@dataclass(frozen=True)
+class Choice:
+    name: str
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One leaf of the instance. `path` is relative to the root element, '/'-separated."""
+
+    path: str
+    kind: str
+    bind_type: str
+    repeat: str  # path of the innermost repeat holding it; "" for the submission itself
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    choices: tuple[Choice, ...] = ()
+    sensitivity: str | None = None
+    calculated: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def local_path(self) -> str:
+        """Path inside its own table (relative to its repeat)."""
+        return self.path[len(self.repeat) + 1 :] if self.repeat else self.path
+
+    @property
+    def restricted(self) -> bool:
+        return self.sensitivity == "restricted"
+
+
+@dataclass(frozen=True)
+class Repeat:
+    path: str
+    parent: str  # path of the enclosing repeat; "" for the submission
+    labels: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class FormSchema:
+    form_id: str
+    version: str
+    title: str
+    root: str  # name of the instance's root element (pyxform: "data")
+    encrypted: bool
+    fields: tuple[Field, ...]
+    repeats: tuple[Repeat, ...]
+    groups: frozenset[str] = frozenset()
+    languages: tuple[str, ...] = ()
+
+    @property
+    def identifying(self) -> bool:
+        return any(f.sensitivity == "identifying" for f in self.fields)
+
+    @property
+    def raw_only(self) -> bool:
+        """Never flattened into typed tables: encrypted forms and forms holding identities."""
+        return self.encrypted or self.identifying
+
+    def field(self, path: str) -> Field | None:
+        return self._by_path.get(path)
+
+    @property
+    def _by_path(self) -> dict[str, Field]:
+        cached = self.__dict__.get("_by_path_cache")
+        if cached is None:
+            cached = {f.path: f for f in self.fields}
+            object.__setattr__(self, "_by_path_cache", cached)
+        return cached
+
+    @property
+    def repeat_paths(self) -> frozenset[str]:
+        return frozenset(r.path for r in self.repeats)
+
+
+def _local(tag) -> str:
+    return etree.QName(tag).localname if isinstance(tag, str) else ""
+
+
+def _lang_key(lang: str) -> str:
+    """'English (en)' -> 'en'; a language without a code keeps its name."""
+    match = _LANG_CODE.search(lang)
+    return match.group(1).lower() if match else lang
+
+
+def _itext(model) -> dict[str, dict[str, str]]:
+    """itext id -> {language key: plain text} (the default form of each text)."""
+    texts: dict[str, dict[str, str]] = {}
+    for translation in model.iterfind("xf:itext/xf:translation", NS):
+        lang = _lang_key(translation.get("lang", "default"))
+        for text in translation.iterfind("xf:text", NS):
+            values = text.findall("xf:value", NS)
+            plain = [v for v in values if v.get("form") in (None, "long", "short")]
+            chosen = plain[0] if plain else None
+            if chosen is None:
+                continue
+            content = "".join(chosen.itertext()).strip()
+            if content:
+                texts.setdefault(text.get("id"), {})[lang] = content
+    return texts
+
+
+def _labels(element, itext: dict[str, dict[str, str]]) -> dict[str, str]:
+    label = element.find("xf:label", NS)
+    if label is None:
+        return {}
+    ref = label.get("ref")
+    if ref:
+        match = _ITEXT_REF.search(ref)
+        return dict(itext.get(match.group(1), {})) if match else {}
+    content = "".join(label.itertext()).strip()
+    return {"default": content} if content else {}
+
+
+def _itemset_choices(itemset, model, itext) -> tuple[Choice, ...]:
+    match = _INSTANCE_REF.search(itemset.get("nodeset", ""))
+    if not match:
+        return ()
+    instance = model.find(f"xf:instance[@id='{match.group(1)}']", NS)
+    if instance is None or instance.get("src"):  # external CSV/XML: choices unknown here
+        return ()
+    value = itemset.find("xf:value", NS)
+    value_ref = value.get("ref", "name") if value is not None else "name"
+    label = itemset.find("xf:label", NS)
+    label_ref = label.get("ref", "label") if label is not None else "label"
+    by_itext = label_ref.startswith("jr:itext(")
+    itext_child = label_ref[len("jr:itext(") : -1].strip() if by_itext else label_ref
+    choices = []
+    for item in instance.iter(f"{{{XF}}}item"):
+        name = item.findtext(f"xf:{value_ref}", namespaces=NS)
+        if name is None:
+            continue
+        key = item.findtext(f"xf:{itext_child}", namespaces=NS)
+        plain = {"default": key} if key else {}
+        labels = dict(itext.get(key or "", {})) if by_itext else plain
+        choices.append(Choice(name, labels))
+    return tuple(choices)
+
+
+def _inline_choices(control, itext) -> tuple[Choice, ...]:
+    return tuple(
+        Choice(item.findtext("xf:value", default="", namespaces=NS), _labels(item, itext))
+        for item in control.iterfind("xf:item", NS)
+    )
+
+
+def parse_xform(xform: bytes) -> FormSchema:
+    """Read a compiled XForm into a FormSchema; a clear FormError if it is not an XForm."""
+    try:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+        tree = etree.fromstring(xform, parser)
+    except etree.XMLSyntaxError as exc:
+        raise FormError(
+            f"The form definition is not well-formed XML: {exc}.",
+            hint="Register the XForm that pyxform or Central produced, unchanged.",
+        ) from exc
+    model = tree.find("h:head/xf:model", NS)
+    primary = None
+    if model is not None:
+        primary = next(
+            (i for i in model.iterfind("xf:instance", NS) if i.get("id") is None and len(i)), None
+        )
+    if primary is None:
+        raise FormError(
+            "The form definition has no primary instance (h:head/model/instance).",
+            hint="Register a compiled XForm (.xml), not an XLSForm or another document.",
+        )
+    root = primary[0]
+    form_id = root.get("id")
+    if not form_id:
+        raise FormError(
+            "The form's primary instance has no id attribute.",
+            hint="Compile the form with pyxform; it sets id from the settings sheet.",
+        )
+    itext = _itext(model)
+    root_prefix = f"/{_local(root.tag)}/"
+
+    def rel(nodeset: str | None) -> str | None:
+        if nodeset and nodeset.startswith(root_prefix):
+            return nodeset[len(root_prefix) :]
+        return None
+
+    binds = {}
+    for bind in model.iterfind("xf:bind", NS):
+        path = rel(bind.get("nodeset"))
+        if path:
+            binds[path] = bind
+
+    controls: dict[str, etree._Element] = {}
+    body_repeats: set[str] = set()
+    body = tree.find("h:body", NS)
+    if body is not None:
+        for element in body.iter():
+            if not isinstance(element.tag, str):
+                continue
+            name = _local(element.tag)
+            if name == "repeat":
+                path = rel(element.get("nodeset"))
+                if path:
+                    body_repeats.add(path)
+            elif element.get("ref") and name not in ("label", "hint", "value", "itemset"):
+                path = rel(element.get("ref"))
+                if path:
+                    controls[path] = element
+
+    fields: list[Field] = []
+    repeats: list[Repeat] = []
+    groups: set[str] = set()
+
+    def walk(element, prefix: str, repeat: str) -> None:
+        seen: set[str] = set()
+        for child in element:
+            if not isinstance(child.tag, str):
+                continue
+            name = _local(child.tag)
+            if name in seen:  # pyxform writes a repeat's template and a first instance
+                continue
+            seen.add(name)
+            path = f"{prefix}{name}"
+            is_repeat = path in body_repeats or child.get(f"{{{JR}}}template") is not None
+            if is_repeat:
+                control = controls.get(path)
+                group_labels = _labels(control, itext) if control is not None else {}
+                repeats.append(Repeat(path, repeat, group_labels))
+                walk(child, path + "/", path)
+            elif len(child):
+                groups.add(path)
+                walk(child, path + "/", repeat)
+            else:
+                fields.append(
+                    _field(path, repeat, binds.get(path), controls.get(path), model, itext)
+                )
+
+    walk(root, "", "")
+    languages = tuple(
+        dict.fromkeys(
+            _lang_key(t.get("lang", "default"))
+            for t in model.iterfind("xf:itext/xf:translation", NS)
+        )
+    )
+    return FormSchema(
+        form_id=form_id,
+        version=root.get("version") or "",
+        title=(tree.findtext("h:head/h:title", default="", namespaces=NS) or "").strip(),
+        root=_local(root.tag),
+        encrypted=model.find("xf:submission[@base64RsaPublicKey]", NS) is not None,
+        fields=tuple(fields),
+        repeats=tuple(repeats),
+        groups=frozenset(groups),
+        languages=languages,
+    )
+
+
+def _field(path: str, repeat: str, bind, control, model, itext) -> Field:
+    bind_type = (bind.get("type") if bind is not None else None) or "string"
+    bind_type = bind_type.split(":", 1)[-1]  # "xsd:int" -> "int"
+    calculated = bind is not None and bind.get("calculate") is not None
+    sensitivity = bind.get(f"{{{NIGRAAN}}}sensitivity") if bind is not None else None
+    control_name = _local(control.tag) if control is not None else None
+    kind = _BIND_KINDS.get(bind_type, TEXT)
+    choices: tuple[Choice, ...] = ()
+    if path in ("meta/instanceID", "meta/deprecatedID"):
+        kind = INSTANCE_ID if path.endswith("instanceID") else DEPRECATED_ID
+    elif control_name in ("select1", "select") and kind == TEXT:
+        kind = SELECT_ONE if control_name == "select1" else SELECT_MULTIPLE
+        itemset = control.find("xf:itemset", NS)
+        if itemset is not None:
+            choices = _itemset_choices(itemset, model, itext)
+        else:
+            choices = _inline_choices(control, itext)
+    elif (
+        control_name == "input"
+        and bind is not None
+        and bind.get("readonly") == "true()"
+        and not calculated
+        and bind.get(f"{{{JR}}}preload") is None
+        and kind == TEXT
+    ):
+        kind = NOTE
+    return Field(
+        path=path,
+        kind=kind,
+        bind_type=bind_type,
+        repeat=repeat,
+        labels=_labels(control, itext) if control is not None else {},
+        choices=choices,
+        sensitivity=sensitivity,
+        calculated=calculated,
+    )

@@ -1,0 +1,232 @@
+"""The store's fixed tables (migrated with Alembic) and the column types shared with form tables.
+
+Raw layer: form_versions, submissions, submission_versions, blobs, submission_attachments.
+Derived layer (rebuilt from the raw layer): problems and the generated form tables.
+Form metadata for screens and exports: form_tables, form_columns, form_fields, form_choices.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator):
+    """An instant, always handed back as an aware UTC datetime.
+
+    PostgreSQL stores timestamptz; SQLite has no time zones, so the UTC wall time is stored
+    (its ISO text sorts correctly). The submitted offset lives in its own column.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+ID = String(255)  # form ids, instanceIDs, versions: ODK puts no bound on them; Central uses text
+
+forms = Table(
+    "forms",
+    metadata,
+    Column("form_id", ID, primary_key=True),
+    Column("title", Text, nullable=False, server_default=""),
+    Column("latest_version", ID, nullable=False),
+    Column("encrypted", Boolean, nullable=False),
+    Column("raw_only", Boolean, nullable=False),
+    Column("registered_at", UTCDateTime, nullable=False),
+)
+
+form_versions = Table(
+    "form_versions",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("form_id", ID, ForeignKey("forms.form_id"), nullable=False),
+    Column("version", ID, nullable=False),
+    Column("xform", LargeBinary, nullable=False),
+    Column("xform_sha256", String(64), nullable=False),
+    Column("registered_at", UTCDateTime, nullable=False),
+    UniqueConstraint("form_id", "version"),
+)
+
+form_tables = Table(
+    "form_tables",
+    metadata,
+    Column("table_name", String(63), primary_key=True),
+    Column("form_id", ID, ForeignKey("forms.form_id"), nullable=False),
+    Column("repeat_path", Text, nullable=False),  # "" for the submission table
+    Column("parent_repeat_path", Text, nullable=True),
+    UniqueConstraint("form_id", "repeat_path"),
+)
+
+form_columns = Table(
+    "form_columns",
+    metadata,
+    Column("table_name", String(63), ForeignKey("form_tables.table_name"), primary_key=True),
+    Column("column_name", String(63), primary_key=True),
+    Column("form_id", ID, nullable=False),
+    Column("repeat_path", Text, nullable=False),
+    Column("field_path", Text, nullable=False),
+    Column("part", Text, nullable=False),  # "" | latitude | ... | utc_offset | choice:<name>
+    Column("storage", String(16), nullable=False),
+    Column("position", Integer, nullable=False),
+    Index(None, "form_id", "field_path"),
+)
+
+form_fields = Table(
+    "form_fields",
+    metadata,
+    Column("form_id", ID, ForeignKey("forms.form_id"), primary_key=True),
+    Column("field_path", String(1000), primary_key=True),
+    Column("repeat_path", Text, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("bind_type", String(32), nullable=False),
+    Column("sensitivity", String(32), nullable=True),
+    Column("restricted", Boolean, nullable=False),
+    Column("label_en", Text, nullable=True),
+    Column("label_ur", Text, nullable=True),
+    Column("labels", Text, nullable=False),  # JSON {language: label} for other languages
+    Column("position", Integer, nullable=False),
+    Column("first_version", ID, nullable=False),
+    Column("last_version", ID, nullable=False),
+    Column("in_latest_version", Boolean, nullable=False),
+)
+
+form_choices = Table(
+    "form_choices",
+    metadata,
+    Column("form_id", ID, primary_key=True),
+    Column("field_path", String(1000), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("label_en", Text, nullable=True),
+    Column("label_ur", Text, nullable=True),
+    Column("labels", Text, nullable=False),
+    Column("position", Integer, nullable=False),
+)
+
+# The logical submission: one row per root instanceID, whatever number of edits it had.
+submissions = Table(
+    "submissions",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("form_id", ID, nullable=False),
+    Column("root_id", ID, nullable=False),
+    Column("current_instance_id", ID, nullable=False),
+    Column("form_version", ID, nullable=True),
+    Column("source", String(16), nullable=False),  # openrosa | central | file
+    Column("encrypted", Boolean, nullable=False),
+    Column("edits", Integer, nullable=False, server_default="0"),
+    Column("first_received_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # As Central reports them (sync); None for submissions received directly.
+    Column("central_submission_date", Text, nullable=True),
+    Column("central_updated_at", Text, nullable=True),
+    Column("submitter_id", Text, nullable=True),
+    Column("submitter_name", Text, nullable=True),
+    Column("device_id", Text, nullable=True),
+    Column("review_state", String(32), nullable=True),
+    Column("status", String(32), nullable=True),
+    Column("deleted_at", Text, nullable=True),
+    # typed | raw_only (identities, encrypted) | unknown_form
+    Column("normalised", String(16), nullable=False),
+    UniqueConstraint("form_id", "root_id"),
+)
+
+# Every version of every submission, verbatim. Nothing here is ever updated but `current`.
+submission_versions = Table(
+    "submission_versions",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("form_id", ID, nullable=True),  # None only for a payload that named no form
+    Column("instance_id", ID, nullable=True),
+    Column("root_id", ID, nullable=True),
+    Column("deprecated_id", ID, nullable=True),
+    Column("form_version", ID, nullable=True),
+    Column("source", String(16), nullable=False),
+    Column("payload_kind", String(8), nullable=False),  # xml | json
+    Column("payload", LargeBinary, nullable=False),
+    Column("payload_sha256", String(64), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("current", Boolean, nullable=False),
+    UniqueConstraint("form_id", "instance_id"),
+    Index(None, "form_id", "root_id"),
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+)
+
+submission_attachments = Table(
+    "submission_attachments",
+    metadata,
+    Column("form_id", ID, primary_key=True),
+    Column("instance_id", ID, primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("sha256", String(64), ForeignKey("blobs.sha256"), nullable=True),  # None: not yet here
+    Column("content_type", String(255), nullable=True),
+    Column("size", BigInteger, nullable=True),
+    Column("received_at", UTCDateTime, nullable=True),
+)
+
+problems = Table(
+    "problems",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("form_id", ID, nullable=True),
+    Column("root_id", ID, nullable=True),
+    Column("instance_id", ID, nullable=True),
+    Column("version_id", BigInteger, nullable=True),  # submission_versions.id
+    Column("code", String(32), nullable=False),
+    Column("field_path", Text, nullable=True),
+    Column("value", Text, nullable=True),
+    Column("message", Text, nullable=False),
+    Index(None, "form_id", "root_id"),
+)
