@@ -164,9 +164,24 @@ class Store:
             self._forms[row.form_id] = form
         self._loaded = True
 
-    def _form(self, conn: Connection, form_id: str | None) -> _Form | None:
+    def _form(
+        self, conn: Connection, form_id: str | None, version: str | None = None
+    ) -> _Form | None:
+        """The form as registered; re-read when another process registered it (or `version`)."""
         self._load_forms(conn)
-        return self._forms.get(form_id) if form_id else None
+        if not form_id:
+            return None
+        form = self._forms.get(form_id)
+        if form is None or (version is not None and version not in form.schemas):
+            query = select(t.form_versions.c.seq).where(t.form_versions.c.form_id == form_id)
+            if version is not None:
+                query = query.where(t.form_versions.c.version == version)
+            if conn.execute(query.limit(1)).first() is not None:
+                self._forms.clear()
+                self._loaded = False
+                self._load_forms(conn)
+                form = self._forms.get(form_id)
+        return form
 
     def register_form(self, xform: bytes) -> RegisterResult:
         """Record a compiled XForm version and grow its tables; idempotent for the same bytes.
@@ -657,7 +672,7 @@ class _BatchWriter:
 
     def _normalise(self, doc: SubmissionDocument, root_id: str) -> tuple[str, list[Problem]]:
         """Typed rows (queued) and problems of one document; returns how it was normalised."""
-        form = self.store._form(self.conn, doc.form_id)
+        form = self.store._form(self.conn, doc.form_id, doc.form_version or "")
         if form is None or not form.schemas:
             return UNKNOWN_FORM, [
                 Problem(

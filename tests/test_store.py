@@ -333,3 +333,13 @@ def test_programme_forms_get_typed_tables(built_programme_forms, store):
     )
     columns = {c["name"] for c in inspect(store.engine).get_columns("form_custody_visit")}
     assert len(columns) > 200 and all(len(c) <= 63 for c in columns)
+
+
+def test_a_form_registered_by_another_process_is_seen(central_dir, xform, open_store):
+    server = open_store()
+    server.ingest(_submission(central_dir, "v02.xml"))  # before the form is known here
+    url = server.engine.url.render_as_string(hide_password=False)
+    open_store(url).register_form(xform)  # e.g. `nigraan store init` while the server runs
+    result = server.ingest(_submission(central_dir, "v03.xml"))
+    assert (result.status, result.normalised, result.problems) == ("created", "typed", [])
+    assert len(server.rows("form_rec_visit")) == 2

@@ -18,11 +18,18 @@ def env(tmp_path, central_dir):
     return {"NIGRAAN_INSTANCE_DIR": str(tmp_path / "instance"), "NIGRAAN_CONFIG": None}
 
 
-def test_init_load_rebuild_status(runner, env, tmp_path, central_dir):
+def test_the_default_store_is_sqlite_in_the_instance_folder(runner, env, tmp_path):
+    result = runner.invoke(main, ["store", "init"], env=env)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "instance" / "nigraan.sqlite3").is_file()
+    assert f"sqlite:///{tmp_path / 'instance' / 'nigraan.sqlite3'}" in result.output
+
+
+def test_init_load_rebuild_status(runner, env, new_database, central_dir):
+    env = dict(env, NIGRAAN_DATABASE_URL=new_database())  # SQLite and PostgreSQL
     first = runner.invoke(main, ["store", "init"], env=env)
     assert first.exit_code == 0, first.output
     assert "rec_visit" in first.output and "new_form" in first.output
-    assert (tmp_path / "instance" / "nigraan.sqlite3").is_file()
     again = runner.invoke(main, ["store", "init"], env=env)
     assert "unchanged" in again.output
 
