@@ -1,9 +1,14 @@
 """One canonical submission document, whatever the source: OpenRosa instance XML or Central OData.
 
 The document keeps the form's shape: a group is a dict, a repeat a list of dicts (in document
-order), a leaf the submitted text or None when empty. Values stay as the XForm lexical strings
-(OData's JSON numbers and GeoJSON points are written back to that form), so typing happens once,
-in store.rows, for both sources. Pure functions: bytes or dicts in, SubmissionDocument out.
+order), a leaf its value or None when empty. From XML a value is the submitted text. From OData it
+is Central's JSON value, which Central derived from that text: a number for int and decimal, a
+GeoJSON point for geopoint, a string for everything else. Typing happens once, in store.rows, by
+the same rules for both; `lexical()` writes OData values back in the XML spelling.
+
+For speed on large syncs an OData document shares the row's nested objects instead of copying
+them; names that are not form data (`__id`, `...@odata.navigationLink`) are skipped by readers
+(`is_data_name`). Pure functions: bytes or dicts in, SubmissionDocument out.
 """
 
 from __future__ import annotations
@@ -48,6 +53,23 @@ class SubmissionDocument:
     @property
     def logical_id(self) -> str | None:
         return self.root_id or self.instance_id
+
+    def lexical(self) -> dict[str, Any]:
+        """The data with every value in the spelling instance XML uses (OData's turned back)."""
+        return _lexical_tree(self.data)
+
+
+def is_data_name(name: str) -> bool:
+    """False for the names OData adds to form data: __id, __system, navigation links."""
+    return "@" not in name and not name.startswith("__")
+
+
+def _lexical_tree(data: Any) -> Any:
+    if type(data) is list:
+        return [_lexical_tree(item) for item in data]
+    if type(data) is dict and data.get("type") != "Point":
+        return {k: _lexical_tree(v) for k, v in data.items() if is_data_name(k)}
+    return lexical(data)
 
 
 def _local(tag: str) -> str:
@@ -132,7 +154,7 @@ def from_openrosa_xml(xml: bytes, repeats: Collection[str] = ()) -> SubmissionDo
     )
 
 
-def _lexical(value: Any) -> Any:
+def lexical(value: Any) -> Any:
     """An OData JSON value -> the string the instance XML held (or a nested structure)."""
     if value is None or isinstance(value, str):
         return value
@@ -153,22 +175,8 @@ def _lexical(value: Any) -> Any:
         accuracy = (value.get("properties") or {}).get("accuracy")
         if accuracy is not None:
             parts += [accuracy] if rest else [0, accuracy]
-        return " ".join(_lexical(p) for p in parts)
+        return " ".join(lexical(p) for p in parts)
     return value
-
-
-def _odata_data(row: Mapping[str, Any]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    for key, value in row.items():
-        if key.startswith("__") or "@odata." in key:
-            continue
-        if isinstance(value, list):
-            data[key] = [_odata_data(item) for item in value if isinstance(item, Mapping)]
-        elif isinstance(value, Mapping) and value.get("type") != "Point":
-            data[key] = _odata_data(value)
-        else:
-            data[key] = _lexical(value)
-    return data
 
 
 def from_odata(row: Mapping[str, Any], form_id: str) -> SubmissionDocument:
@@ -183,7 +191,9 @@ def from_odata(row: Mapping[str, Any], form_id: str) -> SubmissionDocument:
             hint="Read Submissions from Central's OData feed with $expand=*.",
         )
     system = dict(row.get("__system") or {})
-    data = _odata_data(row)
+    data = {k: v for k, v in row.items() if is_data_name(k)}
+    if type(data.get("meta")) is dict:
+        data["meta"] = dict(data["meta"])  # copied: the instance ids move out of it
     instance_id = _pop_meta(data, "instanceID") or row["__id"]
     deprecated_id = _pop_meta(data, "deprecatedID")
     return SubmissionDocument(

@@ -140,6 +140,15 @@ class FormSchema:
     def repeat_paths(self) -> frozenset[str]:
         return frozenset(r.path for r in self.repeats)
 
+    @property
+    def attachment_paths(self) -> tuple[tuple[str, ...], ...]:
+        """Paths (split on '/') of the fields whose value names an attached file."""
+        cached = self.__dict__.get("_attachment_paths")
+        if cached is None:
+            cached = tuple(tuple(f.path.split("/")) for f in self.fields if f.kind == ATTACHMENT)
+            object.__setattr__(self, "_attachment_paths", cached)
+        return cached
+
 
 def _local(tag) -> str:
     return etree.QName(tag).localname if isinstance(tag, str) else ""

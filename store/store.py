@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+import orjson
+from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -89,13 +90,13 @@ def _sha256(data: bytes) -> str:
 
 
 def _json_bytes(row: Mapping[str, Any]) -> bytes:
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return orjson.dumps(row)
 
 
 def _data_digest(row: Mapping[str, Any]) -> str:
     """Digest of an OData row without __system: equal when only review state etc. changed."""
     data = {k: v for k, v in row.items() if k != "__system"}
-    return _sha256(json.dumps(data, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+    return _sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
 
 
 def _labels_json(labels: Mapping[str, str]) -> str:
@@ -115,6 +116,7 @@ class Store:
         self.engine = engine
         if upgrade:
             migrate(engine)
+        self._inserts: dict[Table, _BulkInsert] = {}
         self._forms: dict[str, _Form] = {}
         self._loaded = False
 
@@ -405,6 +407,14 @@ class Store:
                 )
             ).scalar()
 
+    def _bulk_insert(self, conn: Connection, table: Table, rows: list) -> None:
+        if not rows:
+            return
+        insert_ = self._inserts.get(table)
+        if insert_ is None:
+            insert_ = self._inserts[table] = _BulkInsert(table, conn.dialect)
+        insert_(conn, rows)
+
     def _put_blob(self, conn: Connection, content: bytes) -> str:
         digest = _sha256(content)
         _insert_ignore(
@@ -541,6 +551,44 @@ class Store:
         return out
 
 
+class _BulkInsert:
+    """executemany straight through the DBAPI, with each column's SQLAlchemy bind processor.
+
+    Importing is dominated by per-value overhead; this keeps SQLAlchemy's type handling (the
+    same processors Core would run) without its per-row statement machinery.
+    """
+
+    def __init__(self, table: Table, dialect):
+        serial = table.autoincrement_column  # the database numbers these rows
+        columns = [c for c in table.columns if c is not serial]
+        self.names = [c.name for c in columns]
+        quote = dialect.identifier_preparer.quote
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self.sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in self.names)}) "
+            f"VALUES ({', '.join([mark] * len(columns))})"
+        )
+        self.processors = [
+            (k, processor)
+            for k, c in enumerate(columns)
+            if (processor := c.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        ]
+
+    def __call__(self, conn: Connection, rows: list) -> None:
+        """Insert rows: dicts by column name, or lists already in the table's column order."""
+        if isinstance(rows[0], dict):
+            names = self.names
+            rows = [[row.get(n) for n in names] for row in rows]
+        processors = self.processors
+        if processors:
+            for row in rows:
+                for k, process in processors:
+                    value = row[k]
+                    if value is not None:
+                        row[k] = process(value)
+        conn.exec_driver_sql(self.sql, [tuple(row) for row in rows])
+
+
 def _insert_ignore(conn: Connection, table, rows: list[dict]) -> None:
     if not rows:
         return
@@ -555,7 +603,7 @@ class _Parsed:
     payload: bytes
     kind: str
     digest: str
-    data_digest: str | None = None
+    error: str | None = None  # why the payload could not be read
     generated_id: bool = False
 
 
@@ -589,7 +637,7 @@ class _BatchWriter:
             try:
                 doc = from_openrosa_xml(payload)
             except SubmissionError as exc:
-                return _Parsed(item, None, payload, "xml", digest, data_digest=exc.message)
+                return _Parsed(item, None, payload, "xml", digest, error=exc.message)
             form = self.store._form(self.conn, doc.form_id)
             if form is not None and form.schemas:
                 schema = form.schemas.get(doc.form_version or "") or form.schemas[form.latest]
@@ -602,8 +650,8 @@ class _BatchWriter:
         try:
             doc = from_odata(item.payload, item.form_id)
         except SubmissionError as exc:
-            return _Parsed(item, None, payload, "json", _sha256(payload), data_digest=exc.message)
-        return _Parsed(item, doc, payload, "json", _sha256(payload), _data_digest(item.payload))
+            return _Parsed(item, None, payload, "json", _sha256(payload), error=exc.message)
+        return _Parsed(item, doc, payload, "json", _sha256(payload))
 
     def prefetch(self, parsed: list[_Parsed]) -> None:
         """Which of the batch's instanceIDs and root ids are stored already (two queries)."""
@@ -659,7 +707,7 @@ class _BatchWriter:
 
     def _unreadable(self, parsed: _Parsed, received) -> IngestResult:
         item = parsed.item
-        message = parsed.data_digest or "unreadable"
+        message = parsed.error or "unreadable"
         self.versions.append(
             {"form_id": item.form_id, "instance_id": None, "root_id": None, "deprecated_id": None,
              "form_version": None, "source": item.source, "payload_kind": parsed.kind,
@@ -695,7 +743,7 @@ class _BatchWriter:
             )  # fmt: skip
             version = form.latest
         rows = document_rows(doc, form.plan(version), root_id)
-        for table_name, table_rows in rows.tables.items():
+        for table_name, table_rows in rows.tables.items():  # positional, in the Table's order
             self.typed.setdefault(table_name, []).extend(table_rows)
         for table in form.tables.values():
             self.typed_tables[table.name] = table
@@ -708,9 +756,8 @@ class _BatchWriter:
         if form is None or not form.schemas:
             return []
         schema = form.schemas.get(doc.form_version or "") or form.schemas[form.latest]
-        paths = [tuple(f.path.split("/")) for f in schema.fields if f.kind == s.ATTACHMENT]
         names: list[str] = []
-        for parts in paths:
+        for parts in schema.attachment_paths:
             names += [v for v in _values(doc.data, parts) if isinstance(v, str) and v.strip()]
         return list(dict.fromkeys(names))
 
@@ -833,7 +880,7 @@ class _BatchWriter:
         if same.payload_sha256 == parsed.digest:
             return True
         if parsed.kind == "json" and same.payload_kind == "json":
-            return _data_digest(json.loads(same.payload)) == parsed.data_digest
+            return _data_digest(json.loads(same.payload)) == _data_digest(parsed.item.payload)
         if parsed.kind == same.payload_kind:
             return False
         # Received by OpenRosa and read again from Central (or the reverse): same typed rows?
@@ -940,7 +987,7 @@ class _BatchWriter:
             item.payload = json.loads(version.payload)
         parsed = self.parse(item)
         if parsed.doc is None:
-            problem = Problem("unreadable", None, None, parsed.data_digest or "unreadable")
+            problem = Problem("unreadable", None, None, parsed.error or "unreadable")
             self._problem_rows(version.form_id, None, None, [problem])
             return
         doc = parsed.doc
@@ -963,19 +1010,15 @@ class _BatchWriter:
 
     def flush(self) -> None:
         conn = self.conn
-        if self.versions:
-            conn.execute(insert(t.submission_versions), self.versions)
-        if self.submissions:
-            conn.execute(insert(t.submissions), self.submissions)
+        bulk = self.store._bulk_insert
+        bulk(conn, t.submission_versions, self.versions)
+        bulk(conn, t.submissions, self.submissions)
         if self.blobs:
             _insert_ignore(conn, t.blobs, list(self.blobs.values()))
-        if self.attachments:
-            conn.execute(insert(t.submission_attachments), self.attachments)
+        bulk(conn, t.submission_attachments, self.attachments)
         for table_name, rows in self.typed.items():
-            if rows:
-                conn.execute(insert(self.typed_tables[table_name]), rows)
-        if self.problems:
-            conn.execute(insert(t.problems), self.problems)
+            bulk(conn, self.typed_tables[table_name], rows)
+        bulk(conn, t.problems, self.problems)
         self.versions, self.submissions, self.attachments, self.problems = [], [], [], []
         self.blobs, self.typed = {}, {}
         self.pending_ids.clear()

@@ -114,7 +114,7 @@ def test_xml_document_keeps_repeats_groups_and_empty_values(central_dir, rec_vis
     assert "instanceID" not in doc.data["meta"]
 
 
-def test_odata_document_turns_json_back_into_lexical_values(central_dir):
+def test_odata_document_keeps_json_values_and_spells_them_as_xml(central_dir):
     row = next(
         r
         for r in _odata_rows(central_dir, "134-odata-submissions-expand-all.json")
@@ -122,10 +122,13 @@ def test_odata_document_turns_json_back_into_lexical_values(central_dir):
     )
     doc = from_odata(row, "rec_visit")
     lon, lat, alt = row["location"]["coordinates"]
-    assert doc.data["location"].split()[:2] == [str(lat), str(lon)]
-    assert doc.data["household_size"] == str(row["household_size"])
+    assert doc.data["household_size"] == row["household_size"]  # the JSON number, shared
+    data = doc.lexical()
+    assert data["location"].split()[:3] == [str(lat), str(lon), str(alt)]
+    assert data["household_size"] == str(row["household_size"])
     assert doc.root_id == row["__id"] and doc.system["formVersion"] == "2026112801"
-    assert not any("@odata" in k or k.startswith("__") for k in doc.data)
+    assert not any("@odata" in k or k.startswith("__") for k in data)
+    assert all("@odata" not in k and k != "__id" for d in data.get("detainee", []) for k in d)
 
 
 def test_recorded_xml_and_odata_give_the_same_rows(central_dir, rec_visit):
@@ -145,7 +148,7 @@ def test_recorded_xml_and_odata_give_the_same_rows(central_dir, rec_visit):
             continue
         from_xml = from_openrosa_xml(xml[current], schema.repeat_paths)
         from_json = from_odata(row, "rec_visit")
-        assert from_xml.data == _same_shape(from_json.data, from_xml.data)
+        assert from_xml.data == _same_shape(from_json.lexical(), from_xml.data)
         a = document_rows(from_xml, plan, row["__id"])
         b = document_rows(from_json, plan, row["__id"])
         assert a.tables == b.tables, current
@@ -185,7 +188,7 @@ def test_repeat_row_ids_are_centrals(central_dir, rec_visit):
     assert detainee["injury"][0]["__id"] == repeat_row_id(
         row["__id"], [("detainee", 0), ("injury", 0)]
     )
-    tables = document_rows(from_odata(row, "rec_visit"), plan, row["__id"]).tables
+    tables = document_rows(from_odata(row, "rec_visit"), plan, row["__id"]).dicts()
     assert tables["form_rec_visit__detainee"][0]["__id"] == detainee["__id"]
 
 
@@ -207,7 +210,7 @@ def test_values_that_do_not_parse_are_problems_not_crashes(rec_visit):
         b"<meta><instanceID>uuid:bad</instanceID></meta></data>"
     )
     result = document_rows(from_openrosa_xml(xml, schema.repeat_paths), plan, "uuid:bad")
-    row = result.tables["form_rec_visit"][0]
+    row = result.dicts()["form_rec_visit"][0]
     assert row["household_size"] is None and row["visit_date"] is None
     assert row["services"] == "food cake" and row["services_food"] == 1
     found = {(p.code, p.path, p.value) for p in result.problems}
