@@ -34,7 +34,8 @@ OPENROSA, CENTRAL, FILE = "openrosa", "central", "file"
 CREATED, EDITED, DUPLICATE, UNREADABLE = "created", "edited", "duplicate", "unreadable"
 CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED = "conflict", "stale_edit", "unknown_deprecated"
 REJECTED = frozenset({CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED})
-TYPED, RAW_ONLY, UNKNOWN_FORM = "typed", "raw_only", "unknown_form"
+TYPED, RAW_ONLY, UNKNOWN_FORM, NOT_TYPED = "typed", "raw_only", "unknown_form", "not_typed"
+MAX_ID = 255  # form ids, versions, instanceIDs, file names: longer ones are not stored as such
 BATCH = 500
 
 
@@ -631,6 +632,19 @@ class _BatchWriter:
     # -- parsing
 
     def parse(self, item: Incoming) -> _Parsed:
+        parsed = self._parse(item)
+        doc = parsed.doc
+        if doc is not None:
+            ids = (doc.form_id, doc.form_version, doc.instance_id, doc.deprecated_id, doc.root_id)
+            if any(value is not None and len(value) > MAX_ID for value in ids):
+                parsed.doc = None
+                parsed.error = (
+                    f"The submission's form id, version or instanceID is longer than {MAX_ID} "
+                    "characters; it is kept raw, unread."
+                )
+        return parsed
+
+    def _parse(self, item: Incoming) -> _Parsed:
         if isinstance(item.payload, (bytes, bytearray)):
             payload = bytes(item.payload)
             digest = _sha256(payload)
@@ -719,7 +733,23 @@ class _BatchWriter:
         return IngestResult(UNREADABLE, item.form_id, problems=[problem], message=message)
 
     def _normalise(self, doc: SubmissionDocument, root_id: str) -> tuple[str, list[Problem]]:
-        """Typed rows (queued) and problems of one document; returns how it was normalised."""
+        """Typed rows (queued) and problems of one document; returns how it was normalised.
+
+        A failure here is a bug in nigraan, not in the data: the submission stays stored raw,
+        flagged, and the rest of the batch goes on.
+        """
+        try:
+            return self._normalise_document(doc, root_id)
+        except Exception as exc:  # noqa: BLE001 - keep the raw submission whatever happened
+            return NOT_TYPED, [
+                Problem(
+                    "not_typed", None, None,
+                    f"nigraan could not type this submission ({type(exc).__name__}: {exc}); it is "
+                    "kept raw. Report it; `nigraan store rebuild` retries after a fix.",
+                )
+            ]  # fmt: skip
+
+    def _normalise_document(self, doc, root_id: str) -> tuple[str, list[Problem]]:
         form = self.store._form(self.conn, doc.form_id, doc.form_version or "")
         if form is None or not form.schemas:
             return UNKNOWN_FORM, [
@@ -758,7 +788,11 @@ class _BatchWriter:
         schema = form.schemas.get(doc.form_version or "") or form.schemas[form.latest]
         names: list[str] = []
         for parts in schema.attachment_paths:
-            names += [v for v in _values(doc.data, parts) if isinstance(v, str) and v.strip()]
+            names += [
+                v
+                for v in _values(doc.data, parts)
+                if isinstance(v, str) and v.strip() and len(v) <= MAX_ID
+            ]
         return list(dict.fromkeys(names))
 
     def _attachment_rows(self, doc, item: Incoming, received) -> None:

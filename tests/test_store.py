@@ -343,3 +343,31 @@ def test_a_form_registered_by_another_process_is_seen(central_dir, xform, open_s
     result = server.ingest(_submission(central_dir, "v03.xml"))
     assert (result.status, result.normalised, result.problems) == ("created", "typed", [])
     assert len(server.rows("form_rec_visit")) == 2
+
+
+def test_a_typing_failure_keeps_the_submission_and_the_batch(
+    central_dir, xform, store, monkeypatch
+):
+    store.register_form(xform)
+
+    def broken(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("store.store.document_rows", broken)
+    results = store.ingest_many(
+        [Incoming(_submission(central_dir, n)) for n in ("v01.xml", "v02.xml")]
+    )
+    assert [(r.status, r.normalised) for r in results] == [("created", "not_typed")] * 2
+    assert {p["code"] for p in store.problems()} == {"not_typed"}
+    monkeypatch.undo()  # the fix is deployed: a rebuild types them
+    assert store.rebuild() == 2
+    assert len(store.rows("form_rec_visit")) == 2 and store.problems() == []
+
+
+def test_overlong_identifiers_are_kept_raw_unread(xform, store):
+    store.register_form(xform)
+    long_id = "uuid:" + "x" * 300
+    xml = f'<data id="rec_visit"><meta><instanceID>{long_id}</instanceID></meta></data>'.encode()
+    result = store.ingest(xml)
+    assert result.status == "unreadable" and "255" in result.message
+    assert store.counts()["(unreadable)"]["versions"] == 1
