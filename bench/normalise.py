@@ -57,7 +57,7 @@ from nigraan.config import load_config
 from store import schema as s
 from store.database import create_store_engine
 from store.rows import repeat_row_id
-from store.store import CENTRAL, CREATED, Incoming, Store
+from store.store import BATCH, CENTRAL, CREATED, Incoming, Store
 
 FORM_ID = "custody_visit"
 NULL_SHARE = 0.1  # share of leaves left empty (skipped by relevance, say)
@@ -366,7 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db-dir", type=Path, help="where the SQLite files go (a temp dir)")
     parser.add_argument("--skip-baseline", action="store_true", help="time the store only")
     parser.add_argument("--seed", type=int, default=20261128)
-    parser.add_argument("--batch-size", type=int, default=500, help="ingest_many batch (500)")
+    parser.add_argument(
+        "--batch-size", type=int, default=BATCH, help=f"ingest_many batch ({BATCH})"
+    )
     parser.add_argument("--chunk", type=int, default=10_000, help="baseline chunk (10000)")
     args = parser.parse_args(argv)
     n = args.count

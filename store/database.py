@@ -6,8 +6,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -91,10 +89,3 @@ def migrate(engine: Engine) -> None:
             f"Cannot reach the database at {shown_url(str(engine.url))}: {exc.orig}.",
             hint="Check database.url / NIGRAAN_DATABASE_URL and that the server is running.",
         ) from exc
-
-
-def pending_migrations(engine: Engine) -> bool:
-    with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
-    return current != head

@@ -50,10 +50,6 @@ class SubmissionDocument:
     system: dict[str, Any] = field(default_factory=dict)  # Central __system, as received
     files: tuple[str, ...] = ()  # attachments an encrypted submission names (media + xml)
 
-    @property
-    def logical_id(self) -> str | None:
-        return self.root_id or self.instance_id
-
     def lexical(self) -> dict[str, Any]:
         """The data with every value in the spelling instance XML uses (OData's turned back)."""
         return _lexical_tree(self.data)

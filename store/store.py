@@ -36,7 +36,7 @@ CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED = "conflict", "stale_edit", "unknown_de
 REJECTED = frozenset({CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED})
 TYPED, RAW_ONLY, UNKNOWN_FORM, NOT_TYPED = "typed", "raw_only", "unknown_form", "not_typed"
 MAX_ID = 255  # form ids, versions, instanceIDs, file names: longer ones are not stored as such
-BATCH = 500
+BATCH = 1000  # submissions per transaction: fewer commits, bounded memory
 
 
 @dataclass
@@ -132,10 +132,6 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
-
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
 
     # ---------------------------------------------------------------- forms
 
