@@ -263,6 +263,7 @@ def store_load(config, files, form_id, media) -> None:
     from store.document import SubmissionError, from_openrosa_xml
     from store.store import Incoming
 
+    media_files = {p.name: p for p in Path(media).iterdir() if p.is_file()} if media else {}
     items = []
     for name in files:
         path = Path(name)
@@ -276,16 +277,16 @@ def store_load(config, files, form_id, media) -> None:
             items += [Incoming(row, "central", form_id) for row in rows]
             continue
         attachments = {}
-        if media:
+        if media_files:
             try:
-                doc = from_openrosa_xml(data)
+                values = _leaf_values(from_openrosa_xml(data).data)
             except SubmissionError:
-                doc = None
-            for file_name in _named_files(doc.data if doc else {}):
-                candidate = Path(media) / file_name
-                if candidate.is_file() and candidate.parent == Path(media):
-                    kind = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
-                    attachments[file_name] = (candidate.read_bytes(), kind)
+                values = []
+            # Offer every media file the instance names; the store keeps those its form's
+            # attachment fields name (or all of them when the form is unknown).
+            for file_name in dict.fromkeys(v for v in values if v in media_files):
+                kind = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
+                attachments[file_name] = (media_files[file_name].read_bytes(), kind)
         items.append(Incoming(data, "file", attachments=attachments))
     db = _open_store(config)
     try:
@@ -300,15 +301,12 @@ def store_load(config, files, form_id, media) -> None:
     click.echo(f"{len(results)} submissions: {summary}; {problems} problems recorded.")
 
 
-def _named_files(data) -> list[str]:
-    """Leaf values that look like file names (attachments are matched by name)."""
-    found: list[str] = []
+def _leaf_values(data) -> list:
+    """Every leaf value of a document, through groups and repeats."""
+    found: list = []
     values = data.values() if isinstance(data, dict) else data if isinstance(data, list) else []
     for value in values:
-        if isinstance(value, (dict, list)):
-            found += _named_files(value)
-        elif isinstance(value, str) and "." in value and "/" not in value and " " not in value:
-            found.append(value)
+        found += _leaf_values(value) if isinstance(value, (dict, list)) else [value]
     return found
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
+from nigraan.config import BY_NAME
 from nigraan.errors import NigraanError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -22,16 +23,9 @@ class StoreError(NigraanError):
     status = 503
 
 
-def default_url(instance_dir: Path) -> str:
-    return f"sqlite:///{Path(instance_dir).resolve() / 'nigraan.sqlite3'}"
-
-
 def shown_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable database URL>"
+    """The URL as it may be printed: the setting's own rule, so the password never shows."""
+    return BY_NAME["database.url"].display(url)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -86,6 +80,6 @@ def migrate(engine: Engine) -> None:
             command.upgrade(_alembic_config(connection), "head")
     except OperationalError as exc:
         raise StoreError(
-            f"Cannot reach the database at {shown_url(str(engine.url))}: {exc.orig}.",
+            f"Cannot reach the database at {engine.url}: {exc.orig}.",  # str() hides the password
             hint="Check database.url / NIGRAAN_DATABASE_URL and that the server is running.",
         ) from exc

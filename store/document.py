@@ -50,6 +50,15 @@ class SubmissionDocument:
     system: dict[str, Any] = field(default_factory=dict)  # Central __system, as received
     files: tuple[str, ...] = ()  # attachments an encrypted submission names (media + xml)
 
+    def conform_repeats(self, repeats: Collection[str]) -> None:
+        """Make every repeat named in `repeats` ("detainee", "detainee/injury") a list of dicts.
+
+        XML alone cannot tell a repeat with one instance from a group; the form can. Parents
+        are conformed before their children, so nested repeats are found inside the lists.
+        """
+        for path in sorted(repeats, key=lambda p: p.count("/")):
+            _conform(self.data, path.split("/"))
+
     def lexical(self) -> dict[str, Any]:
         """The data with every value in the spelling instance XML uses (OData's turned back)."""
         return _lexical_tree(self.data)
@@ -72,23 +81,29 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _element_data(element: Element, repeats: Collection[str], prefix: str) -> dict[str, Any]:
+def _element_data(element: Element) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for child in element:
         name = _local(child.tag)
-        path = prefix + name
-        if len(child):
-            value: Any = _element_data(child, repeats, path + "/")
-        else:
-            value = child.text if child.text else None
-        if path in repeats:
-            data.setdefault(name, []).append(value if isinstance(value, dict) else {})
-        elif name in data:  # a repeat the caller did not name: repeated siblings
+        value: Any = _element_data(child) if len(child) else (child.text or None)
+        if name in data:  # repeated siblings: a repeat
             previous = data[name]
             data[name] = (previous if isinstance(previous, list) else [previous]) + [value]
         else:
             data[name] = value
     return data
+
+
+def _conform(data: Any, parts: list[str]) -> None:
+    for item in data if type(data) is list else [data]:
+        if type(item) is not dict or parts[0] not in item:
+            continue
+        if len(parts) > 1:
+            _conform(item[parts[0]], parts[1:])
+            continue
+        value = item[parts[0]]
+        items = value if type(value) is list else [value]
+        item[parts[0]] = [v if type(v) is dict else {} for v in items]
 
 
 def _pop_meta(data: dict[str, Any], key: str) -> str | None:
@@ -139,15 +154,17 @@ def from_openrosa_xml(xml: bytes, repeats: Collection[str] = ()) -> SubmissionDo
             encrypted=True,
             files=tuple(names + ([xml_file] if xml_file else [])),
         )
-    data = _element_data(root, frozenset(repeats), "")
+    data = _element_data(root)
     instance_id = _pop_meta(data, "instanceID") or root.get("instanceID")
-    return SubmissionDocument(
+    doc = SubmissionDocument(
         form_id=form_id,
         form_version=root.get("version"),
         instance_id=instance_id,
         deprecated_id=_pop_meta(data, "deprecatedID"),
         data=data,
     )
+    doc.conform_repeats(repeats)
+    return doc
 
 
 def lexical(value: Any) -> Any:

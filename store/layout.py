@@ -34,7 +34,7 @@ CHOICE_PREFIX = "choice:"
 # A select_multiple with more choices than this keeps only its text column (no 0/1 columns).
 MAX_CHOICE_COLUMNS = 200
 
-_STORAGE = {
+KIND_STORAGE = {  # field kind -> storage class of its value column
     s.INTEGER: INTEGER,
     s.DECIMAL: DECIMAL,
     s.DATE: DATE,
@@ -75,7 +75,7 @@ def field_columns(f: s.Field) -> list[ColumnSpec]:
             ColumnSpec(f.repeat, f.path, "", INSTANT),
             ColumnSpec(f.repeat, f.path, OFFSET_PART, INTEGER),
         ]
-    columns = [ColumnSpec(f.repeat, f.path, "", _STORAGE.get(f.kind, TEXT))]
+    columns = [ColumnSpec(f.repeat, f.path, "", KIND_STORAGE.get(f.kind, TEXT))]
     if f.kind == s.SELECT_MULTIPLE and len(f.choices) <= MAX_CHOICE_COLUMNS:
         columns += [ColumnSpec(f.repeat, f.path, CHOICE_PREFIX + c.name, FLAG) for c in f.choices]
     return columns

@@ -139,8 +139,11 @@ def _unknown_choice(f: s.Field, value: str, strange: list[str]) -> Problem:
     )
 
 
-def _filler(f: s.Field, columns: list[lay.Column], index: dict[str, int]) -> Filler | None:
-    """The function that writes one field's value into its columns of a positional row."""
+def _filler(
+    f: s.Field, columns: list[lay.Column], index: dict[str, int]
+) -> tuple[Filler, bool] | None:
+    """The function that writes one field's value into its columns of a positional row, and
+    whether it reads OData's JSON values itself (the others get them spelled as XML text)."""
     if not columns:
         return None
     at = [index[c.name] for c in columns]
@@ -164,7 +167,7 @@ def _filler(f: s.Field, columns: list[lay.Column], index: dict[str, int]) -> Fil
             for j, number, text in zip(at, numbers, as_text, strict=False):
                 row[j] = str(number) if text else number
 
-        return geopoint
+        return geopoint, True
 
     if f.kind == s.DATETIME:
         offset_at = at[1] if len(at) > 1 else None
@@ -182,9 +185,9 @@ def _filler(f: s.Field, columns: list[lay.Column], index: dict[str, int]) -> Fil
             if offset_at is not None:
                 row[offset_at] = offset
 
-        return date_time
+        return date_time, False
 
-    kind_storage = lay._STORAGE.get(f.kind, lay.TEXT)
+    kind_storage = lay.KIND_STORAGE.get(f.kind, lay.TEXT)
     if main.storage != lay.TEXT or kind_storage != lay.TEXT:
         # Parse by the column's storage, or by the field's own kind when the column was widened
         # to text (so a bad value is still reported, and kept as text).
@@ -206,7 +209,7 @@ def _filler(f: s.Field, columns: list[lay.Column], index: dict[str, int]) -> Fil
             else:
                 row[i] = parsed
 
-        return typed
+        return typed, True
 
     names = frozenset(c.name for c in f.choices)
     if f.kind == s.SELECT_ONE and names:
@@ -216,7 +219,7 @@ def _filler(f: s.Field, columns: list[lay.Column], index: dict[str, int]) -> Fil
             if value not in names:
                 problems.append(_unknown_choice(f, value, [value]))
 
-        return select_one
+        return select_one, False
 
     if f.kind == s.SELECT_MULTIPLE and names:
         flags = {
@@ -237,12 +240,12 @@ def _filler(f: s.Field, columns: list[lay.Column], index: dict[str, int]) -> Fil
             if strange:
                 problems.append(_unknown_choice(f, value, strange))
 
-        return select_multiple
+        return select_multiple, False
 
     def text(value: str, row: list, problems: list) -> None:
         row[i] = value
 
-    return text
+    return text, False
 
 
 @dataclass
@@ -284,14 +287,14 @@ class RowPlan:
             _expect(node.expected, parts, None)
             index = {name: k for k, name in enumerate(node.columns)}
             columns = [layout.columns[c.repeat, c.path, c.part] for c in lay.field_columns(f)]
-            filler = _filler(f, columns, index)
-            if filler is None:
+            made = _filler(f, columns, index)
+            if made is None:
                 continue
+            filler, takes_json = made
             key = (f.repeat, parts[:-1])
             if key not in groups:
                 groups[key] = _Group(parts[:-1], [])
                 node.groups.append(groups[key])
-            takes_json = filler.__name__ in ("typed", "geopoint")
             groups[key].leaves.append((parts[-1], f.path, f.kind == s.TEXT, takes_json, filler))
         for r in schema.repeats:
             parent = nodes[r.parent]

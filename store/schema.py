@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from lxml import etree
 
@@ -128,26 +129,19 @@ class FormSchema:
     def field(self, path: str) -> Field | None:
         return self._by_path.get(path)
 
-    @property
+    # Cached on the instance (cached_property writes __dict__, which a frozen dataclass allows).
+    @cached_property
     def _by_path(self) -> dict[str, Field]:
-        cached = self.__dict__.get("_by_path_cache")
-        if cached is None:
-            cached = {f.path: f for f in self.fields}
-            object.__setattr__(self, "_by_path_cache", cached)
-        return cached
+        return {f.path: f for f in self.fields}
 
-    @property
+    @cached_property
     def repeat_paths(self) -> frozenset[str]:
         return frozenset(r.path for r in self.repeats)
 
-    @property
+    @cached_property
     def attachment_paths(self) -> tuple[tuple[str, ...], ...]:
         """Paths (split on '/') of the fields whose value names an attached file."""
-        cached = self.__dict__.get("_attachment_paths")
-        if cached is None:
-            cached = tuple(tuple(f.path.split("/")) for f in self.fields if f.kind == ATTACHMENT)
-            object.__setattr__(self, "_attachment_paths", cached)
-        return cached
+        return tuple(tuple(f.path.split("/")) for f in self.fields if f.kind == ATTACHMENT)
 
 
 def _local(tag) -> str:

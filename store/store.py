@@ -24,7 +24,7 @@ from nigraan.errors import FormError
 from store import layout as lay
 from store import schema as s
 from store import tables as t
-from store.database import create_store_engine, default_url, migrate
+from store.database import create_store_engine, migrate
 from store.document import SubmissionDocument, SubmissionError, from_odata, from_openrosa_xml
 from store.form_tables import build_tables, create_missing, recreate
 from store.rows import Problem, RowPlan, document_rows
@@ -80,6 +80,10 @@ class _Form:
     tables: dict[str, Any] = field(default_factory=dict)
     plans: dict[str, RowPlan] = field(default_factory=dict)
 
+    def schema_for(self, version: str | None) -> s.FormSchema:
+        """The schema of `version`, or of the latest version when it was never registered."""
+        return self.schemas.get(version or "") or self.schemas[self.latest]
+
     def plan(self, version: str) -> RowPlan:
         if version not in self.plans:
             self.plans[version] = RowPlan(self.schemas[version], self.layout)
@@ -127,8 +131,7 @@ class Store:
 
     @classmethod
     def from_config(cls, config) -> Store:
-        url = config["database.url"] or default_url(config["instance_dir"])
-        return cls.open(url)
+        return cls.open(config["database.url"])
 
     def close(self) -> None:
         self.engine.dispose()
@@ -377,18 +380,22 @@ class Store:
             ).first()
             if row is None:
                 return False
-            self._put_blob(conn, content)
-            conn.execute(
-                update(t.submission_attachments)
-                .where(
-                    t.submission_attachments.c.form_id == form_id,
-                    t.submission_attachments.c.instance_id == instance_id,
-                    t.submission_attachments.c.name == name,
-                )
-                .values(sha256=_sha256(content), size=len(content), content_type=content_type,
-                        received_at=t.utcnow())
-            )  # fmt: skip
+            self._fill_attachment(conn, form_id, instance_id, name, content, content_type)
         return True
+
+    def _fill_attachment(self, conn, form_id, instance_id, name, content, content_type,
+                         received: datetime | None = None) -> None:  # fmt: skip
+        """Store a file once by sha256 and link it to the submission version that names it."""
+        sa = t.submission_attachments
+        digest = _sha256(content)
+        blob = {"sha256": digest, "size": len(content), "content": content}
+        _insert_ignore(conn, t.blobs, [blob])
+        conn.execute(
+            update(sa)
+            .where(sa.c.form_id == form_id, sa.c.instance_id == instance_id, sa.c.name == name)
+            .values(sha256=digest, size=len(content), content_type=content_type,
+                    received_at=received or t.utcnow())
+        )  # fmt: skip
 
     def attachment(self, form_id: str, instance_id: str, name: str) -> bytes | None:
         with self.engine.connect() as conn:
@@ -411,13 +418,6 @@ class Store:
         if insert_ is None:
             insert_ = self._inserts[table] = _BulkInsert(table, conn.dialect)
         insert_(conn, rows)
-
-    def _put_blob(self, conn: Connection, content: bytes) -> str:
-        digest = _sha256(content)
-        _insert_ignore(
-            conn, t.blobs, [{"sha256": digest, "size": len(content), "content": content}]
-        )
-        return digest
 
     # -------------------------------------------------------------- rebuild
 
@@ -443,14 +443,10 @@ class Store:
                         or_(t.problems.c.form_id.is_(None), t.problems.c.form_id.not_in(known))
                     )
                 )
-                writer = _BatchWriter(self, conn)
-                for version in self._current_versions(
+                total += self._rederive(
                     conn, or_(t.submission_versions.c.form_id.is_(None),
                               t.submission_versions.c.form_id.not_in(known))
-                ):  # fmt: skip
-                    writer.rederive(version)
-                    total += 1
-                writer.flush()
+                )  # fmt: skip
         return total
 
     def _current_versions(self, conn: Connection, where) -> Iterator[Any]:
@@ -484,6 +480,10 @@ class Store:
             where = and_(where, t.submission_versions.c.root_id.in_(unsettled))
         else:
             conn.execute(delete(t.problems).where(t.problems.c.form_id == form_id))
+        return self._rederive(conn, where)
+
+    def _rederive(self, conn: Connection, where) -> int:
+        """Typed rows and problems of every current version matching `where`, re-derived."""
         writer = _BatchWriter(self, conn)
         count = 0
         for version in self._current_versions(conn, where):
@@ -496,7 +496,8 @@ class Store:
 
     def rows(self, table_name: str) -> list[dict[str, Any]]:
         """Every row of a form table, ordered by __id (for checks and exports)."""
-        self.form_tables("")  # loads forms
+        with self.engine.connect() as conn:
+            self._load_forms(conn)
         table = next(
             (tb for f in self._forms.values() for tb in f.tables.values() if tb.name == table_name),
             None,
@@ -595,7 +596,7 @@ def _insert_ignore(conn: Connection, table, rows: list[dict]) -> None:
 
 @dataclass
 class _Parsed:
-    item: Incoming | None
+    item: Incoming
     doc: SubmissionDocument | None
     payload: bytes
     kind: str
@@ -649,10 +650,8 @@ class _BatchWriter:
             except SubmissionError as exc:
                 return _Parsed(item, None, payload, "xml", digest, error=exc.message)
             form = self.store._form(self.conn, doc.form_id)
-            if form is not None and form.schemas:
-                schema = form.schemas.get(doc.form_version or "") or form.schemas[form.latest]
-                if schema.repeats and not doc.encrypted:
-                    doc = from_openrosa_xml(payload, schema.repeat_paths)
+            if form is not None and form.schemas and not doc.encrypted:
+                doc.conform_repeats(form.schema_for(doc.form_version).repeat_paths)
             return _Parsed(item, doc, payload, "xml", digest)
         if not item.form_id:
             raise ValueError("An OData row needs the form id it was read from (Incoming.form_id).")
@@ -669,14 +668,16 @@ class _BatchWriter:
         instance_ids = list({d.instance_id for d in docs if d.instance_id})
         root_ids = list({d.root_id for d in docs if d.root_id})
         sv, sub = t.submission_versions, t.submissions
-        for i in range(0, len(instance_ids), BATCH):
-            chunk = instance_ids[i : i + BATCH]
-            query = select(sv.c.form_id, sv.c.instance_id).where(sv.c.instance_id.in_(chunk))
-            self.known_instances.update(tuple(r) for r in self.conn.execute(query))
-        for i in range(0, len(root_ids), BATCH):
-            chunk = root_ids[i : i + BATCH]
-            query = select(sub.c.form_id, sub.c.root_id).where(sub.c.root_id.in_(chunk))
-            self.known_roots.update(tuple(r) for r in self.conn.execute(query))
+        self.known_instances |= self._stored(sv.c.form_id, sv.c.instance_id, instance_ids)
+        self.known_roots |= self._stored(sub.c.form_id, sub.c.root_id, root_ids)
+
+    def _stored(self, form_column, id_column, ids: list[str]) -> set[tuple[str, str]]:
+        """(form id, id) pairs among `ids` that the table holds, in chunks of BATCH."""
+        found: set[tuple[str, str]] = set()
+        for i in range(0, len(ids), BATCH):
+            query = select(form_column, id_column).where(id_column.in_(ids[i : i + BATCH]))
+            found.update(tuple(r) for r in self.conn.execute(query))
+        return found
 
     def add(self, parsed: _Parsed) -> IngestResult:
         item = parsed.item
@@ -696,8 +697,8 @@ class _BatchWriter:
             and doc.instance_id
             and key not in self.pending_ids
             and (root_key is None or root_key not in self.pending_ids)
-            and not self._known_instance(doc.form_id, doc.instance_id)
-            and (doc.root_id is None or not self._known_root(doc.form_id, doc.root_id))
+            and key not in self.known_instances
+            and (root_key is None or root_key not in self.known_roots)
         ):
             return self._new(parsed, doc, doc.root_id or doc.instance_id, received, None)
         self.flush()
@@ -707,23 +708,12 @@ class _BatchWriter:
             self.known_roots.add((doc.form_id, result.root_id))
         return result
 
-    def _known_instance(self, form_id, instance_id) -> bool:
-        return (form_id, instance_id) in self.known_instances
-
-    def _known_root(self, form_id, root_id) -> bool:
-        return (form_id, root_id) in self.known_roots
-
     # -- outcomes
 
     def _unreadable(self, parsed: _Parsed, received) -> IngestResult:
         item = parsed.item
         message = parsed.error or "unreadable"
-        self.versions.append(
-            {"form_id": item.form_id, "instance_id": None, "root_id": None, "deprecated_id": None,
-             "form_version": None, "source": item.source, "payload_kind": parsed.kind,
-             "payload": parsed.payload, "payload_sha256": parsed.digest, "received_at": received,
-             "current": True}
-        )  # fmt: skip
+        self.versions.append(self._version_row(parsed, received, form_id=item.form_id))
         problem = Problem("unreadable", None, None, message)
         self._problem_rows(item.form_id, None, None, [problem])
         return IngestResult(UNREADABLE, item.form_id, problems=[problem], message=message)
@@ -775,15 +765,13 @@ class _BatchWriter:
             self.typed_tables[table.name] = table
         return TYPED, problems + rows.problems
 
-    def _expected_files(self, doc: SubmissionDocument) -> list[str]:
+    def _expected_files(self, doc: SubmissionDocument, form: _Form | None) -> list[str]:
         if doc.encrypted:
             return list(doc.files)
-        form = self.store._form(self.conn, doc.form_id)
         if form is None or not form.schemas:
             return []
-        schema = form.schemas.get(doc.form_version or "") or form.schemas[form.latest]
         names: list[str] = []
-        for parts in schema.attachment_paths:
+        for parts in form.schema_for(doc.form_version).attachment_paths:
             names += [
                 v
                 for v in _values(doc.data, parts)
@@ -792,8 +780,8 @@ class _BatchWriter:
         return list(dict.fromkeys(names))
 
     def _attachment_rows(self, doc, item: Incoming, received) -> None:
-        expected = self._expected_files(doc)
         form = self.store._form(self.conn, doc.form_id)
+        expected = self._expected_files(doc, form)
         if form is None:  # form unknown: which parts are files cannot be told; keep them all
             expected = list(dict.fromkeys(expected + list(item.attachments)))
         for name in expected:
@@ -816,10 +804,14 @@ class _BatchWriter:
             for p in problems
         ]  # fmt: skip
 
-    def _version_row(self, parsed: _Parsed, doc, root_id, received, deprecated) -> dict:
+    def _version_row(self, parsed: _Parsed, received, root_id=None, deprecated=None,
+                     form_id=None) -> dict:  # fmt: skip
+        """The raw version row; without a document (unreadable) only the payload is known."""
+        doc = parsed.doc
         return {
-            "form_id": doc.form_id, "instance_id": doc.instance_id, "root_id": root_id,
-            "deprecated_id": deprecated, "form_version": doc.form_version,
+            "form_id": doc.form_id if doc else form_id,
+            "instance_id": doc.instance_id if doc else None, "root_id": root_id,
+            "deprecated_id": deprecated, "form_version": doc.form_version if doc else None,
             "source": parsed.item.source, "payload_kind": parsed.kind, "payload": parsed.payload,
             "payload_sha256": parsed.digest, "received_at": received, "current": True,
         }  # fmt: skip
@@ -845,7 +837,7 @@ class _BatchWriter:
         normalised, problems = self._normalise(doc, root_id)
         if parsed.generated_id:
             problems.insert(0, _missing_id(doc.instance_id))
-        self.versions.append(self._version_row(parsed, doc, root_id, received, deprecated))
+        self.versions.append(self._version_row(parsed, received, root_id, deprecated))
         submission = {
             "form_id": doc.form_id, "root_id": root_id, "current_instance_id": doc.instance_id,
             "form_version": doc.form_version, "source": parsed.item.source,
@@ -939,7 +931,7 @@ class _BatchWriter:
             .where(sv.c.form_id == doc.form_id, sv.c.root_id == root_id)
             .values(current=False)
         )
-        conn.execute(insert(sv), [self._version_row(parsed, doc, root_id, received, deprecated)])
+        conn.execute(insert(sv), [self._version_row(parsed, received, root_id, deprecated)])
         self._clear_derived(doc.form_id, root_id)
         normalised, problems = self._normalise(doc, root_id)
         values = {
@@ -972,14 +964,9 @@ class _BatchWriter:
         for name in missing:
             if name in parsed.item.attachments:
                 content, content_type = parsed.item.attachments[name]
-                digest = self.store._put_blob(conn, content)
-                conn.execute(
-                    update(sa)
-                    .where(sa.c.form_id == doc.form_id, sa.c.instance_id == doc.instance_id,
-                           sa.c.name == name)
-                    .values(sha256=digest, size=len(content), content_type=content_type,
-                            received_at=received)
-                )  # fmt: skip
+                self.store._fill_attachment(
+                    conn, doc.form_id, doc.instance_id, name, content, content_type, received
+                )
         if parsed.kind == "json" and same.payload_sha256 != parsed.digest:
             if same.payload_kind == "json":  # same data, newer __system: keep Central's latest
                 conn.execute(

@@ -13,12 +13,12 @@ from sqlalchemy import inspect, select
 from nigraan.errors import FormError
 from store import tables as t
 from store.store import Incoming, Store
+from tests.central_records import FINAL_PAGES, odata_rows
 
 FORM = "rec_visit"
 V01 = "uuid:25ad35fd-1776-405a-b3ac-ccfb159d9ce8"
 V05 = "uuid:d4211011-26dc-4d6b-8a33-323d31658545"
 V05_EDIT = "uuid:5b3c44ca-17fb-44d3-9676-a676816210d1"
-REFUSED = {"v01-conflict.xml", "v05-edit-stale.xml", "edit-unknown-deprecated.xml"}
 
 
 @pytest.fixture
@@ -40,14 +40,6 @@ def _accepted_xml(central_dir) -> list[Incoming]:
         for edit in entry.get("edit_files", []):
             edits.append(Incoming(_submission(central_dir, edit.split("/")[-1])))
     return items + edits
-
-
-def _odata(central_dir, *names) -> list[dict]:
-    rows = []
-    for name in names:
-        exchange = json.loads((central_dir / "exchanges" / name).read_text(encoding="utf-8"))
-        rows += exchange["response_body"]["value"]
-    return rows
 
 
 def _snapshot(store: Store, form_id: str = FORM) -> dict[str, list[dict]]:
@@ -77,12 +69,7 @@ def test_recorded_xml_and_odata_fill_identical_tables(central_dir, xform, open_s
     results = by_xml.ingest_many(_accepted_xml(central_dir))
     assert {r.status for r in results} <= {"created", "edited"}
     # Central's final state (v05 edited over OpenRosa, v11 over REST, v12 deleted).
-    rows = _odata(
-        central_dir,
-        "257-odata-final-expand-page1.json",
-        "258-odata-final-expand-page2.json",
-        "259-odata-final-expand-page3.json",
-    )
+    rows = odata_rows(central_dir, *FINAL_PAGES)
     accepted = {r.instance_id for r in results}
     rows = [r for r in rows if r["meta"]["instanceID"] in accepted]
     assert len(rows) >= 28
@@ -155,8 +142,8 @@ def test_edits_keep_history_and_show_the_current_version(central_dir, xform, sto
 
 def test_central_edit_keeps_the_root_id(central_dir, xform, store):
     store.register_form(xform)
-    before = _odata(central_dir, "134-odata-submissions-expand-all.json")
-    after = _odata(central_dir, "237-odata-after-single-edited.json")[0]
+    before = odata_rows(central_dir, "134-odata-submissions-expand-all.json")
+    after = odata_rows(central_dir, "237-odata-after-single-edited.json")[0]
     root = after["__id"]
     original = next(r for r in before if r["__id"] == root)
     assert store.ingest(original, source="central", form_id=FORM).status == "created"
@@ -176,7 +163,7 @@ def test_resends_are_idempotent_and_conflicts_store_nothing(central_dir, xform, 
     assert store.ingest(v01).status == "duplicate"
     assert store.ingest(_submission(central_dir, "v01-conflict.xml")).status == "conflict"
     assert len(store.versions(FORM, V01)) == 1
-    row = next(r for r in _odata(central_dir, "134-odata-submissions-expand-all.json")
+    row = next(r for r in odata_rows(central_dir, "134-odata-submissions-expand-all.json")
                if r["__id"] == V01)  # fmt: skip
     reviewed = dict(row, __system=dict(row["__system"], reviewState="approved"))
     assert store.ingest(row, source="central", form_id=FORM).status == "duplicate"
@@ -241,7 +228,7 @@ def test_rebuild_reproduces_every_table(central_dir, xform, store):
     store.register_form(xform)
     store.ingest_many(_accepted_xml(central_dir))
     store.ingest_many([Incoming(r, "central", FORM) for r in
-                       _odata(central_dir, "257-odata-final-expand-page1.json")])  # fmt: skip
+                       odata_rows(central_dir, FINAL_PAGES[0])])  # fmt: skip
     store.ingest(b'<data id="rec_visit" version="2026112801"><household_size>x</household_size>'
                  b"<meta><instanceID>uuid:bad</instanceID></meta></data>")  # fmt: skip
     before = _snapshot(store)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -14,6 +13,7 @@ from store.document import SubmissionError, from_odata, from_openrosa_xml
 from store.layout import plan_layout
 from store.rows import RowPlan, document_rows, repeat_row_id
 from store.schema import parse_xform
+from tests.central_records import FINAL_PAGES, REFUSED, odata_rows
 
 PKT = timezone(timedelta(hours=5))
 
@@ -23,18 +23,6 @@ def rec_visit(central_dir):
     schema = parse_xform((central_dir / "forms" / "rec_visit.xml").read_bytes())
     layout = plan_layout(schema, None, set()).layout
     return schema, RowPlan(schema, layout)
-
-
-def _odata_rows(central_dir, *names):
-    rows = []
-    for name in names:
-        exchange = json.loads((central_dir / "exchanges" / name).read_text(encoding="utf-8"))
-        rows += exchange["response_body"]["value"]
-    return rows
-
-
-# Posts Central refused (409/404): their instanceIDs belong to other, accepted XML.
-REFUSED = {"v01-conflict.xml", "v05-edit-stale.xml", "edit-unknown-deprecated.xml"}
 
 
 def _xml_by_instance(central_dir) -> dict[str, bytes]:
@@ -117,7 +105,7 @@ def test_xml_document_keeps_repeats_groups_and_empty_values(central_dir, rec_vis
 def test_odata_document_keeps_json_values_and_spells_them_as_xml(central_dir):
     row = next(
         r
-        for r in _odata_rows(central_dir, "134-odata-submissions-expand-all.json")
+        for r in odata_rows(central_dir, "134-odata-submissions-expand-all.json")
         if r["location"] and r["household_size"]
     )
     doc = from_odata(row, "rec_visit")
@@ -135,11 +123,9 @@ def test_recorded_xml_and_odata_give_the_same_rows(central_dir, rec_visit):
     """Every submission Central holds, read as the XML Collect posted and as OData $expand=*."""
     schema, plan = rec_visit
     xml = _xml_by_instance(central_dir)
-    rows = _odata_rows(central_dir, "134-odata-submissions-expand-all.json") + _odata_rows(
+    rows = odata_rows(central_dir, "134-odata-submissions-expand-all.json") + odata_rows(
         central_dir,
-        "257-odata-final-expand-page1.json",
-        "258-odata-final-expand-page2.json",
-        "259-odata-final-expand-page3.json",
+        *FINAL_PAGES,
     )
     compared = edited = 0
     for row in rows:
@@ -181,7 +167,7 @@ def _same_shape(odata, xml):
 
 def test_repeat_row_ids_are_centrals(central_dir, rec_visit):
     _, plan = rec_visit
-    rows = _odata_rows(central_dir, "134-odata-submissions-expand-all.json")
+    rows = odata_rows(central_dir, "134-odata-submissions-expand-all.json")
     row = next(r for r in rows if any(d.get("injury") for d in r.get("detainee", [])))
     detainee = row["detainee"][0]
     assert detainee["__id"] == repeat_row_id(row["__id"], [("detainee", 0)])
