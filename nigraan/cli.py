@@ -328,3 +328,13 @@ def store_status(config) -> None:
             f"{form_id:24} {row.get('submissions', 0):>11} {row.get('versions', 0):>8} "
             f"{row.get('problems', 0):>8}"
         )
+
+
+def _add_server_commands() -> None:
+    from server.cli import app_users, serve_command
+
+    main.add_command(serve_command)
+    main.add_command(app_users)
+
+
+_add_server_commands()
