@@ -551,6 +551,18 @@ class Store:
             ).first()
         return dict(row._mapping) if row else None
 
+    def attachments(self, form_id: str, instance_id: str) -> list[dict[str, Any]]:
+        """The files a submission version names, as Central lists them: name and whether the
+        file has arrived (plus its size, type and sha256)."""
+        sa = t.submission_attachments
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(sa.c.name, sa.c.sha256, sa.c.size, sa.c.content_type)
+                .where(sa.c.form_id == form_id, sa.c.instance_id == instance_id)
+                .order_by(sa.c.name)
+            )  # fmt: skip
+            return [{**r._mapping, "exists": r.sha256 is not None} for r in rows]
+
     def versions(self, form_id: str, root_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
