@@ -13,7 +13,7 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from nigraan.config import Config, load_config
-from server.device_accounts import DeviceDigestAuth
+from server.device_accounts import DeviceDigestAuth, TokenAccounts
 from server.openrosa_xml import openrosa_response
 from server.published_forms import PublishedForms
 from server.submission_writer import SubmissionWriter
@@ -36,6 +36,7 @@ class Services:
     forms: PublishedForms
     writer: SubmissionWriter
     digest: DeviceDigestAuth
+    token_accounts: TokenAccounts
 
     def close(self) -> None:
         self.writer.close()
@@ -59,7 +60,8 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
         store=store,
         forms=forms,
         writer=SubmissionWriter(store),
-        digest=DeviceDigestAuth(lambda: app.extensions["nigraan"].store.app_users),
+        digest=DeviceDigestAuth(lambda: store.app_users),
+        token_accounts=TokenAccounts(lambda: store.app_users),
     )
     app.extensions["nigraan"] = services
 

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from server import problems
-from server.device_accounts import PROJECT_ID, account_for_token
+from server.device_accounts import PROJECT_ID
 from server.openrosa_xml import FormListEntry, MediaFile, form_list, manifest, openrosa_response
 from store.document import SubmissionError, from_openrosa_xml
 from store.store import CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED, Incoming
@@ -86,7 +86,7 @@ def require_openrosa_header() -> None:
 def authenticate():
     """The device account of this request, or a problem (401/403) to answer with."""
     if g.token is not None:
-        user = account_for_token(services().store.app_users, g.token)
+        user = services().token_accounts.find(g.token)
         if user is False:
             raise problems.malformed_token()
         if user is None:
@@ -243,7 +243,7 @@ def submission() -> Response:
 
     try:
         result = svc.writer.write(
-            Incoming(xml, attachments=_attachment_parts(), submitter=user.name,
+            Incoming(xml, attachments=_attachment_parts(), document=doc, submitter=user.name,
                      device_id=request.args.get("deviceID"))  # fmt: skip
         )
     except Exception as exc:

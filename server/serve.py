@@ -14,6 +14,8 @@ def serve(config: Config, echo=print) -> None:
     """Serve until interrupted. Waitress reads each request whole before the app sees it, so an
     upload cut off half-way never reaches the store."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # form tables are altered through it
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # busy threads are normal here
     app = create_app(config)
     services = app.extensions["nigraan"]
     forms = services.forms.refresh()
