@@ -68,25 +68,27 @@ def instance_xml(row: dict, version: str) -> bytes:
     return (head + body + "</data>").encode("utf-8")
 
 
+def _photo_names(value, photo_fields: set[str], names: list[str]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k in photo_fields and isinstance(v, str):
+                names.append(v)
+            else:
+                _photo_names(v, photo_fields, names)
+    elif isinstance(value, list):
+        for v in value:
+            _photo_names(v, photo_fields, names)
+
+
 def submissions(schema: s.FormSchema, count: int, seed: int):
     """(instanceID, xml, [photo names]) for `count` valid submissions."""
-    photo_fields = {f.local_path.rsplit("/", 1)[-1] for f in schema.fields if f.kind == s.ATTACHMENT}
+    photo_fields = {
+        f.local_path.rsplit("/", 1)[-1] for f in schema.fields if f.kind == s.ATTACHMENT
+    }
     out = []
     for row in odata_rows(schema, count, seed):
         names: list[str] = []
-
-        def walk(value):
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    if k in photo_fields and isinstance(v, str):
-                        names.append(v)
-                    else:
-                        walk(v)
-            elif isinstance(value, list):
-                for v in value:
-                    walk(v)
-
-        walk({k: v for k, v in row.items() if is_data_name(k)})
+        _photo_names({k: v for k, v in row.items() if is_data_name(k)}, photo_fields, names)
         out.append((row["__id"], instance_xml(row, schema.version), sorted(set(names))))
     return out
 
@@ -155,7 +157,7 @@ def run_load(base_url: str, uploads, devices: int):
     return time.perf_counter() - began, latencies, statuses, accepted
 
 
-BASELINE_APP = r'''
+BASELINE_APP = r"""
 import os, sys, uuid, waitress
 from werkzeug.wrappers import Request, Response
 OUT = sys.argv[1]
@@ -181,7 +183,7 @@ def app(request):
     dir_fd = os.open(folder, os.O_RDONLY); os.fsync(dir_fd); os.close(dir_fd)
     return Response(OK, status=201, headers=HEADERS, content_type="text/xml; charset=utf-8")
 waitress.serve(app, host="127.0.0.1", port=int(sys.argv[2]), threads=int(sys.argv[3]), _quiet=True)
-'''
+"""
 
 
 def run_baseline(work: Path, uploads, devices: int, threads: int):
@@ -208,8 +210,11 @@ def run_baseline(work: Path, uploads, devices: int, threads: int):
 def report(label: str, seconds: float, latencies, statuses, n: int) -> float:
     rate = n / seconds
     quantiles = statistics.quantiles(latencies, n=100)
-    print(f"{label:28} {rate:8.1f} submissions/s  p50 {quantiles[49] * 1000:6.1f} ms  "
-          f"p99 {quantiles[98] * 1000:6.1f} ms  statuses {dict(sorted(statuses.items()))}")  # fmt: skip
+    p50, p99 = quantiles[49] * 1000, quantiles[98] * 1000
+    print(
+        f"{label:28} {rate:8.1f} submissions/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
+        f"statuses {dict(sorted(statuses.items()))}"
+    )
     return rate
 
 
@@ -258,13 +263,19 @@ def main(argv=None) -> int:
             ids = set(conn.execute(
                 select(t.submissions.c.root_id).where(t.submissions.c.form_id == FORM_ID)
             ).scalars())  # fmt: skip
-            typed = conn.execute(select(func.count()).select_from(store.form_table(FORM_ID))).scalar()
+            typed = conn.execute(
+                select(func.count()).select_from(store.form_table(FORM_ID))
+            ).scalar()
         store.close()
         missing = [i for i in accepted if i not in ids]
-        print(f"{'':28} 201s received {len(accepted)}, stored submissions {len(ids) - 40} "
-              f"(+40 warm-up), typed rows {typed - 40}, acknowledged but missing {len(missing)}")
+        print(
+            f"{'':28} 201s received {len(accepted)}, stored submissions {len(ids) - 40} "
+            f"(+40 warm-up), typed rows {typed - 40}, acknowledged but missing {len(missing)}"
+        )
         if not args.skip_baseline:
-            b_seconds, b_lat, b_statuses, _ = run_baseline(work, uploads, args.devices, args.threads)
+            b_seconds, b_lat, b_statuses, _ = run_baseline(
+                work, uploads, args.devices, args.threads
+            )
             base_rate = report("baseline (files + fsync)", b_seconds, b_lat, b_statuses, len(items))
             print(f"ratio nigraan / baseline: {ours / base_rate:.2f}x")
         return 1 if missing else 0

@@ -53,7 +53,9 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     app.config["MAX_FORM_PARTS"] = 1_000
 
     store = Store.from_config(config)
-    forms = PublishedForms(config["forms.build_dir"], register=lambda f: store.register_form(f.xform))
+    forms = PublishedForms(
+        config["forms.build_dir"], register=lambda f: store.register_form(f.xform)
+    )
     forms.refresh()  # a form the store refuses stops the start, with the store's message
     services = Services(
         config=config,

@@ -243,8 +243,13 @@ def submission() -> Response:
 
     try:
         result = svc.writer.write(
-            Incoming(xml, attachments=_attachment_parts(), document=doc, submitter=user.name,
-                     device_id=request.args.get("deviceID"))  # fmt: skip
+            Incoming(
+                xml,
+                attachments=_attachment_parts(),
+                document=doc,
+                submitter=user.name,
+                device_id=request.args.get("deviceID"),
+            )  # fmt: skip
         )
     except Exception as exc:
         log.error("submission to %s not saved: %s", form_id, type(exc).__name__)

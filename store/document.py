@@ -14,10 +14,10 @@ them; names that are not form data (`__id`, `...@odata.navigationLink`) are skip
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-import threading
 
 from lxml import etree
 

@@ -23,7 +23,7 @@ OPENROSA_HEADERS = ("X-OpenRosa-Version", "X-OpenRosa-Accept-Content-Length", "C
 DEVIATIONS = {
     # Central accepted truncated XML (its streaming parser had seen the id and instanceID);
     # the issue asks for 400 so the tablet keeps the submission and sends it again whole.
-    "055": (400, "<message nature=\"error\">The submission XML is not well formed"),
+    "055": (400, '<message nature="error">The submission XML is not well formed'),
     # A plaintext instance for a form that must be encrypted would put identities in clear.
     "102": (400, "only accepts encrypted submissions"),
     # Same status and Central's words, followed by what the monitor can do.
@@ -32,6 +32,7 @@ DEVIATIONS = {
 # Exchanges about things the embedded server does not do, or REST calls checked in the store.
 NOT_OPENROSA = {"252"}  # resubmitting a deleted submission: deletion comes with Central sync
 REST_ATTACHMENTS = {"064", "066", "323", "325"}
+OTHER_PROJECT = {"279"}  # an app user asking for another project's form list: 200, empty
 
 
 def exchanges(central_dir):
@@ -39,7 +40,7 @@ def exchanges(central_dir):
     picked = []
     for path in names:
         number = path.name[:3]
-        if "openrosa" in path.name or number in REST_ATTACHMENTS:
+        if "openrosa" in path.name or number in REST_ATTACHMENTS | OTHER_PROJECT:
             picked.append((number, json.loads(path.read_text(encoding="utf-8"))))
     return picked
 
