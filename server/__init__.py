@@ -53,15 +53,23 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     app.config["MAX_FORM_PARTS"] = 1_000
 
     store = Store.from_config(config)
+    writer = SubmissionWriter(store)
+    # Forms are registered on the writer thread: the one write path into the store.
     forms = PublishedForms(
-        config["forms.build_dir"], register=lambda f: store.register_form(f.xform)
+        config["forms.build_dir"],
+        register=lambda form: writer.call(lambda: store.register_form(form.xform)),
     )
-    forms.refresh()  # a form the store refuses stops the start, with the store's message
+    try:
+        forms.refresh()  # a form the store refuses stops the start, with the store's message
+    except Exception:
+        writer.close()
+        store.close()
+        raise
     services = Services(
         config=config,
         store=store,
         forms=forms,
-        writer=SubmissionWriter(store),
+        writer=writer,
         digest=DeviceDigestAuth(lambda: store.app_users),
         token_accounts=TokenAccounts(lambda: store.app_users),
     )

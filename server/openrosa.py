@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from email.utils import formatdate
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -94,7 +94,9 @@ def authenticate():
         return user
     digest = services().digest
     auth = digest.get_auth()
-    if digest.authenticate(auth, digest.get_auth_password(auth)):
+    # The response is only bound to the URI the client names: it must be this request's.
+    same_uri = auth is not None and urlsplit(auth.uri or "").path == request.path
+    if same_uri and digest.authenticate(auth, digest.get_auth_password(auth)):
         return g.app_user  # set when the account's HA1 was looked up
     raise problems.OpenRosaProblem(
         401, "401.2", "Could not authenticate with the provided credentials.", bare=True,

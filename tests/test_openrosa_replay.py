@@ -147,6 +147,13 @@ def test_replay_leaves_the_submissions_central_had(serve_openrosa, new_database,
         assert encrypted["submissions"] == 2
         # the plaintext instance refused above never reached the store
         assert all(r["encrypted"] for r in _submissions(store, "rec_encrypted"))
+        for label in ("e01", "e02"):  # the .enc files are kept byte for byte, for decryption
+            entry = index["rec_encrypted"][label]
+            stored = store.attachments("rec_encrypted", entry["instanceID"])
+            assert sorted(a["name"] for a in stored) == sorted(entry["files"])
+            for name, path in zip(entry["files"], entry["encrypted_files"], strict=True):
+                content = (central_dir / path).read_bytes()
+                assert store.attachment("rec_encrypted", entry["instanceID"], name) == content
     finally:
         store.close()
 

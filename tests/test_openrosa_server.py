@@ -108,6 +108,16 @@ def test_a_forged_nonce_is_refused(server):
     assert forged.status_code == 401
 
 
+def test_a_digest_answer_for_one_url_does_not_open_another(server):
+    device = CollectClient(server.base, username=server.username, password=server.password)
+    assert device.get("/formList").status_code == 200
+    answer = device.session.auth.build_digest_header("GET", server.base + "/formList")
+    replayed = requests.get(server.base + "/forms/rec_visit.xml", headers={
+        "X-OpenRosa-Version": "1.0", "Authorization": answer,
+    })  # fmt: skip
+    assert replayed.status_code == 401
+
+
 def test_revoked_account_is_cut_off(server, store_of, runner):
     token_device = CollectClient(server.token_url)
     digest_device = CollectClient(server.base, username=server.username, password=server.password)
@@ -373,3 +383,32 @@ def test_a_rebuilt_form_reaches_devices_without_a_restart(server, store_of):
     assert wrong.status_code == 404
     assert message(wrong) == "The form version specified in this submission '1999' does not exist."
     assert store_of(server).form_versions("rec_visit").versions == {"2026112801", "2026112802"}
+
+
+def test_a_changed_form_that_kept_its_version_is_not_served(server):
+    """The store refuses it (tablets cache forms by version); the old one stays on offer."""
+    import json
+
+    device = CollectClient(server.token_url)
+    before = device.get("/formList", formID="rec_visit").text
+    xform = (server.build_dir / "rec_visit.xml").read_bytes()
+    (server.build_dir / "rec_visit.xml").write_bytes(xform.replace(b"Recording visit", b"Changed"))
+    index = json.loads((server.build_dir / "index.json").read_text())
+    index["rec_visit"]["title"] = "Changed"
+    (server.build_dir / "index.json").write_text(json.dumps(index))
+    assert device.get("/formList", formID="rec_visit").text == before
+    assert device.get("/forms/rec_visit.xml").content == xform
+    assert device.send(visit_xml(new_id())).status_code == 201
+    assert "Give the changed form a new version" in server.log_path.read_text()
+
+
+def test_the_server_does_not_start_with_a_form_the_store_refuses(serve_openrosa, tmp_path):
+    from tests.openrosa_client import ServerProcess
+
+    server = serve_openrosa(f"sqlite:///{tmp_path / 's.sqlite3'}")
+    server.stop()
+    xform = (server.build_dir / "rec_visit.xml").read_bytes()
+    (server.build_dir / "rec_visit.xml").write_bytes(xform.replace(b"Recording visit", b"Changed"))
+    again = ServerProcess(server.env, port=server.port)
+    with pytest.raises(RuntimeError, match="Give the changed form a new version"):
+        again.start(timeout=20)
