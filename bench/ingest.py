@@ -182,6 +182,7 @@ def app(request):
                            else os.path.basename(name)), part.read())
     dir_fd = os.open(folder, os.O_RDONLY); os.fsync(dir_fd); os.close(dir_fd)
     return Response(OK, status=201, headers=HEADERS, content_type="text/xml; charset=utf-8")
+import logging; logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 waitress.serve(app, host="127.0.0.1", port=int(sys.argv[2]), threads=int(sys.argv[3]), _quiet=True)
 """
 
@@ -201,19 +202,63 @@ def run_baseline(work: Path, uploads, devices: int, threads: int):
                 break
             except requests.ConnectionError:
                 time.sleep(0.1)
-        return run_load(base, uploads, devices)
+        return measured_load(proc.pid, base, uploads, devices)
     finally:
         proc.terminate()
         proc.wait(10)
 
 
-def report(label: str, seconds: float, latencies, statuses, n: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process and the processes it started (the store's)."""
+    user = system = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for one in [pid, *descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        user += int(fields[11]) / tick
+        system += int(fields[12]) / tick
+    return user, system
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        children = (task / "children").read_text().split()
+        for child in map(int, children):
+            found += [child, *descendants(child)]
+    return found
+
+
+def measured_load(pid: int, base_url: str, uploads, devices: int):
+    """run_load, plus the CPU seconds the server process and this client process spent."""
+    server_before, client_before = cpu_split(pid), time.process_time()
+    result = run_load(base_url, uploads, devices)
+    after = cpu_split(pid)
+    user, system = after[0] - server_before[0], after[1] - server_before[1]
+    cpu = (user + system, time.process_time() - client_before, system)
+    return (*result, cpu)
+
+
+def report(label: str, seconds: float, latencies, statuses, n: int, cpu) -> float:
     rate = n / seconds
     quantiles = statistics.quantiles(latencies, n=100)
     p50, p99 = quantiles[49] * 1000, quantiles[98] * 1000
     print(
         f"{label:28} {rate:8.1f} submissions/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
         f"statuses {dict(sorted(statuses.items()))}"
+    )
+    print(
+        f"{'':28} CPU per submission: server {cpu[0] / n * 1000:.2f} ms "
+        f"({cpu[0] / seconds:.2f} cores; {cpu[2] / n * 1000:.2f} ms of it in the kernel), "
+        f"client {cpu[1] / n * 1000:.2f} ms "
+        f"({cpu[1] / seconds:.2f} cores)"
     )
     return rate
 
@@ -255,10 +300,12 @@ def main(argv=None) -> int:
             account = create_account(store.app_users, f"bench-{os.getpid()}", [FORM_ID])
             base = account.token_url(server.base)
             run_load(base, warmup, args.devices)
-            seconds, latencies, statuses, accepted = run_load(base, uploads, args.devices)
+            seconds, latencies, statuses, accepted, cpu = measured_load(
+                server.proc.pid, base, uploads, args.devices
+            )
         finally:
             server.stop()
-        ours = report("nigraan serve", seconds, latencies, statuses, len(items))
+        ours = report("nigraan serve", seconds, latencies, statuses, len(items), cpu)
         with store.engine.connect() as conn:
             ids = set(conn.execute(
                 select(t.submissions.c.root_id).where(t.submissions.c.form_id == FORM_ID)
@@ -273,10 +320,12 @@ def main(argv=None) -> int:
             f"(+40 warm-up), typed rows {typed - 40}, acknowledged but missing {len(missing)}"
         )
         if not args.skip_baseline:
-            b_seconds, b_lat, b_statuses, _ = run_baseline(
+            b_seconds, b_lat, b_statuses, _, b_cpu = run_baseline(
                 work, uploads, args.devices, args.threads
             )
-            base_rate = report("baseline (files + fsync)", b_seconds, b_lat, b_statuses, len(items))
+            base_rate = report(
+                "baseline (files + fsync)", b_seconds, b_lat, b_statuses, len(items), b_cpu
+            )
             print(f"ratio nigraan / baseline: {ours / base_rate:.2f}x")
         return 1 if missing else 0
 

@@ -16,7 +16,7 @@ from nigraan.config import Config, load_config
 from server.device_accounts import DeviceDigestAuth, TokenAccounts
 from server.openrosa_xml import openrosa_response
 from server.published_forms import PublishedForms
-from server.submission_writer import SubmissionWriter
+from server.store_process import StoreProcess
 from store.store import Store
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class Services:
     config: Config
     store: Store
     forms: PublishedForms
-    writer: SubmissionWriter
+    writer: StoreProcess
     digest: DeviceDigestAuth
     token_accounts: TokenAccounts
 
@@ -52,12 +52,14 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     app.config["MAX_FORM_MEMORY_SIZE"] = 1_000_000
     app.config["MAX_FORM_PARTS"] = 1_000
 
-    store = Store.from_config(config)
-    writer = SubmissionWriter(store)
-    # Forms are registered on the writer thread: the one write path into the store.
+    store = Store.from_config(config)  # reads here; writes in the store process
+    try:
+        writer = StoreProcess(config["database.url"])
+    except Exception:
+        store.close()
+        raise
     forms = PublishedForms(
-        config["forms.build_dir"],
-        register=lambda form: writer.call(lambda: store.register_form(form.xform)),
+        config["forms.build_dir"], register=lambda form: writer.register_form(form.xform)
     )
     try:
         forms.refresh()  # a form the store refuses stops the start, with the store's message

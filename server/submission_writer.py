@@ -32,21 +32,28 @@ class SubmissionWriter:
         self._thread = threading.Thread(target=self._run, name="submission-writer", daemon=True)
         self._thread.start()
 
+    def submit(self, item: Incoming) -> Future:
+        """Queue one submission; the future resolves once it is committed (or fails)."""
+        return self._put(item)
+
+    def submit_call(self, fn: Callable[[], Any]) -> Future:
+        """Queue `fn` to run on the writer thread, between batches."""
+        return self._put(_Call(fn))
+
     def write(self, item: Incoming, timeout: float = 120.0) -> IngestResult:
         """Store one submission; returns once it is committed (or raises)."""
-        if not self._thread.is_alive():
-            raise RuntimeError("the submission writer has stopped")
-        done: Future = Future()
-        self._queue.put((item, done))
-        return done.result(timeout=timeout)
+        return self.submit(item).result(timeout=timeout)
 
     def call(self, fn: Callable[[], Any], timeout: float = 300.0) -> Any:
         """Run `fn` on the writer thread, between batches; returns its result or raises."""
+        return self.submit_call(fn).result(timeout=timeout)
+
+    def _put(self, work) -> Future:
         if not self._thread.is_alive():
             raise RuntimeError("the submission writer has stopped")
         done: Future = Future()
-        self._queue.put((_Call(fn), done))
-        return done.result(timeout=timeout)
+        self._queue.put((work, done))
+        return done
 
     def close(self) -> None:
         self._queue.put(None)

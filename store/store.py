@@ -209,8 +209,10 @@ class Store:
 
     def form_versions(self, form_id: str, version: str | None = None) -> FormVersions | None:
         """The registered versions of a form (None if unknown); looks again for a new `version`."""
-        with self.engine.connect() as conn:
-            form = self._form(conn, form_id, version)
+        form = self._forms.get(form_id)  # versions are never unregistered: a hit needs no SQL
+        if form is None or version is None or version not in form.schemas:
+            with self.engine.connect() as conn:
+                form = self._form(conn, form_id, version)
         if form is None:
             return None
         encrypted = any(schema.encrypted for schema in form.schemas.values())

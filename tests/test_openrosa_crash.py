@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import requests
 
@@ -98,5 +99,39 @@ def test_kill_mid_upload_loses_nothing_acknowledged(serve_openrosa, new_database
         assert counts["submissions"] == len(tried) == len(store.rows("form_rec_visit"))
         for instance, _ in tried:
             assert store.attachment("rec_visit", instance, "p.jpg") == PHOTO
+    finally:
+        store.close()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for task in Path(f"/proc/{pid}/task").glob("*")
+            for c in (task / "children").read_text().split()]  # fmt: skip
+
+
+def test_a_dead_store_process_is_replaced(serve_openrosa, tmp_path):
+    """The store's writer process is killed: uploads in flight fail (500, so Collect keeps
+    them), the next upload starts a new one, and the resend is stored once."""
+    import os
+    import signal
+
+    server = serve_openrosa(f"sqlite:///{tmp_path / 's.sqlite3'}")
+    device = CollectClient(server.token_url)
+    first = f"uuid:{uuid.uuid4()}"
+    assert device.send(visit_xml(first)).status_code == 201
+    commands = {p: Path(f"/proc/{p}/cmdline").read_text() for p in _children(server.proc.pid)}
+    store_processes = [
+        p for p, command in commands.items()
+        if "spawn_main" in command and "resource_tracker" not in command
+    ]  # fmt: skip
+    assert len(store_processes) == 1
+    os.kill(store_processes[0], signal.SIGKILL)
+    time.sleep(0.5)
+    second = visit_xml(f"uuid:{uuid.uuid4()}")
+    statuses = [device.send(second).status_code for _ in range(2)]
+    assert statuses[-1] == 201 and set(statuses) <= {201, 500}
+    store = Store.open(server.database_url)
+    try:
+        assert store.counts()["rec_visit"]["submissions"] == 2
+        assert store.submission("rec_visit", first) is not None
     finally:
         store.close()

@@ -1,0 +1,166 @@
+"""The store's writer in a process of its own, so uploads use both cores.
+
+Python runs one thread at a time per process. Reading HTTP requests and multipart bodies
+(waitress, werkzeug) and storing submissions (parsing, typing, SQL) each take about half the
+work of an upload; in two processes they run side by side. The server process sends each
+submission down a pipe and answers the device only when this process says the transaction
+committed, so nothing acknowledged can be lost. Inside, the SubmissionWriter still commits
+the uploads that arrive together in one transaction.
+
+If this process dies, the uploads in flight fail (the devices get 500 and send again; an
+identical resend is harmless) and a new one is started. If the server process dies, this one
+sees the pipe close, finishes the batch it is committing, and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+from nigraan.errors import NigraanError
+from store.store import Incoming, IngestResult
+
+log = logging.getLogger(__name__)
+INGEST, REGISTER_FORM, STOP = "ingest", "register_form", "stop"
+
+
+class StoreProcessError(RuntimeError):
+    """The store process went away before answering."""
+
+
+class StoreProcess:
+    """Client side: `write` and `register_form` block until the store process has done them."""
+
+    def __init__(self, database_url: str):
+        self.database_url = database_url
+        self._context = multiprocessing.get_context("spawn")  # a clean interpreter, no threads
+        self._ids = itertools.count()
+        self._lock = threading.Lock()
+        self._pending: dict[int, Future] = {}
+        self._closing = False
+        self._start()
+
+    def _start(self) -> None:
+        parent, child = self._context.Pipe()
+        self._conn = parent
+        self._process = self._context.Process(
+            target=run_store_process, args=(self.database_url, child), name="nigraan-store",
+            daemon=True,
+        )  # fmt: skip
+        self._process.start()
+        child.close()
+        ready = parent.recv()  # ("ready", None) or ("failed", message)
+        if ready[0] != "ready":
+            self._process.join(5)
+            raise StoreProcessError(ready[1])
+        self._reader = threading.Thread(target=self._read, args=(parent,), daemon=True,
+                                        name="store-process-reader")  # fmt: skip
+        self._reader.start()
+
+    def _send(self, kind: str, payload: Any) -> Future:
+        done: Future = Future()
+        with self._lock:
+            if self._closing:
+                raise StoreProcessError("the server is shutting down")
+            if not self._process.is_alive():
+                log.error("the store process had stopped; starting a new one")
+                self._start()
+            request_id = next(self._ids)
+            self._pending[request_id] = done
+            try:
+                self._conn.send((request_id, kind, payload))
+            except (OSError, EOFError) as exc:
+                self._pending.pop(request_id, None)
+                raise StoreProcessError(f"the store process is gone: {exc}") from exc
+        return done
+
+    def write(self, item: Incoming, timeout: float = 120.0) -> IngestResult:
+        # The parsed document stays here: re-parsing costs less than pickling it.
+        item = Incoming(item.payload, item.source, item.form_id, item.attachments,
+                        item.received_at, None, item.submitter, item.device_id)  # fmt: skip
+        return self._send(INGEST, item).result(timeout=timeout)
+
+    def register_form(self, xform: bytes, timeout: float = 300.0):
+        return self._send(REGISTER_FORM, xform).result(timeout=timeout)
+
+    def _read(self, conn) -> None:
+        while True:
+            try:
+                request_id, ok, value = conn.recv()
+            except (EOFError, OSError):
+                break
+            done = self._pending.pop(request_id, None)
+            if done is None:
+                continue
+            if ok:
+                done.set_result(value)
+            elif isinstance(value, tuple):
+                done.set_exception(NigraanError(value[0], hint=value[1]))
+            else:
+                done.set_exception(StoreProcessError(value))
+        with self._lock:  # whatever was in flight has no answer: the devices will resend
+            pending, self._pending = self._pending, {}
+        for done in pending.values():
+            done.set_exception(StoreProcessError("the store process stopped"))
+
+    def close(self) -> None:
+        """Let the store process finish what it was sent, then stop it."""
+        with self._lock:
+            self._closing = True
+            with contextlib.suppress(OSError, EOFError):
+                # A message, not just closing our end: a reader thread blocked on the pipe
+                # keeps it open, so the store process would never see it close.
+                self._conn.send((None, STOP, None))
+        self._process.join(60)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(5)
+        self._conn.close()
+
+
+def run_store_process(database_url: str, conn) -> None:
+    """The store process: receive submissions and forms, answer when committed."""
+    from server.submission_writer import SubmissionWriter
+    from store.store import Store
+
+    try:
+        store = Store.open(database_url)
+    except Exception as exc:  # e.g. the database is unreachable: say so to the server
+        conn.send(("failed", str(exc)))
+        return
+    writer = SubmissionWriter(store)
+    send_lock = threading.Lock()
+
+    def answer(request_id: int, done: Future) -> None:
+        error = done.exception()
+        if error is None:
+            reply = (request_id, True, done.result())
+        elif isinstance(error, NigraanError):  # a refusal to pass on as it is (a form clash)
+            reply = (request_id, False, (error.message, error.hint))
+        else:  # the type and text only; the store hides SQL parameters
+            reply = (request_id, False, f"{type(error).__name__}: {error}")
+        # If the server is gone the data is committed (or rolled back) anyway.
+        with send_lock, contextlib.suppress(OSError, EOFError):
+            conn.send(reply)
+
+    conn.send(("ready", None))
+    while True:
+        try:
+            request_id, kind, payload = conn.recv()
+        except (EOFError, OSError):
+            break
+        if kind == STOP:
+            break
+        if kind == INGEST:
+            done = writer.submit(payload)
+        else:
+            done = writer.submit_call(lambda xform=payload: store.register_form(xform))
+        done.add_done_callback(lambda d, rid=request_id: answer(rid, d))
+    writer.close()  # commits what was queued before the server went away
+    store.close()
+    conn.close()
