@@ -328,3 +328,9 @@ def store_status(config) -> None:
             f"{form_id:24} {row.get('submissions', 0):>11} {row.get('versions', 0):>8} "
             f"{row.get('problems', 0):>8}"
         )
+
+
+# ODK Central: `central publish`, `central app-users`, `sync`, `review` (sync/cli.py).
+from sync.cli import register as _register_sync  # noqa: E402
+
+_register_sync(main)

@@ -1039,19 +1039,24 @@ def _selector(text: str | None) -> list[tuple[str, ...]]:
 
 def _shape(row: dict, expand: bool, select) -> dict:
     """The row as the query asks: repeats inline only with $expand=*, or only $select paths."""
-    if select is not None:
-        out: dict[str, Any] = {}
+    if select is not None:  # in the row's own order, not the order asked for [248]
+        wanted: dict[str, set[str] | None] = {}
         for path in select:
             if path[0] not in row:
                 raise problem(400, 400.23, f"Could not find a property named '{'/'.join(path)}'")
             if len(path) == 1:
-                out[path[0]] = row[path[0]]
+                wanted[path[0]] = None
+            elif wanted.get(path[0], set()) is not None:
+                wanted.setdefault(path[0], set()).add(path[1])
+        out: dict[str, Any] = {}
+        for key, value in row.items():
+            if key not in wanted:
+                continue
+            children = wanted[key]
+            if children is None or not isinstance(value, dict):
+                out[key] = value
             else:
-                inner = out.setdefault(path[0], {})
-                value = row[path[0]]
-                for part in path[1:-1]:
-                    value = value.get(part) if isinstance(value, dict) else None
-                inner[path[-1]] = value.get(path[-1]) if isinstance(value, dict) else None
+                out[key] = {k: v for k, v in value.items() if k in children}
         return out
     if expand:
         return row

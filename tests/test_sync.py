@@ -1,0 +1,379 @@
+"""Sync with ODK Central, against the stand-in served on 127.0.0.1 and driven by pyodk."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from store.store import CENTRAL, Incoming
+from sync.central import Central, CentralSettings, CentralUnavailable
+from sync.pull import FormPuller, sync
+from sync.review_outbox import push_reviews
+from tests.central_records import FINAL_PAGES, odata_rows
+from tests.central_standin import CentralStandin
+
+FORM = "rec_visit"
+RECORDED_ORIGIN = "http://127.0.0.1:8383"
+V06 = "uuid:596bbf49-1179-4fc9-b414-d10c60c9f938"
+V07 = "uuid:a2f92b94-b7bc-48ce-9930-7a4713456136"
+V15 = "uuid:eea773b1-0d9a-490a-b55c-5f117e806ca8"
+V16 = "uuid:93cc0f52-f927-4035-89f0-e8238b72dffe"
+V18 = "uuid:4640c026-7cde-47cb-a5bd-00cac4071d15"
+
+
+def _photos(central_dir, rows) -> dict:
+    """Attachment bytes for every row that names a photo (recorded JPEGs, cycled)."""
+    media = sorted((central_dir / "submissions" / "media").glob("*.jpg"))
+    out = {}
+    for i, row in enumerate(rows):
+        if row.get("photo"):
+            out[row["__id"]] = {row["photo"]: (media[i % len(media)].read_bytes(), "image/jpeg")}
+    return out
+
+
+@pytest.fixture
+def recorded_rows(central_dir):
+    return odata_rows(central_dir, *FINAL_PAGES)
+
+
+@pytest.fixture
+def standin(central_dir, recorded_rows):
+    server = CentralStandin().serve()
+    server.add_form((central_dir / "forms" / "rec_visit.xml").read_bytes())
+    server.add_rows(FORM, recorded_rows, keep_dates=True,
+                    attachments=_photos(central_dir, recorded_rows))  # fmt: skip
+    yield server
+    server.stop()
+
+
+def _settings(standin, **overrides) -> CentralSettings:
+    values = {"page_size": 7, "timeout": 2.0, "retries": 3, "retry_wait": 0.01}
+    values.update(overrides)
+    return CentralSettings(standin.base_url, "admin@example.com", "pw-not-real", 1, **values)
+
+
+@pytest.fixture
+def central(standin):
+    client = Central(_settings(standin))
+    yield client
+    client.close()
+
+
+def tables(store) -> dict[str, list[dict]]:
+    """Every typed table of rec_visit, rows ordered by __id."""
+    return {t.name: store.rows(t.name) for t in store.form_tables(FORM).values()}
+
+
+def snapshot(store) -> dict:
+    """What a sync must reproduce: typed rows, and per live submission its Central metadata."""
+    subs = {}
+    for root in sorted(store.root_ids(FORM)):
+        s = store.submission(FORM, root)
+        subs[root] = {k: s[k] for k in ("current_instance_id", "review_state", "submitter_id",
+                                        "central_updated_at", "edits", "deleted_at")}  # fmt: skip
+    return {"tables": tables(store), "submissions": subs}
+
+
+def fresh_full_sync(standin, open_store):
+    """A new database, filled by one full sync: what an incremental history must equal."""
+    fresh = open_store()
+    client = Central(_settings(standin, page_size=50))
+    try:
+        sync(client, fresh, [FORM], full=True)
+    finally:
+        client.close()
+    return fresh
+
+
+# ---------------------------------------------------------------- the stand-in
+
+
+def test_standin_answers_like_the_recorded_central(standin, central_dir):
+    """Paging, key order, nextLink, errors and 401.2 as recorded from Central v2026.2.2."""
+
+    def recorded(name):
+        return json.loads((central_dir / "exchanges" / name).read_text(encoding="utf-8"))
+
+    session = requests.post(f"{standin.base_url}/v1/sessions",
+                            json={"email": "admin@example.com", "password": "pw-not-real"})  # fmt: skip
+    assert list(session.json()) == list(recorded("001-session-create.json")["response_body"])
+    auth = {"Authorization": f"Bearer {session.json()['token']}"}
+
+    def get(path):
+        return requests.get(standin.base_url + path, headers=auth)
+
+    for name in FINAL_PAGES:
+        exchange = recorded(name)
+        path = exchange["path"].replace(RECORDED_ORIGIN, "")
+        if "skiptoken" in path:  # recorded paths are shortened with …: follow our own link
+            path = previous_link.replace(standin.base_url, "")
+        answer = get(path)
+        body = answer.json()
+        want = exchange["response_body"]
+        assert answer.status_code == 200
+        assert answer.headers["OData-Version"] == "4.0"
+        assert answer.headers["Content-Type"].startswith("application/json; charset=utf-8")
+        assert list(body) == list(want)  # value, @odata.context, [@odata.nextLink], @odata.count
+        assert body["value"] == want["value"]  # every row, key order included (newest first)
+        assert [list(r) for r in body["value"]] == [list(r) for r in want["value"]]
+        assert body["@odata.count"] == want["@odata.count"]
+        if "@odata.nextLink" in want:
+            ours = body["@odata.nextLink"].replace(standin.base_url, RECORDED_ORIGIN)
+            assert ours == want["@odata.nextLink"]
+        previous_link = body.get("@odata.nextLink")
+
+    service = get("/v1/projects/1/forms/rec_visit.svc").json()
+    want = recorded("127-odata-service-document.json")["response_body"]
+    assert service["value"] == want["value"]
+    assert service["@odata.context"].replace(standin.base_url, RECORDED_ORIGIN) == want[
+        "@odata.context"
+    ]
+
+    for name in ("301-err-odata-filter-data-field.json", "299-err-odata-filter-syntax.json",
+                 "308-err-odata-skiptoken-bad.json"):  # fmt: skip
+        exchange = recorded(name)
+        answer = get(exchange["path"])
+        assert answer.status_code == exchange["status"]
+        assert answer.json()["code"] == exchange["response_body"]["code"]
+    assert get(recorded("301-err-odata-filter-data-field.json")["path"]).json() == recorded(
+        "301-err-odata-filter-data-field.json"
+    )["response_body"]
+    assert get(recorded("308-err-odata-skiptoken-bad.json")["path"]).json() == recorded(
+        "308-err-odata-skiptoken-bad.json"
+    )["response_body"]
+
+    # Deleted rows only for a filter that mentions deletedAt (fact 22, [248]).
+    standin.delete(FORM, V06)
+    assert get("/v1/projects/1/forms/rec_visit.svc/Submissions?%24top=0&%24count=true").json()[
+        "@odata.count"
+    ] == 29
+    deleted = get(recorded("248-odata-deleted-filter.json")["path"]).json()["value"]
+    assert [r["__id"] for r in deleted] == [V06]
+    assert list(deleted[0]) == list(recorded("248-odata-deleted-filter.json")["response_body"]
+                                    ["value"][0])  # fmt: skip
+
+    requests.delete(f"{standin.base_url}/v1/sessions/current", headers=auth)
+    revoked = get("/v1/projects/1/forms/rec_visit/submissions")
+    assert revoked.status_code == 401
+    assert revoked.json() == recorded("274-err-revoked-token.json")["response_body"]
+
+
+# --------------------------------------------------------------------- syncing
+
+
+def test_full_sync_equals_the_recorded_final_data(standin, central, store, open_store,
+                                                  central_dir, recorded_rows):  # fmt: skip
+    [result] = sync(central, store)  # every published form: rec_visit
+    assert (result.form_id, result.new, result.problems) == (FORM, 30, [])
+    assert result.attachments == sum(1 for r in recorded_rows if r.get("photo"))
+
+    reference = open_store()
+    reference.register_form((central_dir / "forms" / "rec_visit.xml").read_bytes())
+    reference.ingest_many([Incoming(r, CENTRAL, FORM) for r in recorded_rows])
+    assert tables(store) == tables(reference)
+    photos = _photos(central_dir, recorded_rows)
+    root, files = next(iter(photos.items()))
+    [(name, (content, _))] = files.items()
+    assert store.attachment(FORM, root, name) == content
+
+    again = sync(central, store)[0]  # nothing changed: nothing new, nothing downloaded again
+    assert (again.new, again.changed, again.deleted, again.attachments) == (0, 0, 0, 0)
+
+
+def test_edits_reviews_deletions_and_restores_are_mirrored(standin, central, open_store):
+    store = open_store()
+    sync(central, store, [FORM])
+
+    def rename(row):
+        row["visitor_name"] = "Edited visitor"
+        row["detainee"] = row["detainee"][:1]
+
+    new_instance = standin.edit(FORM, V18, rename)
+    standin.review(FORM, V07, "rejected")
+    standin.delete(FORM, V15)
+    standin.delete(FORM, V16)
+    result = sync(central, store, [FORM])[0]
+    assert (result.changed, result.deleted) == (2, 2)
+    edited = store.submission(FORM, V18)
+    assert (edited["current_instance_id"], edited["edits"]) == (new_instance, 1)
+    assert len(store.versions(FORM, V18)) == 2  # history kept
+    [row] = [r for r in store.rows("form_rec_visit") if r["__id"] == V18]
+    assert row["visitor_name"] == "Edited visitor"
+    assert store.submission(FORM, V07)["review_state"] == "rejected"
+    ids = {r["__id"] for r in store.rows("form_rec_visit")}
+    assert V15 not in ids and V16 not in ids
+    assert store.counts()[FORM]["submissions"] == 28
+
+    standin.restore(FORM, V16)  # a restore does not touch updatedAt
+    result = sync(central, store, [FORM])[0]
+    assert result.restored == 1
+    assert V16 in {r["__id"] for r in store.rows("form_rec_visit")}
+    assert any(r["__submission_id"] == V16 for r in store.rows("form_rec_visit__detainee")) or (
+        not standin.form(FORM).subs[V16].row.get("detainee")
+    )
+
+    assert snapshot(store) == snapshot(fresh_full_sync(standin, open_store))
+    store.rebuild()  # deleted submissions stay out of a rebuild too
+    assert V15 not in {r["__id"] for r in store.rows("form_rec_visit")}
+
+
+def test_submissions_arriving_during_a_sync_are_neither_lost_nor_doubled(
+    standin, central, store, open_store, recorded_rows
+):
+    late = [dict(recorded_rows[5], __id=f"uuid:late-{i}",
+                 meta={"instanceID": f"uuid:late-{i}", "instanceName": "late"})
+            for i in range(3)]  # fmt: skip
+    arrived = []
+
+    def progress(form_id, done, total):
+        if not arrived:  # after the first page is stored, three new submissions come in
+            standin.add_rows(FORM, late)
+            arrived.append(True)
+
+    first = FormPuller(central, store, FORM, progress).run()
+    # Newest-first pages already past them; the count reconciliation of the same run finds them.
+    assert first.new == 33
+    assert len(standin.requests("filter=__id")) == 1
+    second = sync(central, store, [FORM])[0]  # and the overlap re-reads them without doubling
+    assert (second.new, second.changed) == (0, 0)
+    assert store.counts()[FORM]["submissions"] == 33
+    assert snapshot(store) == snapshot(fresh_full_sync(standin, open_store))
+
+
+def test_a_sync_killed_mid_pass_resumes_and_converges(standin, store, open_store):
+    dying = Central(_settings(standin, retries=2))
+    standin.fail(503, count=50, match="skiptoken")  # page 2 onwards never comes
+    with pytest.raises(CentralUnavailable, match="answered HTTP 503"):
+        sync(dying, store, [FORM])
+    dying.close()
+    assert store.counts()[FORM]["submissions"] == 7  # page 1 was committed
+    state = store.sync_state(next(iter(_scopes(store))))
+    assert state["resume_link"] and state["watermark"] is None  # watermark did not move
+
+    standin.faults.clear()
+    standin.review(FORM, V07, "approved")  # a change while the sync was down
+    client = Central(_settings(standin))
+    result = sync(client, store, [FORM])[0]
+    client.close()
+    assert result.resumed
+    assert store.counts()[FORM]["submissions"] == 30
+    follow_up = Central(_settings(standin))
+    sync(follow_up, store, [FORM])
+    follow_up.close()
+    assert snapshot(store) == snapshot(fresh_full_sync(standin, open_store))
+
+
+def _scopes(store):
+    from sqlalchemy import select
+
+    from store import tables as t
+
+    with store.engine.connect() as conn:
+        return list(conn.execute(select(t.sync_state.c.scope)).scalars())
+
+
+def test_expired_token_logs_in_again(standin, central, store):
+    sync(central, store, [FORM])
+    logins = standin.logins
+    standin.expire_tokens()  # as after Central's 24 h session lifetime
+    standin.review(FORM, V07, "hasIssues")
+    result = sync(central, store, [FORM])[0]
+    assert result.changed == 1
+    assert standin.logins == logins + 1
+    assert any(status == 401 for _, _, status in standin.log)
+
+
+def test_5xx_and_timeouts_are_retried_then_fail_clearly(standin, store, runner, tmp_path):
+    client = Central(_settings(standin, retries=3, timeout=0.5))
+    standin.fail(500, count=2, match="Submissions")
+    standin.slow(1.5, count=1, match="/versions")  # longer than the client's timeout
+    assert sync(client, store, [FORM])[0].new == 30
+    standin.fail(502, count=100)
+    with pytest.raises(CentralUnavailable) as failure:
+        sync(client, store, [FORM])
+    client.close()
+    message = str(failure.value)
+    assert "answered HTTP 502" in message and "3 attempts" in message
+    assert "pw-not-real" not in message
+
+    standin.faults.clear()
+    standin.fail(503, count=100)
+    env = {"NIGRAAN_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+           "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
+           "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
+           "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real", "NIGRAAN_CENTRAL_PROJECT_ID": "1",
+           "NIGRAAN_CENTRAL_RETRIES": "2", "NIGRAAN_CENTRAL_RETRY_WAIT": "0.01"}  # fmt: skip
+    from nigraan.cli import main
+
+    outcome = runner.invoke(main, ["sync"], env=env)
+    assert outcome.exit_code == 1
+    assert "answered HTTP 503" in outcome.output and "pw-not-real" not in outcome.output
+
+
+def test_encrypted_submissions_are_recorded_raw(standin, central_dir, store):
+    exchange = json.loads(
+        (central_dir / "exchanges" / "209-enc-odata-submissions.json").read_text("utf-8")
+    )
+    xml = (central_dir / "forms" / "rec_encrypted.xml").read_bytes()
+    standin.add_form(xml)
+    standin.add_rows("rec_encrypted", exchange["response_body"]["value"], keep_dates=True)
+    client = Central(_settings(standin))
+    result = sync(client, store, ["rec_encrypted"])[0]
+    client.close()
+    encrypted = [r for r in exchange["response_body"]["value"] if r["__system"]["status"]]
+    assert result.new == len(exchange["response_body"]["value"])
+    assert result.encrypted == len(encrypted) > 0
+    stored = store.submission("rec_encrypted", encrypted[0]["__id"])
+    assert stored["status"] == "notDecrypted" and stored["normalised"] == "raw_only"
+
+
+# ------------------------------------------------------------ review outbox
+
+
+def test_review_outbox_reaches_central_exactly_once(standin, central, store):
+    sync(central, store, [FORM])
+    store.record_review(FORM, V06, "hasIssues", "Please re-check the injury details.")
+    assert store.submission(FORM, V06)["review_state"] == "hasIssues"  # shown locally at once
+
+    down = Central(CentralSettings("http://127.0.0.1:9", "admin@example.com", "pw-not-real", 1,
+                                   retries=2, retry_wait=0.01, timeout=1))  # fmt: skip
+    result = push_reviews(down, store)
+    down.close()
+    assert result.unavailable is not None and result.pending == 1
+
+    # Central applies the comment but the answer is lost (slower than the client's timeout).
+    standin.slow(1.2, count=1, match="/comments", method="POST")
+    hasty = Central(_settings(standin, timeout=0.5, retries=1))
+    lost = push_reviews(hasty, store)
+    hasty.close()
+    assert lost.pending == 1
+    result = push_reviews(central, store)
+    assert (result.applied, result.pending) == (1, 0)
+    sub = standin.form(FORM).subs[V06]
+    assert sub.row["__system"]["reviewState"] == "hasIssues"
+    assert [c["body"] for c in sub.comments] == ["Please re-check the injury details."]
+    assert push_reviews(central, store).applied == 0  # nothing twice
+    [entry] = store.reviews()
+    assert entry["done_at"] is not None and entry["attempts"] == 3
+
+
+def test_review_command_records_and_pushes(standin, runner, tmp_path):
+    env = {"NIGRAAN_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+           "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
+           "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
+           "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real", "NIGRAAN_CENTRAL_PROJECT_ID": "1",
+           "NIGRAAN_CENTRAL_RETRY_WAIT": "0.01"}  # fmt: skip
+    from nigraan.cli import main
+
+    synced = runner.invoke(main, ["sync"], env=env)
+    assert synced.exit_code == 0, synced.output
+    assert "rec_visit" in synced.output and "30" in synced.output
+    reviewed = runner.invoke(main, ["review", V07, "--state", "approved", "--comment", "ok"],
+                             env=env)  # fmt: skip
+    assert reviewed.exit_code == 0, reviewed.output
+    assert "Pushed to Central: 1" in reviewed.output
+    assert standin.form(FORM).subs[V07].row["__system"]["reviewState"] == "approved"
+    unknown = runner.invoke(main, ["review", "uuid:nope", "--state", "approved"], env=env)
+    assert unknown.exit_code == 1 and "No submission" in unknown.output
