@@ -199,10 +199,10 @@ def _comparator(left, op, right) -> Callable[[dict], bool]:
     literal = right[1] if right[0] == "value" else None
     if left[1] in DATE_FIELDS and isinstance(literal, str):
         try:
-            literal = parse_iso(literal)
+            literal = iso(parse_iso(literal).astimezone(UTC))
         except ValueError:
             return lambda row: True  # Central does not reject a quoted non-date (fact 19, [303])
-        convert = parse_iso
+        convert = str  # stored as Central writes them (UTC, ms, Z): text order is time order
     else:
         convert = str if literal is not None and not isinstance(literal, bool) else (lambda v: v)
         literal = str(literal) if literal is not None and not isinstance(literal, bool) else literal
@@ -302,6 +302,7 @@ class CentralStandin:
         self.projects = {1: "nigraan test project"}
         self.forms: dict[tuple[int, str], Form] = {}
         self.app_users: list[dict] = []
+        self.assignments: dict[int, set[tuple[str, str]]] = {}  # actor id -> (form id, role)
         self.faults: list[Fault] = []
         self.log: list[tuple[str, str, int]] = []  # (method, path?query, status)
         self.lock = threading.RLock()
@@ -724,7 +725,7 @@ class CentralStandin:
         user = next((u for u in self.app_users if u["id"] == int(actor)), None)
         if user is None:
             raise problem(*NOT_FOUND)
-        user.setdefault("forms", set()).add(fid)
+        self.assignments.setdefault(user["id"], set()).add((fid, role))
         return self._json({"success": True})
 
     # -- REST submissions
