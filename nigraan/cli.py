@@ -330,6 +330,16 @@ def store_status(config) -> None:
         )
 
 
+def _add_server_commands() -> None:
+    from server.cli import app_users, serve_command
+
+    main.add_command(serve_command)
+    main.add_command(app_users)
+
+
+_add_server_commands()
+
+
 # ODK Central: `central publish`, `central app-users`, `sync`, `review` (sync/cli.py).
 from sync.cli import register as _register_sync  # noqa: E402
 

@@ -32,6 +32,8 @@ class Setting:
     default: Any  # a value, or a callable taking the partly resolved values
     help: str
     secret: bool = False
+    # Returns what is wrong with a resolved value, or None; checked at start-up.
+    check: Callable[[Any], str | None] | None = None
 
     @property
     def env_name(self) -> str:
@@ -47,6 +49,16 @@ class Setting:
 
 
 _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
+
+
+def _between(low: int, high: int) -> Callable[[int], str | None]:
+    return lambda value: None if low <= value <= high else f"must be from {low} to {high}"
+
+
+def _http_url_or_empty(value: str) -> str | None:
+    if not value or re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
+        return None
+    return "must be an http:// or https:// address, like http://192.168.1.10:8080"
 
 
 def _under_instance(*parts: str) -> Callable[[dict[str, Any]], Path]:
@@ -102,6 +114,42 @@ SETTINGS: tuple[Setting, ...] = (
         lambda values: f"sqlite:///{Path(values['instance_dir']).resolve() / 'nigraan.sqlite3'}",
         "The reporting store: a SQLite file (default, in the instance folder) or "
         "postgresql+psycopg://user:password@host:5432/dbname.",
+    ),
+    Setting(
+        "server.host",
+        "str",
+        "127.0.0.1",
+        "Address `nigraan serve` listens on; 0.0.0.0 lets tablets on the office network reach it.",
+    ),
+    Setting("server.port", "int", 8080, "Port `nigraan serve` listens on.", check=_between(1, 65535)),
+    Setting(
+        "server.public_url",
+        "str",
+        "",
+        "The address tablets use to reach the server (e.g. http://192.168.1.10:8080), put in "
+        "device QR codes; empty: http://<server.host>:<server.port>.",
+        check=_http_url_or_empty,
+    ),
+    Setting(
+        "server.threads",
+        "int",
+        8,
+        "Requests the server handles at once (devices uploading at the same time).",
+        check=_between(1, 256),
+    ),
+    Setting(
+        "server.max_submission_bytes",
+        "int",
+        100_000_000,
+        "Largest submission POST accepted (XML plus attachments); advertised to Collect, which "
+        "splits bigger uploads. Larger requests get 413.",
+        check=_between(10_000, 2_000_000_000),
+    ),
+    Setting(
+        "server.project_name",
+        "str",
+        "nigraan",
+        "Project name shown in ODK Collect for devices set up from a QR code.",
     ),
     Setting(
         "central.base_url",
@@ -265,6 +313,13 @@ def load_config(
             raw, where, base = layered[setting.name]
             values[setting.name] = _coerce(setting, raw, where, base)
             sources[setting.name] = where
+            wrong = setting.check(values[setting.name]) if setting.check else None
+            if wrong:
+                raise ConfigError(
+                    f"Setting '{setting.name}' from {where} {wrong}, got "
+                    f"{setting.display(values[setting.name])}.",
+                    hint=setting.help,
+                )
         else:
             default = setting.default
             values[setting.name] = default(values) if callable(default) else default

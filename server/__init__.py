@@ -1,4 +1,100 @@
-"""The Flask application: OpenRosa for ODK Collect, review screens and reports.
+"""nigraan's web server: the embedded OpenRosa server ODK Collect talks to (more areas later).
 
-Built by the embedded OpenRosa server issue; the package exists so the tree shows the pipeline.
+`create_app` is the Flask app factory; `nigraan serve` runs it under waitress.
 """
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from nigraan.config import Config, load_config
+from server.device_accounts import DeviceDigestAuth
+from server.openrosa_xml import openrosa_response
+from server.published_forms import PublishedForms
+from server.submission_writer import SubmissionWriter
+from store.store import Store
+
+log = logging.getLogger(__name__)
+
+# Where the OpenRosa blueprint is mounted: Central's app-user URLs (token in the path) and
+# Digest-protected URLs for devices set up with a username and password.
+TOKEN_PREFIXES = ("/v1/key/<token>/projects/<int:project_id>", "/key/<token>")
+DIGEST_PREFIXES = ("", "/v1/projects/<int:project_id>")
+
+
+@dataclass
+class Services:
+    """What the blueprints use, built once per app."""
+
+    config: Config
+    store: Store
+    forms: PublishedForms
+    writer: SubmissionWriter
+    digest: DeviceDigestAuth
+
+    def close(self) -> None:
+        self.writer.close()
+        self.store.close()
+
+
+def create_app(config: Config | None = None, test_config: dict[str, Any] | None = None) -> Flask:
+    """The Flask app: settings checked, store migrated, built forms registered."""
+    config = config if config is not None else load_config(overrides=test_config)
+    app = Flask(__name__, instance_path=str(config["instance_dir"].resolve()), static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = config["server.max_submission_bytes"]
+    # Text fields in a submission are tiny (*isIncomplete*); files go to temporary files.
+    app.config["MAX_FORM_MEMORY_SIZE"] = 1_000_000
+    app.config["MAX_FORM_PARTS"] = 1_000
+
+    store = Store.from_config(config)
+    forms = PublishedForms(config["forms.build_dir"], register=lambda f: store.register_form(f.xform))
+    forms.refresh()  # a form the store refuses stops the start, with the store's message
+    services = Services(
+        config=config,
+        store=store,
+        forms=forms,
+        writer=SubmissionWriter(store),
+        digest=DeviceDigestAuth(lambda: app.extensions["nigraan"].store.app_users),
+    )
+    app.extensions["nigraan"] = services
+
+    from server import openrosa
+
+    for i, prefix in enumerate(TOKEN_PREFIXES + DIGEST_PREFIXES):
+        app.register_blueprint(openrosa.bp, url_prefix=prefix, name=f"openrosa_{i}")
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    return app
+
+
+def server_url(config: Config) -> str:
+    """The address devices use: server.public_url, else the bind address and port."""
+    if config["server.public_url"]:
+        return config["server.public_url"].rstrip("/")
+    return f"http://{config['server.host']}:{config['server.port']}"
+
+
+def _http_error(exc: HTTPException):
+    """Unknown paths, wrong methods, oversized bodies: an OpenRosa body Collect can show."""
+    from server import openrosa, problems
+
+    if exc.code == 413:
+        limit = openrosa.services().config["server.max_submission_bytes"]
+        return openrosa.problem_response(problems.too_large(limit))
+    return openrosa.xml_response(
+        openrosa_response(f"{exc.name}: {exc.description}", error=True), exc.code or 500, bare=True
+    )
+
+
+def _unexpected(exc: Exception):
+    from server import openrosa, problems
+
+    if isinstance(exc, HTTPException):
+        return _http_error(exc)
+    log.exception("unexpected error")  # the traceback goes to the server log, not to the device
+    return openrosa.problem_response(problems.not_saved())

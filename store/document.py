@@ -35,6 +35,13 @@ class SubmissionError(NigraanError):
     code = "submission.unreadable"
     status = 400
 
+    # Why, for callers that answer differently (the OpenRosa server):
+    FORBIDDEN, NOT_WELL_FORMED, NO_FORM_ID = "forbidden_xml", "not_well_formed", "no_form_id"
+
+    def __init__(self, message: str, *, hint: str | None = None, reason: str | None = None):
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
 
 @dataclass
 class SubmissionDocument:
@@ -125,19 +132,26 @@ def from_openrosa_xml(xml: bytes, repeats: Collection[str] = ()) -> SubmissionDo
         raise SubmissionError(
             "The submission XML declares a DTD or entities, which nigraan refuses.",
             hint="Send the instance exactly as ODK Collect wrote it.",
+            reason=SubmissionError.FORBIDDEN,
         ) from exc
     except ParseError as exc:
         raise SubmissionError(
             f"The submission is not well-formed XML ({exc}).",
             hint="The file may be truncated; send the complete instance XML again.",
+            reason=SubmissionError.NOT_WELL_FORMED,
         ) from exc
     form_id = root.get("id")
     if not form_id:
         raise SubmissionError(
             "The submission's root element has no form id attribute.",
             hint="Send the instance XML of a form from this server's form list.",
+            reason=SubmissionError.NO_FORM_ID,
         )
-    encrypted = root.tag.startswith(f"{{{ENCRYPTED_NS}}}") and root.get("encrypted") == "yes"
+    # By attribute and local names, not namespace: the spec says ENCRYPTED_NS, but ODK Collect
+    # writes http://www.opendatakit.org/xforms/encrypted.
+    encrypted = root.get("encrypted") == "yes" and any(
+        _local(child.tag) == "base64EncryptedKey" for child in root
+    )
     if encrypted:
         names = [e.text for e in root.iter() if _local(e.tag) == "file" and e.text]
         xml_file = next((e.text for e in root.iter() if _local(e.tag) == "encryptedXmlFile"), None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from nigraan.errors import FormError
 from store import layout as lay
+from store.app_users import AppUsers
 from store import schema as s
 from store import tables as t
 from store.database import create_store_engine, migrate
@@ -49,6 +51,8 @@ class Incoming:
     form_id: str | None = None  # required for OData rows, which do not name their form
     attachments: Mapping[str, tuple[bytes, str | None]] = field(default_factory=dict)
     received_at: datetime | None = None
+    submitter: str | None = None  # the device account that sent it (OpenRosa server)
+    device_id: str | None = None  # Collect's deviceID query parameter
 
 
 @dataclass
@@ -69,6 +73,15 @@ class RegisterResult:
     status: str  # new_form | new_version | unchanged
     new_columns: int = 0
     renormalised: int = 0
+
+
+@dataclass(frozen=True)
+class FormVersions:
+    """What the OpenRosa server needs to accept a submission: the versions and encryption."""
+
+    form_id: str
+    versions: frozenset[str]
+    encrypted: bool
 
 
 @dataclass
@@ -125,6 +138,8 @@ class Store:
         self._inserts: dict[Table, _BulkInsert] = {}
         self._forms: dict[str, _Form] = {}
         self._loaded = False
+        self._forms_lock = threading.RLock()  # the server reads the form cache from many threads
+        self.app_users = AppUsers(engine)
 
     @classmethod
     def open(cls, url: str, **kwargs) -> Store:
@@ -171,6 +186,10 @@ class Store:
         self, conn: Connection, form_id: str | None, version: str | None = None
     ) -> _Form | None:
         """The form as registered; re-read when another process registered it (or `version`)."""
+        with self._forms_lock:
+            return self._cached_form(conn, form_id, version)
+
+    def _cached_form(self, conn: Connection, form_id, version) -> _Form | None:
         self._load_forms(conn)
         if not form_id:
             return None
@@ -185,6 +204,15 @@ class Store:
                 self._load_forms(conn)
                 form = self._forms.get(form_id)
         return form
+
+    def form_versions(self, form_id: str, version: str | None = None) -> FormVersions | None:
+        """The registered versions of a form (None if unknown); looks again for a new `version`."""
+        with self.engine.connect() as conn:
+            form = self._form(conn, form_id, version)
+        if form is None:
+            return None
+        encrypted = any(schema.encrypted for schema in form.schemas.values())
+        return FormVersions(form.form_id, frozenset(form.schemas), encrypted)
 
     def register_form(self, xform: bytes) -> RegisterResult:
         """Record a compiled XForm version and grow its tables; idempotent for the same bytes.
@@ -696,6 +724,18 @@ class Store:
             ).first()
         return dict(row._mapping) if row else None
 
+    def attachments(self, form_id: str, instance_id: str) -> list[dict[str, Any]]:
+        """The files a submission version names, as Central lists them: name and whether the
+        file has arrived (plus its size, type and sha256)."""
+        sa = t.submission_attachments
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(sa.c.name, sa.c.sha256, sa.c.size, sa.c.content_type)
+                .where(sa.c.form_id == form_id, sa.c.instance_id == instance_id)
+                .order_by(sa.c.name)
+            )  # fmt: skip
+            return [{**r._mapping, "exists": r.sha256 is not None} for r in rows]
+
     def versions(self, form_id: str, root_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -1030,7 +1070,8 @@ class _BatchWriter:
             "form_version": doc.form_version, "source": parsed.item.source,
             "encrypted": doc.encrypted, "edits": 0, "first_received_at": received,
             "updated_at": received, "central_submission_date": None, "central_updated_at": None,
-            "submitter_id": None, "submitter_name": None, "device_id": None,
+            "submitter_id": None, "submitter_name": parsed.item.submitter,
+            "device_id": (parsed.item.device_id or "")[:255] or None,
             "review_state": None, "status": "notDecrypted" if doc.encrypted else None,
             "deleted_at": None, "normalised": normalised,
         }  # fmt: skip

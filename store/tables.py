@@ -231,6 +231,30 @@ problems = Table(
     Index(None, "form_id", "root_id"),
 )
 
+# Device accounts of the embedded OpenRosa server ("app users", as ODK Central calls them).
+# Neither secret is stored: the token only as its sha256, the Digest password only as the
+# HA1 hash RFC 2617 needs to check a response.
+app_users = Table(
+    "app_users",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("digest_ha1", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+app_user_forms = Table(
+    "app_user_forms",
+    metadata,
+    Column("app_user_id", BigInteger().with_variant(Integer, "sqlite"),
+           ForeignKey("app_users.id"), primary_key=True),  # fmt: skip
+    Column("form_id", ID, primary_key=True),
+)
+
 # Sync with ODK Central: one row per synced form (scope = Central URL, project and form).
 # `watermark` only moves once a whole pass is committed; `resume_link` is the next OData page of
 # a pass in progress, so a killed sync picks up where it stopped.

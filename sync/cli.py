@@ -86,6 +86,7 @@ def central_app_users(config, names, form_ids, qr_dir) -> None:
         forms = list(form_ids) or sorted(built_forms(Path(config["forms.build_dir"])))
         create_app_users(central_, list(names), forms)
         users = central_.get_json(central_.path("projects/{project_id}/app-users"))
+        project = central_.get_json(central_.path("projects/{project_id}"))["name"]
     except NigraanError as exc:
         _fail(exc, 1)
     for name in names:
@@ -97,17 +98,14 @@ def central_app_users(config, names, form_ids, qr_dir) -> None:
             f"{central_.settings.shown_url}/v1/key/{user['token']}/projects/{central_.project_id}"
         )
         click.echo(f"{name} (app user {user['id']}): forms {', '.join(forms)}")
-        _print_qr(url, name, qr_dir)
+        _print_qr(url, project, name, qr_dir)
 
 
-def _print_qr(server_url: str, name: str, qr_dir: str | None) -> None:
-    """The Collect QR code, through nigraan.collect_qr when it is there."""
-    try:
-        from nigraan.collect_qr import collect_settings, write_qr
-    except ImportError:
-        click.echo(f"  server URL for Collect: {server_url}")
-        return
-    settings = collect_settings(server_url, name)
+def _print_qr(server_url: str, project: str, name: str, qr_dir: str | None) -> None:
+    """The user's Collect QR code (as Central makes it), on the terminal and as a 0600 PNG."""
+    from nigraan.collect_qr import collect_settings, write_qr
+
+    settings = collect_settings(server_url, project)
     target = Path(qr_dir or ".") / f"{name}.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     click.echo(write_qr(settings, str(target)))

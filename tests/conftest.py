@@ -173,3 +173,42 @@ def open_store(new_database):
 @pytest.fixture
 def store(open_store):
     return open_store()
+
+
+@pytest.fixture
+def serve_openrosa(tmp_path, central_dir):
+    """serve_openrosa(database_url) -> a running `nigraan serve` offering the recorded forms,
+    and a device account for all of them (`.token_url`, `.username`, `.password`)."""
+    from server.device_accounts import create_account
+    from store.store import Store
+    from tests.openrosa_client import ServerProcess, publish_recorded_forms
+
+    started = []
+
+    def start(database_url: str, **settings):
+        instance = tmp_path / f"instance{len(started)}"
+        build_dir = publish_recorded_forms(instance / "forms", central_dir)
+        env = {
+            "NIGRAAN_INSTANCE_DIR": str(instance),
+            "NIGRAAN_FORMS_BUILD_DIR": str(build_dir),
+            "NIGRAAN_DATABASE_URL": database_url,
+            **{"NIGRAAN_" + k.upper(): str(v) for k, v in settings.items()},
+        }
+        server = ServerProcess(env).start()
+        started.append(server)
+        store = Store.open(database_url)
+        try:
+            account = create_account(
+                store.app_users, f"tablet-{len(started)}", ["rec_visit", "rec_encrypted", "rec_entity"]
+            )
+        finally:
+            store.close()
+        server.account = account
+        server.token_url = account.token_url(server.base)
+        server.username, server.password = account.user.name, account.password
+        server.database_url = database_url
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -89,9 +89,18 @@ def test_publish_and_app_users_commands(standin, tmp_path, central_dir, runner):
     [user] = standin.app_users
     assert user["displayName"] == "collector-1"
     assert {form for form, _ in standin.assignments[user["id"]]} == {"rec_visit"}
-    assert f"/v1/key/{user['token']}/projects/1" in users.output or (
-        tmp_path / "qr" / "collector-1.png"
-    ).is_file()
+    png = tmp_path / "qr" / "collector-1.png"
+    assert png.is_file() and png.stat().st_mode & 0o777 == 0o600
+    from nigraan.collect_qr import decode_settings
+    import zxingcpp
+    from PIL import Image
+
+    [code] = zxingcpp.read_barcodes(Image.open(png))
+    settings = decode_settings(code.text)
+    assert settings["general"]["server_url"] == (
+        f"{standin.base_url}/v1/key/{user['token']}/projects/1"
+    )
+    assert settings["project"]["name"] == "nigraan test project"
     assert "pw-not-real" not in first.output + again.output + users.output
 
 

@@ -1,7 +1,7 @@
 """sync with ODK Central: sync_state (watermarks, resumable passes) and review_outbox
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-28
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import store.tables
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,172 @@
+"""`nigraan serve` and `nigraan app-users`: the embedded OpenRosa server and its device accounts."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from nigraan.collect_qr import collect_settings, write_qr
+from nigraan.errors import NigraanError
+
+
+def _fail(exc: NigraanError) -> None:
+    click.secho(f"Error: {exc.message}", fg="red", err=True)
+    if exc.hint:
+        click.echo(f"  {exc.hint}", err=True)
+    sys.exit(2)
+
+
+def _open_store(config):
+    from store.store import Store
+
+    try:
+        return Store.from_config(config)
+    except NigraanError as exc:
+        _fail(exc)
+
+
+def _built_forms(config) -> list[str]:
+    from server.published_forms import PublishedForms
+
+    return sorted(PublishedForms(config["forms.build_dir"]).refresh())
+
+
+def qr_path(config, name: str) -> Path:
+    return Path(config["instance_dir"]) / "app-users" / f"{name}.png"
+
+
+@click.command("serve")
+@click.option("--host", help="Listen on this address (default: server.host).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Listen on this port (server.port).")
+@click.pass_obj
+def serve_command(config, host, port) -> None:
+    """Run the OpenRosa server ODK Collect submits to (waitress; Ctrl-C stops it).
+
+    Offers the built forms (forms.build_dir; a rebuild is picked up without a restart) to the
+    device accounts made with `nigraan app-users create`, and stores every submission in the
+    reporting store before answering 201.
+    """
+    from nigraan.config import Config
+    from server.serve import serve
+
+    overrides = {k: v for k, v in (("server.host", host), ("server.port", port)) if v}
+    if overrides:
+        config = Config({**config, **overrides},
+                        {**config.sources, **dict.fromkeys(overrides, "command line")})  # fmt: skip
+    try:
+        serve(config, echo=click.echo)
+    except NigraanError as exc:
+        _fail(exc)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        _fail(NigraanError(
+            f"Cannot listen on {config['server.host']}:{config['server.port']}: {exc.strerror}.",
+            hint="Choose another port (--port or server.port) or stop what uses it.",
+        ))  # fmt: skip
+
+
+@click.group("app-users")
+def app_users() -> None:
+    """Device accounts (ODK Central calls them app users) for tablets running ODK Collect."""
+
+
+@app_users.command("create")
+@click.argument("name")
+@click.option("--form", "forms", multiple=True, help="A form the device may fill (repeatable).")
+@click.option("--all-forms", is_flag=True, help="Every built form.")
+@click.option("--if-missing", is_flag=True, help="Do nothing if an account of that name exists.")
+@click.pass_obj
+def app_users_create(config, name, forms, all_forms, if_missing) -> None:
+    """Make a device account and its Collect QR code.
+
+    Prints the server URL with the account's token (scan the QR code, or type the URL in
+    Collect's server settings) and a username and password for HTTP Digest. The QR code is
+    written to <instance_dir>/app-users/NAME.png (readable only by you) and drawn here. The
+    secrets are shown only now: nigraan keeps only their hashes.
+    """
+    from server import server_url
+    from server.device_accounts import create_account
+
+    built = _built_forms(config)
+    if all_forms:
+        forms = tuple(built)
+    if not forms:
+        _fail(NigraanError(
+            "Say which forms the device may fill.",
+            hint=f"Use --form FORM_ID (repeatable) or --all-forms; built forms: "
+            f"{', '.join(built) or 'none (run `nigraan forms build`)'}.",
+        ))  # fmt: skip
+    unknown = sorted(set(forms) - set(built))
+    if unknown:
+        _fail(NigraanError(
+            f"No built form {', '.join(map(repr, unknown))}.",
+            hint=f"Built forms: {', '.join(built) or 'none (run `nigraan forms build`)'}.",
+        ))  # fmt: skip
+    store = _open_store(config)
+    try:
+        if if_missing and store.app_users.by_name(name) is not None:
+            png = qr_path(config, name)
+            click.echo(f"Device account {name!r} exists; its QR code: {png}"
+                       + ("" if png.is_file() else " (missing: revoke the account and make a new one)"))  # fmt: skip
+            return
+        account = create_account(store.app_users, name, forms)
+    except NigraanError as exc:
+        _fail(exc)
+    finally:
+        store.close()
+    url = server_url(config)
+    token_url = account.token_url(url)
+    png = qr_path(config, name)
+    os.makedirs(png.parent, mode=0o700, exist_ok=True)
+    drawing = write_qr(collect_settings(token_url, config["server.project_name"]), png)
+    click.echo(f"Device account {name!r} for {len(forms)} form(s): {', '.join(sorted(forms))}")
+    click.echo(f"  server URL (ODK Collect > Settings > Project > Server): {token_url}")
+    click.echo(f"  or with Digest: server {url}  username {name}  password {account.password}")
+    click.echo(f"  QR code: {png}")
+    click.echo(drawing)
+    click.echo("Keep the URL, password and QR code private: they let a tablet send forms. "
+               "They are not shown again; `nigraan app-users revoke` cuts them off.")  # fmt: skip
+    if config["server.host"] in ("0.0.0.0", "::") and not config["server.public_url"]:
+        click.echo("Note: set server.public_url to the address tablets reach; this URL says "
+                   f"{config['server.host']}.")  # fmt: skip
+
+
+@app_users.command("list")
+@click.pass_obj
+def app_users_list(config) -> None:
+    """The device accounts, their forms, and whether they are revoked."""
+    store = _open_store(config)
+    try:
+        users = store.app_users.all()
+    finally:
+        store.close()
+    if not users:
+        click.echo("No device accounts. Make one: nigraan app-users create NAME --all-forms")
+        return
+    header = f"{'name':24} {'state':8} {'created (UTC)':17} forms"
+    click.echo(header)
+    click.echo("-" * len(header))
+    for user in users:
+        state = "active" if user.active else "revoked"
+        created = user.created_at.strftime("%Y-%m-%d %H:%M")
+        click.echo(f"{user.name:24} {state:8} {created:17} {', '.join(sorted(user.forms))}")
+
+
+@app_users.command("revoke")
+@click.argument("name")
+@click.pass_obj
+def app_users_revoke(config, name) -> None:
+    """Revoke a device account at once (a lost or stolen tablet). Its QR code is deleted."""
+    store = _open_store(config)
+    try:
+        store.app_users.revoke(name)
+    except NigraanError as exc:
+        _fail(exc)
+    finally:
+        store.close()
+    png = qr_path(config, name)
+    png.unlink(missing_ok=True)
+    click.echo(f"Revoked {name!r}: its URL and password no longer work. Submissions it sent "
+               "are kept.")  # fmt: skip

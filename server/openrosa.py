@@ -1,0 +1,308 @@
+"""OpenRosa 1.0 for ODK Collect: form list, form and media download, manifest, submission.
+
+One blueprint, mounted under several prefixes (see create_app): Central's app-user token URLs
+`/v1/key/<token>/projects/<project_id>` (and the short `/key/<token>`), and Digest-protected
+`/` and `/v1/projects/<project_id>`. Endpoints hold no SQL: they call the store and the writer.
+"""
+
+from __future__ import annotations
+
+import logging
+from email.utils import formatdate
+from urllib.parse import quote
+
+from flask import Blueprint, Response, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from server import problems
+from server.device_accounts import PROJECT_ID, account_for_token
+from server.openrosa_xml import FormListEntry, MediaFile, form_list, manifest, openrosa_response
+from store.document import SubmissionError, from_openrosa_xml
+from store.store import CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED, Incoming
+
+log = logging.getLogger(__name__)
+bp = Blueprint("openrosa", __name__)
+XML_PART = "xml_submission_file"
+INCOMPLETE_PART = "*isIncomplete*"
+
+
+def services():
+    return current_app.extensions["nigraan"]
+
+
+# ----------------------------------------------------------------- plumbing
+
+
+@bp.url_value_preprocessor
+def _pull_prefix_values(endpoint, values) -> None:
+    values = values if values is not None else {}
+    g.token = values.pop("token", None)
+    g.project_id = values.pop("project_id", PROJECT_ID)
+
+
+@bp.url_defaults
+def _push_prefix_values(endpoint, values) -> None:
+    if g.get("token") is not None and current_app.url_map.is_endpoint_expecting(endpoint, "token"):
+        values.setdefault("token", g.token)
+    if current_app.url_map.is_endpoint_expecting(endpoint, "project_id"):
+        values.setdefault("project_id", g.project_id)
+
+
+def openrosa_headers() -> dict[str, str]:
+    return {
+        "X-OpenRosa-Version": "1.0",
+        "X-OpenRosa-Accept-Content-Length": str(services().config["server.max_submission_bytes"]),
+        "Content-Language": "en",
+        "Date": formatdate(usegmt=True),
+    }
+
+
+def xml_response(body: str, status: int = 200, *, bare: bool = False) -> Response:
+    response = Response(body, status=status, content_type="text/xml; charset=utf-8")
+    if not bare:
+        response.headers.update(openrosa_headers())
+    return response
+
+
+@bp.errorhandler(problems.OpenRosaProblem)
+def problem_response(problem: problems.OpenRosaProblem) -> Response:
+    body = "" if request.method == "HEAD" else openrosa_response(problem.message, error=True)
+    response = xml_response(body, problem.status, bare=problem.bare)
+    response.headers.update(problem.headers)
+    return response
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(_exc) -> Response:
+    limit = services().config["server.max_submission_bytes"]
+    return problem_response(problems.too_large(limit))
+
+
+def require_openrosa_header() -> None:
+    if request.headers.get("X-OpenRosa-Version", "").strip() != "1.0":
+        raise problems.missing_openrosa_header()
+
+
+def authenticate():
+    """The device account of this request, or a problem (401/403) to answer with."""
+    if g.token is not None:
+        user = account_for_token(services().store.app_users, g.token)
+        if user is False:
+            raise problems.malformed_token()
+        if user is None:
+            raise problems.not_allowed()
+        return user
+    digest = services().digest
+    auth = digest.get_auth()
+    if digest.authenticate(auth, digest.get_auth_password(auth)):
+        return g.app_user  # set when the account's HA1 was looked up
+    raise problems.OpenRosaProblem(
+        401, "401.2", "Could not authenticate with the provided credentials.", bare=True,
+        headers={"WWW-Authenticate": digest.authenticate_header()},
+    )  # fmt: skip
+
+
+def project_exists() -> bool:
+    return g.project_id == PROJECT_ID
+
+
+def base_url() -> str:
+    """Absolute URLs in form lists and manifests start with the address the device used,
+    unless server.public_url says otherwise (a proxy in front)."""
+    public = services().config["server.public_url"]
+    return public.rstrip("/") if public else request.host_url.rstrip("/")
+
+
+def url_for_device(endpoint: str, **values) -> str:
+    from flask import url_for
+
+    return base_url() + url_for(endpoint, **values)
+
+
+def published_form(user, form_id: str):
+    form = services().forms.refresh().get(form_id)
+    if form is None or not project_exists():
+        raise problems.not_found()
+    if form_id not in user.forms:
+        raise problems.form_not_allowed(form_id)
+    return form
+
+
+# ----------------------------------------------------------------- form list, forms, media
+
+
+@bp.get("/formList")
+def form_list_view() -> Response:
+    user = authenticate()
+    require_openrosa_header()
+    wanted = request.args.get("formID")
+    entries = []
+    if project_exists():
+        for form in services().forms.refresh().values():
+            if form.form_id not in user.forms or (wanted and form.form_id != wanted):
+                continue
+            entries.append(
+                FormListEntry(
+                    form_id=form.form_id,
+                    name=form.title,
+                    version=form.version,
+                    md5=form.md5,
+                    download_url=url_for_device(".form_download", form_file=f"{form.form_id}.xml"),
+                    manifest_url=(
+                        url_for_device(".form_manifest", form_id=form.form_id)
+                        if form.has_media
+                        else None
+                    ),
+                )
+            )
+    entries.sort(key=lambda e: (e.name.casefold(), e.form_id))
+    return xml_response(form_list(entries))
+
+
+@bp.get("/forms/<form_file>")
+def form_download(form_file: str) -> Response:
+    # Like Central, the plain XForm download does not insist on X-OpenRosa-Version.
+    user = authenticate()
+    if not form_file.endswith(".xml"):
+        raise problems.not_found()
+    form = published_form(user, form_file[: -len(".xml")])
+    return Response(form.xform, content_type="application/xml; charset=utf-8")
+
+
+@bp.get("/forms/<form_id>/manifest")
+def form_manifest(form_id: str) -> Response:
+    user = authenticate()
+    require_openrosa_header()
+    form = published_form(user, form_id)
+    files = [
+        MediaFile(
+            media.name,
+            media.md5,
+            url_for_device(".form_media", form_id=form_id, name=media.name),
+        )
+        for media in sorted(form.media.values(), key=lambda m: m.name)
+    ]
+    return xml_response(manifest(files))
+
+
+@bp.get("/forms/<form_id>/attachments/<name>")
+def form_media(form_id: str, name: str) -> Response:
+    user = authenticate()
+    form = published_form(user, form_id)
+    media = form.media.get(name)
+    if media is None:
+        raise problems.not_found()
+    response = Response(media.content, content_type=media.content_type)
+    response.headers["ETag"] = f'"{media.md5}"'
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename=\"{quote(name)}\"; filename*=UTF-8''{quote(name)}"
+    )
+    return response
+
+
+# ----------------------------------------------------------------- submission
+
+
+@bp.route("/submission", methods=["HEAD", "GET"])
+def submission_preflight() -> Response:
+    """Collect's HEAD before each upload: 204 and how large an upload may be."""
+    authenticate()
+    require_openrosa_header()
+    if not project_exists():
+        return xml_response("", 404)
+    response = Response(status=204)
+    response.headers.update(openrosa_headers())
+    del response.headers["Content-Type"]
+    return response
+
+
+@bp.post("/submission")
+def submission() -> Response:
+    user = authenticate()
+    require_openrosa_header()
+    if not project_exists():
+        raise problems.not_found()
+    xml = _xml_part()
+    try:
+        doc = from_openrosa_xml(xml)
+    except SubmissionError as exc:
+        raise _unreadable(exc, xml) from exc
+
+    form_id = doc.form_id
+    svc = services()
+    svc.forms.refresh()
+    known = svc.store.form_versions(form_id, doc.form_version)
+    if known is None or form_id not in svc.forms.refresh():
+        raise problems.unknown_form(form_id)
+    if form_id not in user.forms:
+        raise problems.form_not_allowed(form_id)
+    if (doc.form_version or "") not in known.versions:
+        raise problems.unknown_version(doc.form_version or "")
+    if known.encrypted and not doc.encrypted:
+        raise problems.must_be_encrypted(form_id)
+
+    try:
+        result = svc.writer.write(
+            Incoming(xml, attachments=_attachment_parts(), submitter=user.name,
+                     device_id=request.args.get("deviceID"))  # fmt: skip
+        )
+    except Exception as exc:
+        log.error("submission to %s not saved: %s", form_id, type(exc).__name__)
+        raise problems.not_saved() from exc
+    if result.status == CONFLICT:
+        raise problems.conflict()
+    if result.status == STALE_EDIT:
+        raise problems.stale_edit(doc.deprecated_id or "")
+    if result.status == UNKNOWN_DEPRECATED:
+        raise problems.unknown_deprecated(doc.deprecated_id or "")
+    # created, edited, duplicate (a resend; missing attachments were filled in): all stored.
+    return xml_response(openrosa_response("full submission upload was successful!", error=False),
+                        201)  # fmt: skip
+
+
+def _xml_part() -> bytes:
+    if not (request.mimetype or "").startswith("multipart/"):
+        raise problems.missing_xml_part()
+    part = request.files.get(XML_PART)
+    if part is not None:
+        return part.read()
+    text = request.form.get(XML_PART)  # sent as a plain field instead of a file
+    if text is None:
+        raise problems.missing_xml_part()
+    return text.encode("utf-8")
+
+
+def _attachment_parts() -> dict[str, tuple[bytes, str | None]]:
+    """Files by multipart part name (Collect names each part after its file, and Central
+    matches on the part name). The store keeps only the names the instance refers to."""
+    files = {}
+    for name, part in request.files.items(multi=False):
+        if name == XML_PART or not safe_file_name(name):
+            continue
+        files[name] = (part.read(), part.mimetype or None)
+    return files
+
+
+def safe_file_name(name: str) -> bool:
+    """A bare file name: no folders, no '..', no control characters, at most 255 bytes."""
+    return (
+        0 < len(name.encode("utf-8")) <= 255
+        and name not in (".", "..")
+        and not any(c in name for c in "/\\")
+        and all(ord(c) >= 32 and ord(c) != 127 for c in name)
+    )
+
+
+def _unreadable(exc: SubmissionError, xml: bytes) -> problems.OpenRosaProblem:
+    if exc.reason == SubmissionError.FORBIDDEN:
+        return problems.forbidden_xml()
+    if exc.reason == SubmissionError.NOT_WELL_FORMED and _has_root_with_id(xml):
+        return problems.not_well_formed(str(exc.__cause__))
+    return problems.missing_form_id()
+
+
+def _has_root_with_id(xml: bytes) -> bool:
+    """Did the XML get as far as a root element with an id (so it was cut off, not garbage)?"""
+    import re
+
+    return re.search(rb"<[A-Za-z_][\w.:-]*\s[^>]*\bid=", xml[:4096]) is not None

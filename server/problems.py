@@ -1,0 +1,148 @@
+"""The OpenRosa server's catalogue of problems: HTTP status, code, and the message Collect shows.
+
+Where ODK Central answers the same situation, the message is Central's word for word (devices
+and the people who support them already know it); where nigraan is stricter or Central says
+nothing useful, the message says what to do.
+"""
+
+from __future__ import annotations
+
+from nigraan.errors import NigraanError
+
+
+class OpenRosaProblem(NigraanError):
+    """An answer to a device other than success. `bare` ones go out without the OpenRosa
+    headers, as Central sends authentication failures and the missing-header 400."""
+
+    def __init__(self, status: int, code: str, message: str, *, bare: bool = False,
+                 headers: dict[str, str] | None = None):  # fmt: skip
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.bare = bare
+        self.headers = headers or {}
+
+
+def missing_openrosa_header() -> OpenRosaProblem:
+    return OpenRosaProblem(
+        400, "400.6",
+        "An expected header field (X-OpenRosa-Version) did not match the expected format.",
+        bare=True,
+    )  # fmt: skip
+
+
+def malformed_token() -> OpenRosaProblem:
+    return OpenRosaProblem(
+        401, "401.2", "Could not authenticate with the provided credentials.", bare=True
+    )
+
+
+def not_allowed() -> OpenRosaProblem:
+    return OpenRosaProblem(
+        403, "403.1",
+        "The authentication you provided does not have rights to perform that action.",
+        bare=True,
+    )  # fmt: skip
+
+
+def form_not_allowed(form_id: str) -> OpenRosaProblem:
+    return OpenRosaProblem(
+        403, "403.1",
+        f"This device account may not send or download the form '{form_id}'. Ask your "
+        "supervisor to give the account this form.",
+    )  # fmt: skip
+
+
+def not_found() -> OpenRosaProblem:
+    return OpenRosaProblem(404, "404.1", "Could not find the resource you were looking for.")
+
+
+def unknown_form(form_id: str) -> OpenRosaProblem:
+    return OpenRosaProblem(
+        404, "404.1",
+        f"Could not find the resource you were looking for. This server has no form "
+        f"'{form_id}': get blank forms again, or ask your supervisor which server to send to.",
+    )  # fmt: skip
+
+
+def unknown_version(version: str) -> OpenRosaProblem:
+    return OpenRosaProblem(
+        404, "404.6", f"The form version specified in this submission '{version}' does not exist."
+    )
+
+
+def missing_xml_part() -> OpenRosaProblem:
+    return OpenRosaProblem(
+        400, "400.7", "Required multipart POST field xml_submission_file missing."
+    )
+
+
+def missing_form_id() -> OpenRosaProblem:
+    return OpenRosaProblem(400, "400.2", "Required parameter form ID xml attribute missing.")
+
+
+def not_well_formed(detail: str) -> OpenRosaProblem:
+    return OpenRosaProblem(
+        400, "400.40",
+        f"The submission XML is not well formed ({detail}); it was probably cut off on the "
+        "way. Nothing was saved: send it again. If it fails again, tell your supervisor.",
+    )  # fmt: skip
+
+
+def forbidden_xml() -> OpenRosaProblem:
+    return OpenRosaProblem(
+        400, "400.41",
+        "The submission XML declares a DTD or entities, which this server refuses. ODK Collect "
+        "never sends them: send it from ODK Collect.",
+    )  # fmt: skip
+
+
+def must_be_encrypted(form_id: str) -> OpenRosaProblem:
+    return OpenRosaProblem(
+        400, "400.42",
+        f"The form '{form_id}' only accepts encrypted submissions and this one is not "
+        "encrypted. Get the blank form again so the tablet encrypts it, fill it in again, "
+        "and send it.",
+    )  # fmt: skip
+
+
+def too_large(limit: int) -> OpenRosaProblem:
+    return OpenRosaProblem(
+        413, "413.1",
+        f"This upload is larger than the server accepts ({limit // 1_000_000} MB at once). "
+        "Nothing was saved. Send it again over a steady connection; if a single file is "
+        "larger than that, tell your supervisor.",
+    )  # fmt: skip
+
+
+def conflict() -> OpenRosaProblem:
+    return OpenRosaProblem(
+        409, "409.1",
+        "A submission already exists with this ID, but with different XML. Resubmissions to "
+        "attach additional multimedia must resubmit an identical xml_submission_file.",
+    )  # fmt: skip
+
+
+def stale_edit(deprecated_id: str) -> OpenRosaProblem:
+    return OpenRosaProblem(
+        409, "409.9",
+        f"You tried to update a submission, but the copy you were editing ({deprecated_id}) is "
+        "now out of date. Please get the new version that has been submitted, and make your "
+        "edits again.",
+    )  # fmt: skip
+
+
+def unknown_deprecated(deprecated_id: str) -> OpenRosaProblem:
+    return OpenRosaProblem(
+        404, "404.5",
+        "You tried to update an existing submission, but we can't find that submission to "
+        f"update ({deprecated_id})",
+    )  # fmt: skip
+
+
+def not_saved() -> OpenRosaProblem:
+    return OpenRosaProblem(
+        500, "500.1",
+        "The server could not save this submission. It is still on your tablet: send it again "
+        "later. If it keeps failing, tell your supervisor.",
+    )  # fmt: skip

@@ -1,0 +1,76 @@
+"""One writer thread in front of the store: group commit for concurrent uploads.
+
+Request threads hand their submission over and wait; the writer takes whatever has queued up
+(up to MAX_BATCH) and stores it in one transaction, so eight tablets uploading at once cost
+one durable commit instead of eight. A request is answered only after its transaction
+committed. If a batch fails as a whole, each submission is retried on its own so one bad
+upload cannot fail the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+
+from store.store import Incoming, IngestResult, Store
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 64
+
+
+class SubmissionWriter:
+    def __init__(self, store: Store, max_batch: int = MAX_BATCH):
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="submission-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, item: Incoming, timeout: float = 120.0) -> IngestResult:
+        """Store one submission; returns once it is committed (or raises)."""
+        if not self._thread.is_alive():
+            raise RuntimeError("the submission writer has stopped")
+        done: Future = Future()
+        self._queue.put((item, done))
+        return done.result(timeout=timeout)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._store(batch)
+                    return
+                batch.append(nxt)
+            self._store(batch)
+
+    def _store(self, batch: list[tuple[Incoming, Future]]) -> None:
+        try:
+            results = self.store.ingest_many([item for item, _ in batch])
+        except Exception:
+            if len(batch) == 1:
+                log.exception("storing a submission failed")
+                batch[0][1].set_exception(_failure())
+                return
+            for one in batch:  # find the one that fails; the rest still get stored
+                self._store([one])
+            return
+        for (_, done), result in zip(batch, results, strict=True):
+            done.set_result(result)
+
+
+def _failure() -> Exception:
+    return RuntimeError("the store could not save the submission")
