@@ -23,9 +23,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from nigraan.errors import FormError
 from store import layout as lay
-from store.app_users import AppUsers
 from store import schema as s
 from store import tables as t
+from store.app_users import AppUsers
 from store.database import create_store_engine, migrate
 from store.document import SubmissionDocument, SubmissionError, from_odata, from_openrosa_xml
 from store.form_tables import build_tables, create_missing, recreate

@@ -91,9 +91,10 @@ def test_publish_and_app_users_commands(standin, tmp_path, central_dir, runner):
     assert {form for form, _ in standin.assignments[user["id"]]} == {"rec_visit"}
     png = tmp_path / "qr" / "collector-1.png"
     assert png.is_file() and png.stat().st_mode & 0o777 == 0o600
-    from nigraan.collect_qr import decode_settings
     import zxingcpp
     from PIL import Image
+
+    from nigraan.collect_qr import decode_settings
 
     [code] = zxingcpp.read_barcodes(Image.open(png))
     settings = decode_settings(code.text)
