@@ -602,12 +602,6 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-    def form_versions(self, form_id: str) -> set[str]:
-        """The versions of a form registered here."""
-        fv = t.form_versions
-        with self.engine.connect() as conn:
-            return set(conn.execute(select(fv.c.version).where(fv.c.form_id == form_id)).scalars())
-
     def missing_attachments(self, form_id: str) -> dict[str, list[tuple[str, str]]]:
         """Files the current versions of live submissions name but that are not here yet.
 

@@ -122,7 +122,8 @@ class FormPuller:
             "projects/{project_id}/forms/{form_id}/versions", form_id=self.form_id
         )
         versions = self.central.get_json(path)
-        have = self.store.form_versions(self.form_id)
+        known = self.store.form_versions(self.form_id)
+        have = known.versions if known is not None else frozenset()
         for entry in reversed(versions):  # Central lists newest first; register oldest first
             version = entry.get("version")
             if version is None or version in have:

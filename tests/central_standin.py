@@ -34,9 +34,9 @@ from urllib.parse import quote
 import orjson
 from lxml import etree
 from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on the test output
-from werkzeug.wrappers import Request, Response
 
 ODATA_PARAMS = {
     "$format", "$count", "$skip", "$top", "$filter", "$wkt", "$expand", "$select", "$skiptoken",
@@ -804,7 +804,8 @@ class CentralStandin:
 
     def _attachments(self, request: Request, pid: str, fid: str, iid: str) -> Response:
         sub = self._sub(pid, fid, iid)
-        return self._json([{"name": n, "exists": c is not None} for n, c in sub.attachments.items()])
+        listing = [{"name": n, "exists": c is not None} for n, c in sub.attachments.items()]
+        return self._json(listing)
 
     def _attachment(self, request: Request, pid: str, fid: str, iid: str, name: str):
         sub = self._sub(pid, fid, iid)

@@ -96,14 +96,15 @@ def test_standin_answers_like_the_recorded_central(standin, central_dir):
     def recorded(name):
         return json.loads((central_dir / "exchanges" / name).read_text(encoding="utf-8"))
 
-    session = requests.post(f"{standin.base_url}/v1/sessions",
-                            json={"email": "admin@example.com", "password": "pw-not-real"})  # fmt: skip
+    login = {"email": "admin@example.com", "password": "pw-not-real"}
+    session = requests.post(f"{standin.base_url}/v1/sessions", json=login)
     assert list(session.json()) == list(recorded("001-session-create.json")["response_body"])
     auth = {"Authorization": f"Bearer {session.json()['token']}"}
 
     def get(path):
         return requests.get(standin.base_url + path, headers=auth)
 
+    previous_link = None
     for name in FINAL_PAGES:
         exchange = recorded(name)
         path = exchange["path"].replace(RECORDED_ORIGIN, "")

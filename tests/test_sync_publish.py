@@ -77,7 +77,8 @@ def test_publish_and_app_users_commands(standin, tmp_path, central_dir, runner):
     build = _build_dir(tmp_path, central_dir)
     env = {"NIGRAAN_FORMS_BUILD_DIR": str(build), "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
            "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
-           "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real", "NIGRAAN_CENTRAL_PROJECT_ID": "1"}  # fmt: skip
+           "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real",
+           "NIGRAAN_CENTRAL_PROJECT_ID": "1"}  # fmt: skip
     first = runner.invoke(main, ["central", "publish"], env=env)
     assert first.exit_code == 0, first.output
     assert "rec_visit" in first.output and "created" in first.output
