@@ -161,6 +161,16 @@ class CentralSession(Session):
                 trouble = "timed out" if isinstance(exc, requests.Timeout) else "not reachable"
             except CentralUnavailable:
                 raise  # the login inside this request already retried
+            except PyODKError as exc:  # pyodk's Auth could not log in (before this request)
+                failed = exc.args[1] if len(exc.args) > 1 else None
+                code, message = central_problem(failed) if failed is not None else (None, "")
+                raise CentralError(
+                    f"ODK Central at {self.settings.shown_url} refused the login "
+                    f"({message or exc.args[0]}, {code}).",
+                    hint="Check central.username and central.password (NIGRAAN_CENTRAL_*), or "
+                    "pyodk's config file, and that this web user has a role in the project.",
+                    central_code=code,
+                ) from None
             else:
                 if (
                     response.status_code == 401

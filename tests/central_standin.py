@@ -313,6 +313,7 @@ class CentralStandin:
         self._count_cache: dict[tuple, int] = {}
         self.logins = 0
         self.server = None
+        self._in_flight: list[str] = []  # requests held by a slow fault right now
 
     # -- serving
 
@@ -436,6 +437,11 @@ class CentralStandin:
             del form.subs[root_id]
             form.revision += 1
 
+    def in_flight(self, contains: str = "") -> bool:
+        """Is a request whose path contains `contains` being held by a slow fault now?"""
+        with self.lock:
+            return any(contains in path for path in self._in_flight)
+
     def requests(self, contains: str = "") -> list[tuple[str, str, int]]:
         return [entry for entry in self.log if contains in entry[1]]
 
@@ -470,7 +476,11 @@ class CentralStandin:
             fault.count -= 1
             self.faults = [f for f in self.faults if f.count > 0]
         if fault.delay:
+            with self.lock:
+                self._in_flight.append(request.full_path)
             time.sleep(fault.delay)
+            with self.lock:
+                self._in_flight.remove(request.full_path)
         if fault.status:
             body = {"message": "Injected failure.", "code": fault.status}
             return self._json(body, fault.status)
@@ -745,13 +755,15 @@ class CentralStandin:
             "updatedAt": system.get("updatedAt"), "reviewState": system.get("reviewState"),
             "userAgent": sub.user_agent, "deletedAt": system.get("deletedAt"),
         }  # fmt: skip
-        if current_version:
-            body["currentVersion"] = {
-                "submitterId": sub.submitter_id, "createdAt": system["submissionDate"],
-                "instanceName": (sub.row.get("meta") or {}).get("instanceName"),
-                "instanceId": sub.xml_versions[-1], "current": True, "deviceId": sub.device_id,
-                "userAgent": sub.user_agent,
-            }  # fmt: skip
+        if not current_version:  # the bare submission a review PATCH answers [186]
+            del body["userAgent"]
+            return body
+        body["currentVersion"] = {
+            "submitterId": sub.submitter_id, "createdAt": system["submissionDate"],
+            "instanceName": (sub.row.get("meta") or {}).get("instanceName"),
+            "instanceId": sub.xml_versions[-1], "current": True, "deviceId": sub.device_id,
+            "userAgent": sub.user_agent,
+        }  # fmt: skip
         return body
 
     def _list_submissions(self, request: Request, pid: str, fid: str) -> Response:
@@ -784,10 +796,10 @@ class CentralStandin:
     def _patch_submission(self, request: Request, pid: str, fid: str, iid: str):
         sub = self._sub(pid, fid, iid)
         state = orjson.loads(request.get_data()).get("reviewState")
-        if state not in REVIEW_STATES:
-            raise problem(400, 400.8, f"Unexpected reviewState value {state}: expected one of "
-                          "hasIssues, edited, approved, rejected.",
-                          {"field": "reviewState", "value": state})  # fmt: skip
+        if state not in REVIEW_STATES:  # [192]
+            raise problem(400, 400.8, f"Unexpected state value {state}; not a recognized state "
+                          "name", {"field": "state", "value": state,
+                                   "reason": "not a recognized state name"})  # fmt: skip
         self.review(fid, iid, state)
         return self._json(self._sub_meta(sub, current_version=False))
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
+import orjson
 import pytest
 import requests
 
@@ -378,3 +380,142 @@ def test_review_command_records_and_pushes(standin, runner, tmp_path):
     assert standin.form(FORM).subs[V07].row["__system"]["reviewState"] == "approved"
     unknown = runner.invoke(main, ["review", "uuid:nope", "--state", "approved"], env=env)
     assert unknown.exit_code == 1 and "No submission" in unknown.output
+
+
+def test_a_killed_sync_process_resumes(standin, new_database, open_store, tmp_path):
+    """`nigraan sync` killed (SIGKILL) while it waits for page 2; the next run picks it up."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    url = new_database()
+    env = {**os.environ, "NIGRAAN_DATABASE_URL": url, "NIGRAAN_INSTANCE_DIR": str(tmp_path),
+           "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
+           "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
+           "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real", "NIGRAAN_CENTRAL_PROJECT_ID": "1",
+           "NIGRAAN_CENTRAL_PAGE_SIZE": "5", "NIGRAAN_CENTRAL_TIMEOUT": "30"}  # fmt: skip
+    standin.slow(8, count=1, match="skiptoken")  # page 2 hangs
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from nigraan.cli import main; main()", "sync", "--form", FORM],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    watcher = open_store(url)
+    try:
+        for _ in range(200):  # page 1 committed, page 2 asked for
+            if watcher.live_count(FORM) == 5 and standin.in_flight("skiptoken"):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the sync never got to page 2")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    assert watcher.live_count(FORM) == 5
+    [scope] = _scopes(watcher)
+    assert watcher.sync_state(scope)["resume_link"]
+
+    client = Central(_settings(standin))
+    result = sync(client, watcher, [FORM])[0]
+    client.close()
+    assert result.resumed and result.new == 25
+    assert snapshot(watcher) == snapshot(fresh_full_sync(standin, open_store))
+
+
+def test_wrong_credentials_are_a_clear_error(standin, runner, tmp_path):
+    from nigraan.cli import main
+
+    env = {"NIGRAAN_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+           "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
+           "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
+           "NIGRAAN_CENTRAL_PASSWORD": "not-the-password",
+           "NIGRAAN_CENTRAL_PROJECT_ID": "1"}  # fmt: skip
+    outcome = runner.invoke(main, ["sync"], env=env)
+    assert outcome.exit_code == 1
+    assert "refused the login" in outcome.output and "401.2" in outcome.output
+    assert "not-the-password" not in outcome.output
+
+
+def test_standin_rest_answers_have_the_recorded_shapes(standin, central_dir):
+    """Forms, drafts, publish, submissions, attachments, reviews, comments, restores."""
+
+    def recorded(number):
+        [path] = (central_dir / "exchanges").glob(f"{number}-*.json")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    login = {"email": "admin@example.com", "password": "pw-not-real"}
+    token = requests.post(f"{standin.base_url}/v1/sessions", json=login).json()["token"]
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {token}"
+
+    def call(number, body=None, **kwargs):
+        exchange = recorded(number)
+        answer = http.request(exchange["method"], standin.base_url + exchange["path"],
+                              data=body, **kwargs)  # fmt: skip
+        assert answer.status_code == exchange["status"], (number, answer.text)
+        if exchange["response_body_kind"] == "json":
+            assert answer.headers["Content-Type"] == "application/json; charset=utf-8"
+        return exchange, answer
+
+    # A second project's form, created as a draft from the recorded XForm and published.
+    saved = standin.forms.pop((1, "rec_visit"))
+    xml = (central_dir / "forms" / "rec_visit.xml").read_bytes()
+    exchange, answer = call("010", xml, headers={"Content-Type": "application/xml"})
+    want = exchange["response_body"]
+    assert list(answer.json()) == list(want)
+    assert {k: answer.json()[k] for k in ("xmlFormId", "version", "hash", "sha", "sha256",
+                                          "publishedAt")} == {
+        k: want[k] for k in ("xmlFormId", "version", "hash", "sha", "sha256", "publishedAt")
+    }  # fmt: skip
+    exchange, answer = call("024", xml, headers={"Content-Type": "application/xml"})
+    assert answer.json() == exchange["response_body"]
+    http.post(f"{standin.base_url}/v1/projects/1/forms/rec_visit/draft/attachments/logo.png",
+              data=(central_dir / "forms" / "logo.png").read_bytes())  # fmt: skip
+    exchange, answer = call("015")
+    assert answer.json() == exchange["response_body"]
+    http.post(f"{standin.base_url}/v1/projects/1/forms/rec_visit/draft", data=xml,
+              headers={"Content-Type": "application/xml"})  # fmt: skip
+    exchange, answer = call("026")
+    assert answer.json() == exchange["response_body"]
+    standin.forms[(1, "rec_visit")] = saved  # the fixture's data set again
+
+    exchange, answer = call("163")
+    listing, want = answer.json(), exchange["response_body"]
+    assert [list(item) for item in listing[:1]] == [list(want[0])]
+    assert list(listing[0]["currentVersion"]) == list(want[0]["currentVersion"])
+    ours = [i["instanceId"] for i in listing]
+    theirs = [i["instanceId"] for i in want if i["instanceId"] in ours]
+    assert [i for i in ours if i in theirs] == theirs  # newest first, as Central
+    exchange, answer = call("168")
+    assert list(answer.json()) == list(exchange["response_body"])
+    exchange, answer = call("181")
+    assert answer.json() == exchange["response_body"]
+    exchange, answer = call("182")
+    assert answer.headers["ETag"] == f'"{hashlib.md5(answer.content).hexdigest()}"'
+    for header in ("Content-Disposition", "Content-Type"):
+        assert answer.headers[header] == exchange["response_headers"][header]
+    exchange, answer = call("186", orjson.dumps(exchange_json := recorded("186")["request_json"]),
+                            headers={"Content-Type": "application/json"})  # fmt: skip
+    assert list(answer.json()) == list(exchange["response_body"])
+    assert answer.json()["reviewState"] == exchange_json["reviewState"]
+    exchange, answer = call("192", orjson.dumps(recorded("192")["request_json"]),
+                            headers={"Content-Type": "application/json"})  # fmt: skip
+    assert answer.json() == exchange["response_body"]
+    exchange, answer = call("193", orjson.dumps(recorded("193")["request_json"]),
+                            headers={"Content-Type": "application/json"})  # fmt: skip
+    assert list(answer.json()) == list(exchange["response_body"])
+    http.post(standin.base_url + recorded("193")["path"], json={"body": "second"})
+    exchange, answer = call("195")
+    assert [c["body"] for c in answer.json()] == ["second", "Please re-check the injury details."]
+    assert [list(c) for c in answer.json()] == [list(c) for c in exchange["response_body"]]
+    exchange, answer = call("256")
+    assert answer.json() == exchange["response_body"]
+    exchange, answer = call("246")  # v12, deleted before the final pages: unknown here
+    assert answer.json() == exchange["response_body"]
+    standin.delete(FORM, V06)
+    gone = http.get(f"{standin.base_url}/v1/projects/1/forms/rec_visit.svc/Submissions('{V06}')")
+    assert (gone.status_code, gone.json()) == (404, exchange["response_body"])
+    restored = http.post(f"{standin.base_url}/v1/projects/1/forms/rec_visit/submissions/{V06}"
+                         "/restore")  # fmt: skip
+    assert restored.json() == recorded("253")["response_body"]
