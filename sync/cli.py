@@ -84,8 +84,7 @@ def central_app_users(config, names, form_ids, qr_dir) -> None:
     central_ = _central(config)
     try:
         forms = list(form_ids) or sorted(built_forms(Path(config["forms.build_dir"])))
-        create_app_users(central_, list(names), forms)
-        users = central_.get_json(central_.path("projects/{project_id}/app-users"))
+        users = create_app_users(central_, list(names), forms)
         project = central_.get_json(central_.path("projects/{project_id}"))["name"]
     except NigraanError as exc:
         _fail(exc, 1)

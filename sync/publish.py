@@ -53,7 +53,8 @@ def publish_form(central: Central, build_dir: Path, entry: dict) -> PublishResul
             forms.create(str(xml_path), attachments=media or None, form_id=form_id)
             return PublishResult(form_id, version, NEW)
         current = central.check(response).json()
-        if current.get("version") == version and current.get("hash") == entry.get("md5"):
+        same = current.get("version") == version and current.get("hash") == entry.get("md5")
+        if same and current.get("publishedAt"):
             return PublishResult(form_id, version, UNCHANGED)
         forms.update(form_id, definition=str(xml_path), attachments=media or None)
         return PublishResult(form_id, version, UPDATED)
@@ -88,9 +89,23 @@ def publish(central: Central, build_dir: Path, form_ids: list[str] | None = None
     return [publish_form(central, build_dir, index[f]) for f in (form_ids or sorted(index))]
 
 
-def create_app_users(central: Central, names: list[str], form_ids: list[str]):
-    """App users by display name (existing ones kept), each given access to the forms."""
+def create_app_users(central: Central, names: list[str], form_ids: list[str]) -> list[dict]:
+    """App users by display name (existing active ones kept), each given access to the forms.
+
+    pyodk creates the missing users and assigns forms to those it created; users that already
+    existed get the forms assigned here (an assignment that exists already is fine).
+    """
     try:
-        return central.client.projects.create_app_users(display_names=names, forms=form_ids)
+        central.client.projects.create_app_users(display_names=names, forms=form_ids)
     except PyODKError as exc:
         raise pyodk_failure(exc) from exc
+    users = central.get_json(central.path("projects/{project_id}/app-users"))
+    chosen = [u for u in users if u["displayName"] in names and u.get("token")]
+    for user in chosen:
+        for form_id in form_ids:
+            path = central.path(
+                "projects/{project_id}/forms/{form_id}/assignments/app-user/{actor}",
+                form_id=form_id, actor=user["id"],
+            )  # fmt: skip
+            central.check(central.session.post(path), ok=(200, 409))
+    return chosen

@@ -103,6 +103,13 @@ def test_publish_and_app_users_commands(standin, tmp_path, central_dir, runner):
         f"{standin.base_url}/v1/key/{user['token']}/projects/1"
     )
     assert settings["project"]["name"] == "nigraan test project"
+
+    more = runner.invoke(main, ["central", "app-users", "collector-1", "collector-2", "--qr-dir",
+                                str(tmp_path / "qr")], env=env)  # fmt: skip
+    assert more.exit_code == 0, more.output
+    assert [u["displayName"] for u in standin.app_users] == ["collector-1", "collector-2"]
+    for u in standin.app_users:
+        assert {form for form, _ in standin.assignments[u["id"]]} == {"rec_visit"}
     assert "pw-not-real" not in first.output + again.output + users.output
 
 
