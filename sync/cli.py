@@ -177,6 +177,9 @@ def _print_summary(results) -> None:
             + ("  (resumed)" if r.resumed else "")
         )
     for r in results:
+        if r.encrypted:
+            click.echo(f"  {r.form_id}: {r.encrypted} encrypted submissions read (stored raw: "
+                       "Central's OData never decrypts)")  # fmt: skip
         for line in r.problems[:20]:
             click.echo(f"  {r.form_id}: {line}")
         if len(r.problems) > 20:
