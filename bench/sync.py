@@ -11,7 +11,8 @@ this process, each against a fresh SQLite store:
 - a no-op incremental sync (target < 1 s);
 - peak memory (RSS) of this process (target < 300 MB).
 
-Usage: python bench/sync.py [N] [--postgres DSN-URL]
+Usage: python bench/sync.py [N] [--database URL]   (default: a fresh SQLite file; a PostgreSQL
+URL must name an empty database or schema, e.g. ...?options=-csearch_path%3Dbench)
 """
 
 from __future__ import annotations
@@ -70,15 +71,21 @@ def _rss_mb() -> float:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    n = int(args[0]) if args else 100_000
+    argv = sys.argv[1:]
+    database = None
+    if "--database" in argv:
+        at = argv.index("--database")
+        database = argv[at + 1]
+        del argv[at : at + 2]
+    n = int(argv[0]) if argv else 100_000
     queue = multiprocessing.Queue()
     server = multiprocessing.Process(target=_serve, args=(n, queue), daemon=True)
     server.start()
     base_url = queue.get(timeout=600)
     settings = CentralSettings(base_url, "admin@example.com", "pw-not-real", 1, page_size=PAGE)
     central = Central(settings)
-    print(f"{n} submissions in the stand-in at {base_url}; pages of {PAGE}")
+    where = "SQLite" if database is None else database.split("://")[0]
+    print(f"{n} submissions in the stand-in at {base_url}; pages of {PAGE}; store: {where}")
 
     start = time.perf_counter()
     params = {"$top": PAGE, "$count": "true", "$expand": "*"}
@@ -88,7 +95,7 @@ def main() -> None:
     print(f"baseline: read {read} rows in {baseline:.2f} s")
 
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store.open(f"sqlite:///{tmp}/bench.sqlite3")
+        store = Store.open(database or f"sqlite:///{tmp}/bench.sqlite3")
         start = time.perf_counter()
         [full] = sync(central, store, ["rec_visit"])
         full_time = time.perf_counter() - start

@@ -142,7 +142,6 @@ class CentralSession(Session):
             self.mount(prefix, HTTPAdapter(max_retries=0))
         self.settings = settings
         self._sleep = sleep
-        self.logins = 0
 
     def __repr__(self) -> str:
         return f"CentralSession({self.settings.shown_url!r})"
@@ -150,8 +149,6 @@ class CentralSession(Session):
     def request(self, method, url, *args, **kwargs):
         kwargs.setdefault("timeout", self.settings.timeout)
         is_login = str(url).rstrip("/").endswith("sessions") and method.upper() == "POST"
-        if is_login:
-            self.logins += 1
         relogged = False
         attempt = 0
         while True:

@@ -123,6 +123,7 @@ def sync_command(config, form_ids, full) -> None:
     run; a sync that was stopped carries on where it stopped. Exit 1 if Central could not be
     reached after retries.
     """
+    from sync.central import CentralError, CentralUnavailable
     from sync.pull import FormPuller, published_forms
     from sync.review_outbox import push_reviews
 
@@ -140,13 +141,21 @@ def sync_command(config, form_ids, full) -> None:
         bar.update(done)
 
     results = []
+    refused = False
     try:
         pushed = push_reviews(central_, store)
         if pushed.unavailable:
             raise pushed.unavailable
         for form_id in form_ids or published_forms(central_):
             puller = FormPuller(central_, store, form_id, progress)
-            results.append(puller.run(full))
+            try:
+                results.append(puller.run(full))
+            except CentralUnavailable:
+                raise
+            except CentralError as exc:  # this form only (e.g. unknown, no rights): go on
+                puller.result.problems.append(exc.message)
+                results.append(puller.result)
+                refused = True
             if form_id in bars:
                 bars[form_id].__exit__(None, None, None)
     except NigraanError as exc:
@@ -161,6 +170,8 @@ def sync_command(config, form_ids, full) -> None:
         for failure in pushed.failures:
             click.echo(f"  not applied: {failure}")
     _print_summary(results)
+    if refused:
+        sys.exit(1)
 
 
 def _print_summary(results) -> None:

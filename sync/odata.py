@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -25,7 +25,6 @@ class Page:
     next_link: str | None
     count: int | None = None
     url: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def submissions_path(central: Central, form_id: str) -> str:

@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
 from nigraan.errors import FormError
 from store.store import CENTRAL, CREATED, DUPLICATE, EDITED, UNREADABLE, Incoming, Store
 from sync.central import Central, CentralError
@@ -301,7 +299,3 @@ def sync(central: Central, store: Store, form_ids: list[str] | None = None, full
         puller = FormPuller(central, store, form_id, progress, prefetch)
         results.append(puller.run(full))
     return results
-
-
-def summary_json(results: list[FormSync]) -> bytes:
-    return orjson.dumps([r.__dict__ for r in results])

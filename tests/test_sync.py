@@ -381,6 +381,12 @@ def test_review_command_records_and_pushes(standin, runner, tmp_path):
     unknown = runner.invoke(main, ["review", "uuid:nope", "--state", "approved"], env=env)
     assert unknown.exit_code == 1 and "No submission" in unknown.output
 
+    # A form Central does not know is reported; the other forms are still synced.
+    partly = runner.invoke(main, ["sync", "--form", "no_such_form", "--form", FORM], env=env)
+    assert partly.exit_code == 1
+    assert "no_such_form: Central refused GET" in partly.output and "404.1" in partly.output
+    assert any(line.startswith(FORM + " ") for line in partly.output.splitlines())
+
 
 def test_a_killed_sync_process_resumes(standin, new_database, open_store, tmp_path):
     """`nigraan sync` killed (SIGKILL) while it waits for page 2; the next run picks it up."""
