@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import orjson
 from lxml import etree
@@ -55,7 +55,6 @@ REVIEW_STATES = {"hasIssues", "edited", "approved", "rejected", "received"}
 JSON = "application/json; charset=utf-8"
 NOT_FOUND = (404, 404.1, "Could not find the resource you were looking for.")
 NO_AUTH = (401, 401.2, "Could not authenticate with the provided credentials.")
-ENCODE_SAFE = "-_.!~*'()"  # what JavaScript's encodeURIComponent leaves alone
 
 
 class Problem(Exception):
@@ -857,12 +856,15 @@ class CentralStandin:
             if key not in ODATA_PARAMS:
                 raise problem(501, 501.1, f"The requested feature {key} is not supported by "
                               "this server.")  # fmt: skip
-        if args.get("$format", "json") != "json":
+        if args.get("$format", "json") != "json":  # [310]
             raise problem(406, 406.1, "Requested format not acceptable; this resource allows: "
-                          "application/json, json.")  # fmt: skip
-        if "$expand" in args and args["$expand"] != "*":
-            raise problem(501, 501.6, "The requested feature $expand is not supported by this "
-                          "server: only * is supported.")  # fmt: skip
+                          "application/json,json.",
+                          {"allowed": ["application/json", "json"], "got": args["$format"]})
+        if "$expand" in args and args["$expand"] != "*":  # [305]
+            text = args["$expand"]
+            raise problem(501, 501.6, "The given OData expand expression is not supported by "
+                          f'this server: "{text}". Currently, only "$expand=*" is supported.',
+                          {"text": text})  # fmt: skip
         if "$expand" in args and "$select" in args:
             raise problem(501, 501.11, "The requested feature $select with $expand is not "
                           "supported by this server.")  # fmt: skip
@@ -908,6 +910,8 @@ class CentralStandin:
                 last = sub.root_id
             if top == 0:
                 more = False
+            if top is None and skip and last is not None:
+                more = True  # $skip without $top: a nextLink to an empty page [320, 321]
             count = None
             if args.get("$count", "").lower() == "true":
                 key = (form.form_id, form.revision, text, with_deleted)
@@ -1017,9 +1021,9 @@ def _int_arg(args, key: str) -> int | None:
         return None
     try:
         value = int(args[key])
-    except ValueError as exc:
-        message = f"The integer value provided for query parameter '{key}' could not be parsed."
-        raise problem(400, 400.11, message) from exc
+    except ValueError as exc:  # [307]
+        raise problem(400, 400.11, 'Invalid input data type: expected "NaN" to be (type bigint)',
+                      {"value": "NaN", "expected": "type bigint"}) from exc  # fmt: skip
     if value < 0:
         raise problem(400, 400.11, f"The value of query parameter '{key}' must not be negative.")
     return value
@@ -1037,12 +1041,12 @@ def _read_skiptoken(token: str) -> dict:
 def _next_link(base: str, args, cursor: dict) -> str:
     """As Central writes it: its own origin, `$` as %24, $skip dropped, $skiptoken last."""
     parts = [
-        f"%24{key[1:]}={quote(value, safe=ENCODE_SAFE)}"
+        f"%24{key[1:]}={quote_plus(value, safe='*')}"  # fact 17: space as +, * kept
         for key, value in args.items(multi=True)
         if key not in ("$skip", "$skiptoken")
     ]
     token = "01" + base64.b64encode(orjson.dumps(cursor)).decode()
-    parts.append(f"%24skiptoken={quote(token, safe=ENCODE_SAFE)}")
+    parts.append(f"%24skiptoken={quote_plus(token, safe='*')}")
     return f"{base}?{'&'.join(parts)}"
 
 
@@ -1078,8 +1082,14 @@ def _shape(row: dict, expand: bool, select) -> dict:
 
 
 def _repeat_row(item: dict, parent_key: str, parent_id: str) -> dict:
-    out = {k: v for k, v in item.items() if not isinstance(v, list)}
-    out[parent_key] = parent_id
+    """A repeat-table row: its fields, __id, the parent key, then navigation links [260]."""
+    out: dict[str, Any] = {}
+    for key, value in item.items():
+        if isinstance(value, list):
+            continue
+        out[key] = value
+        if key == "__id":
+            out[parent_key] = parent_id
     return out
 
 
