@@ -34,7 +34,11 @@ def collect_settings(
         general["username"] = username
     if password is not None:
         general["password"] = password
-    return {"general": general, "project": {"name": project_name}, "admin": {"automatic_update": True}}
+    return {
+        "general": general,
+        "project": {"name": project_name},
+        "admin": {"automatic_update": True},
+    }
 
 
 def encode_settings(settings: dict[str, Any]) -> str:

@@ -121,7 +121,9 @@ SETTINGS: tuple[Setting, ...] = (
         "127.0.0.1",
         "Address `nigraan serve` listens on; 0.0.0.0 lets tablets on the office network reach it.",
     ),
-    Setting("server.port", "int", 8080, "Port `nigraan serve` listens on.", check=_between(1, 65535)),
+    Setting(
+        "server.port", "int", 8080, "Port `nigraan serve` listens on.", check=_between(1, 65535)
+    ),
     Setting(
         "server.public_url",
         "str",

@@ -13,7 +13,7 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from nigraan.config import Config, load_config
-from server.device_accounts import DeviceDigestAuth
+from server.device_accounts import DeviceDigestAuth, TokenAccounts
 from server.openrosa_xml import openrosa_response
 from server.published_forms import PublishedForms
 from server.submission_writer import SubmissionWriter
@@ -36,6 +36,7 @@ class Services:
     forms: PublishedForms
     writer: SubmissionWriter
     digest: DeviceDigestAuth
+    token_accounts: TokenAccounts
 
     def close(self) -> None:
         self.writer.close()
@@ -52,14 +53,25 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     app.config["MAX_FORM_PARTS"] = 1_000
 
     store = Store.from_config(config)
-    forms = PublishedForms(config["forms.build_dir"], register=lambda f: store.register_form(f.xform))
-    forms.refresh()  # a form the store refuses stops the start, with the store's message
+    writer = SubmissionWriter(store)
+    # Forms are registered on the writer thread: the one write path into the store.
+    forms = PublishedForms(
+        config["forms.build_dir"],
+        register=lambda form: writer.call(lambda: store.register_form(form.xform)),
+    )
+    try:
+        forms.refresh()  # a form the store refuses stops the start, with the store's message
+    except Exception:
+        writer.close()
+        store.close()
+        raise
     services = Services(
         config=config,
         store=store,
         forms=forms,
-        writer=SubmissionWriter(store),
-        digest=DeviceDigestAuth(lambda: app.extensions["nigraan"].store.app_users),
+        writer=writer,
+        digest=DeviceDigestAuth(lambda: store.app_users),
+        token_accounts=TokenAccounts(lambda: store.app_users),
     )
     app.extensions["nigraan"] = services
 

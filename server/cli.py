@@ -38,6 +38,18 @@ def qr_path(config, name: str) -> Path:
     return Path(config["instance_dir"]) / "app-users" / f"{name}.png"
 
 
+def card_path(config, name: str) -> Path:
+    """What `create` printed (URL, password, QR drawing), kept beside the PNG, owner-only, so
+    `create --if-missing` (the run script) can show it again: nigraan keeps no secret itself."""
+    return qr_path(config, name).with_suffix(".txt")
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+
+
 @click.command("serve")
 @click.option("--host", help="Listen on this address (default: server.host).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Listen on this port (server.port).")
@@ -83,8 +95,8 @@ def app_users_create(config, name, forms, all_forms, if_missing) -> None:
 
     Prints the server URL with the account's token (scan the QR code, or type the URL in
     Collect's server settings) and a username and password for HTTP Digest. The QR code is
-    written to <instance_dir>/app-users/NAME.png (readable only by you) and drawn here. The
-    secrets are shown only now: nigraan keeps only their hashes.
+    written to <instance_dir>/app-users/NAME.png and all of it to NAME.txt (both readable only
+    by you). The store keeps only hashes of the secrets; `--if-missing` prints NAME.txt again.
     """
     from server import server_url
     from server.device_accounts import create_account
@@ -107,9 +119,14 @@ def app_users_create(config, name, forms, all_forms, if_missing) -> None:
     store = _open_store(config)
     try:
         if if_missing and store.app_users.by_name(name) is not None:
-            png = qr_path(config, name)
-            click.echo(f"Device account {name!r} exists; its QR code: {png}"
-                       + ("" if png.is_file() else " (missing: revoke the account and make a new one)"))  # fmt: skip
+            card = card_path(config, name)
+            if card.is_file():
+                click.echo(card.read_text(encoding="utf-8"))
+            else:
+                click.echo(
+                    f"Device account {name!r} exists; its QR code and URL were shown when it "
+                    "was made (revoke it and make a new one if they are lost)."
+                )
             return
         account = create_account(store.app_users, name, forms)
     except NigraanError as exc:
@@ -121,13 +138,17 @@ def app_users_create(config, name, forms, all_forms, if_missing) -> None:
     png = qr_path(config, name)
     os.makedirs(png.parent, mode=0o700, exist_ok=True)
     drawing = write_qr(collect_settings(token_url, config["server.project_name"]), png)
-    click.echo(f"Device account {name!r} for {len(forms)} form(s): {', '.join(sorted(forms))}")
-    click.echo(f"  server URL (ODK Collect > Settings > Project > Server): {token_url}")
-    click.echo(f"  or with Digest: server {url}  username {name}  password {account.password}")
-    click.echo(f"  QR code: {png}")
-    click.echo(drawing)
-    click.echo("Keep the URL, password and QR code private: they let a tablet send forms. "
-               "They are not shown again; `nigraan app-users revoke` cuts them off.")  # fmt: skip
+    card = "\n".join([
+        f"Device account {name!r} for {len(forms)} form(s): {', '.join(sorted(forms))}",
+        f"  server URL (ODK Collect > Settings > Project > Server): {token_url}",
+        f"  or with Digest: server {url}  username {name}  password {account.password}",
+        f"  QR code (ODK Collect > Configure with QR code): {png}",
+        drawing,
+        "Keep the URL, password and QR code private: they let a tablet send forms. "
+        "`nigraan app-users revoke` cuts them off.",
+    ])  # fmt: skip
+    _write_private(card_path(config, name), card)
+    click.echo(card)
     if config["server.host"] in ("0.0.0.0", "::") and not config["server.public_url"]:
         click.echo("Note: set server.public_url to the address tablets reach; this URL says "
                    f"{config['server.host']}.")  # fmt: skip
@@ -158,7 +179,7 @@ def app_users_list(config) -> None:
 @click.argument("name")
 @click.pass_obj
 def app_users_revoke(config, name) -> None:
-    """Revoke a device account at once (a lost or stolen tablet). Its QR code is deleted."""
+    """Revoke a device account at once (a lost or stolen tablet). Its QR code files are deleted."""
     store = _open_store(config)
     try:
         store.app_users.revoke(name)
@@ -166,7 +187,7 @@ def app_users_revoke(config, name) -> None:
         _fail(exc)
     finally:
         store.close()
-    png = qr_path(config, name)
-    png.unlink(missing_ok=True)
+    qr_path(config, name).unlink(missing_ok=True)
+    card_path(config, name).unlink(missing_ok=True)
     click.echo(f"Revoked {name!r}: its URL and password no longer work. Submissions it sent "
                "are kept.")  # fmt: skip

@@ -66,12 +66,32 @@ def create_account(accounts: AppUsers, name: str, forms) -> NewAccount:
     return NewAccount(user, token, password)
 
 
-def account_for_token(accounts: AppUsers, token: str) -> AppUser | None | bool:
-    """The active account of a token URL; False if the token is malformed, None if unknown."""
-    if not TOKEN_PATTERN.fullmatch(token):
-        return False
-    user = accounts.by_token(token_sha256(token))
-    return user if user is not None and user.active else None
+class TokenAccounts:
+    """Token URL -> active account, remembered for a moment: every HEAD and POST carries the
+    token, and looking it up costs two queries. A revoked account is refused within
+    CACHE_SECONDS."""
+
+    CACHE_SECONDS = 2.0
+
+    def __init__(self, accounts_of):
+        self._accounts_of = accounts_of
+        self._seen: dict[str, tuple[float, AppUser | None]] = {}
+
+    def find(self, token: str) -> AppUser | None | bool:
+        """The active account; False if the token is malformed, None if unknown or revoked."""
+        if not TOKEN_PATTERN.fullmatch(token):
+            return False
+        key = token_sha256(token)
+        now = time.monotonic()
+        seen = self._seen.get(key)
+        if seen is not None and seen[0] > now:
+            return seen[1]
+        user = self._accounts_of().by_token(key)
+        user = user if user is not None and user.active else None
+        if len(self._seen) > 10_000:  # bounded: unknown tokens must not grow it forever
+            self._seen.clear()
+        self._seen[key] = (now + self.CACHE_SECONDS, user)
+        return user
 
 
 class DeviceDigestAuth(HTTPDigestAuth):

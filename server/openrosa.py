@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from email.utils import formatdate
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from server import problems
-from server.device_accounts import PROJECT_ID, account_for_token
+from server.device_accounts import PROJECT_ID
 from server.openrosa_xml import FormListEntry, MediaFile, form_list, manifest, openrosa_response
 from store.document import SubmissionError, from_openrosa_xml
 from store.store import CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED, Incoming
@@ -86,7 +86,7 @@ def require_openrosa_header() -> None:
 def authenticate():
     """The device account of this request, or a problem (401/403) to answer with."""
     if g.token is not None:
-        user = account_for_token(services().store.app_users, g.token)
+        user = services().token_accounts.find(g.token)
         if user is False:
             raise problems.malformed_token()
         if user is None:
@@ -94,7 +94,9 @@ def authenticate():
         return user
     digest = services().digest
     auth = digest.get_auth()
-    if digest.authenticate(auth, digest.get_auth_password(auth)):
+    # The response is only bound to the URI the client names: it must be this request's.
+    same_uri = auth is not None and urlsplit(auth.uri or "").path == request.path
+    if same_uri and digest.authenticate(auth, digest.get_auth_password(auth)):
         return g.app_user  # set when the account's HA1 was looked up
     raise problems.OpenRosaProblem(
         401, "401.2", "Could not authenticate with the provided credentials.", bare=True,
@@ -243,8 +245,13 @@ def submission() -> Response:
 
     try:
         result = svc.writer.write(
-            Incoming(xml, attachments=_attachment_parts(), submitter=user.name,
-                     device_id=request.args.get("deviceID"))  # fmt: skip
+            Incoming(
+                xml,
+                attachments=_attachment_parts(),
+                document=doc,
+                submitter=user.name,
+                device_id=request.args.get("deviceID"),
+            )  # fmt: skip
         )
     except Exception as exc:
         log.error("submission to %s not saved: %s", form_id, type(exc).__name__)

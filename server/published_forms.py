@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import mimetypes
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nigraan.errors import NigraanError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,16 +56,29 @@ class PublishedForms:
         return (stat.st_mtime_ns, stat.st_size)
 
     def refresh(self) -> dict[str, PublishedForm]:
-        """The forms, re-read if the build index changed since the last call."""
+        """The forms, re-read if the build index changed since the last call.
+
+        The first reading raises what goes wrong (the server must not start half-blind). Later,
+        a rebuild the store refuses (a changed form that kept its version) is logged and the
+        forms served so far stay, until the build index changes again.
+        """
         stamp = self._index_stamp()
         if stamp == self._stamp:
             return self._forms
         with self._lock:
             if stamp != self._stamp:
-                forms = self._read()
-                if self._register is not None:
-                    for form in forms.values():
-                        self._register(form)
+                first = self._stamp is None and not self._forms
+                try:
+                    forms = self._read()
+                    if self._register is not None:
+                        for form in forms.values():
+                            self._register(form)
+                except Exception as exc:
+                    if first:
+                        raise
+                    log.error("the rebuilt forms in %s are not served: %s", self.build_dir, exc)
+                    self._stamp = stamp
+                    return self._forms
                 self._forms, self._stamp = forms, stamp
         return self._forms
 

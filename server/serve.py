@@ -13,18 +13,29 @@ from server import create_app, server_url
 def serve(config: Config, echo=print) -> None:
     """Serve until interrupted. Waitress reads each request whole before the app sees it, so an
     upload cut off half-way never reaches the store."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # form tables are altered through it
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # busy threads are normal here
     app = create_app(config)
     services = app.extensions["nigraan"]
     forms = services.forms.refresh()
     accounts = [u for u in services.store.app_users.all() if u.active]
     echo(f"nigraan OpenRosa server for ODK Collect on {server_url(config)}")
-    echo(f"  forms offered: {len(forms)} ({', '.join(sorted(forms)) or 'none: run `nigraan forms build`'})")
-    echo(f"  active device accounts: {len(accounts)}"
-         + ("" if accounts else " (make one: `nigraan app-users create NAME --all-forms`)"))
+    echo(
+        f"  forms offered: {len(forms)} "
+        f"({', '.join(sorted(forms)) or 'none: run `nigraan forms build`'})"
+    )
+    echo(
+        f"  active device accounts: {len(accounts)}"
+        + ("" if accounts else " (make one: `nigraan app-users create NAME --all-forms`)")
+    )
     if config["server.host"] in ("0.0.0.0", "::") and not config["server.public_url"]:
-        echo("  note: set server.public_url to the address tablets use (e.g. http://192.168.1.10:"
-             f"{config['server.port']}), so QR codes carry a reachable URL.")
+        echo(
+            "  note: set server.public_url to the address tablets use (e.g. http://192.168.1.10:"
+            f"{config['server.port']}), so QR codes carry a reachable URL."
+        )
     echo("  Ctrl-C stops it.")
     try:
         waitress.serve(

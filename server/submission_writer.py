@@ -1,10 +1,11 @@
-"""One writer thread in front of the store: group commit for concurrent uploads.
+"""One writer thread in front of the store: every write of the server goes through it.
 
 Request threads hand their submission over and wait; the writer takes whatever has queued up
 (up to MAX_BATCH) and stores it in one transaction, so eight tablets uploading at once cost
 one durable commit instead of eight. A request is answered only after its transaction
 committed. If a batch fails as a whole, each submission is retried on its own so one bad
-upload cannot fail the others.
+upload cannot fail the others. Other writes (registering a rebuilt form) run on the same
+thread, between batches, so they never race an ingest over the store's form cache.
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
 
 from store.store import Incoming, IngestResult, Store
 
@@ -36,6 +40,14 @@ class SubmissionWriter:
         self._queue.put((item, done))
         return done.result(timeout=timeout)
 
+    def call(self, fn: Callable[[], Any], timeout: float = 300.0) -> Any:
+        """Run `fn` on the writer thread, between batches; returns its result or raises."""
+        if not self._thread.is_alive():
+            raise RuntimeError("the submission writer has stopped")
+        done: Future = Future()
+        self._queue.put((_Call(fn), done))
+        return done.result(timeout=timeout)
+
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=30)
@@ -45,25 +57,41 @@ class SubmissionWriter:
             first = self._queue.get()
             if first is None:
                 return
+            if isinstance(first[0], _Call):
+                self._call(*first)
+                continue
             batch = [first]
             while len(batch) < self.max_batch:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if nxt is None:
+                if nxt is None or isinstance(nxt[0], _Call):
                     self._store(batch)
-                    return
+                    if nxt is None:
+                        return
+                    self._call(*nxt)
+                    batch = []
+                    break
                 batch.append(nxt)
-            self._store(batch)
+            if batch:
+                self._store(batch)
+
+    @staticmethod
+    def _call(call: _Call, done: Future) -> None:
+        try:
+            done.set_result(call.fn())
+        except Exception as exc:
+            done.set_exception(exc)
 
     def _store(self, batch: list[tuple[Incoming, Future]]) -> None:
         try:
             results = self.store.ingest_many([item for item, _ in batch])
-        except Exception:
+        except Exception as exc:
             if len(batch) == 1:
-                log.exception("storing a submission failed")
-                batch[0][1].set_exception(_failure())
+                # The type and message only: the store hides SQL parameters, so no data leaks.
+                log.error("storing a submission failed: %s: %s", type(exc).__name__, exc)
+                batch[0][1].set_exception(exc)
                 return
             for one in batch:  # find the one that fails; the rest still get stored
                 self._store([one])
@@ -72,5 +100,6 @@ class SubmissionWriter:
             done.set_result(result)
 
 
-def _failure() -> Exception:
-    return RuntimeError("the store could not save the submission")
+@dataclass(frozen=True)
+class _Call:
+    fn: Callable[[], Any]

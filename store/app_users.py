@@ -50,7 +50,9 @@ class AppUsers:
             with self.engine.begin() as conn:
                 user_id = conn.execute(
                     insert(t.app_users).values(
-                        name=name, token_sha256=token_sha256, digest_ha1=digest_ha1,
+                        name=name,
+                        token_sha256=token_sha256,
+                        digest_ha1=digest_ha1,
                         created_at=now,
                     )  # fmt: skip
                 ).inserted_primary_key[0]
@@ -88,8 +90,14 @@ class AppUsers:
             for user_id, form_id in conn.execute(select(t.app_user_forms)):
                 forms.setdefault(user_id, set()).add(form_id)
             return [
-                AppUser(r.id, r.name, r.digest_ha1, frozenset(forms.get(r.id, ())), r.created_at,
-                        r.revoked_at)  # fmt: skip
+                AppUser(
+                    r.id,
+                    r.name,
+                    r.digest_ha1,
+                    frozenset(forms.get(r.id, ())),
+                    r.created_at,
+                    r.revoked_at,
+                )  # fmt: skip
                 for r in conn.execute(select(t.app_users).order_by(t.app_users.c.name))
             ]
 

@@ -53,13 +53,14 @@ def create_store_engine(url: str) -> Engine:
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": 30})
+        # hide_parameters: an error or log line must never carry submitted values (names, ...).
+        engine = create_engine(parsed, connect_args={"timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if backend == "postgresql":
         if parsed.get_driver_name() in ("psycopg2", "postgresql", ""):
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     raise StoreError(
         f"nigraan's store runs on SQLite or PostgreSQL, not {backend!r}.",
         hint="Set database.url / NIGRAAN_DATABASE_URL to a sqlite:/// or postgresql:// URL.",

@@ -250,8 +250,12 @@ app_users = Table(
 app_user_forms = Table(
     "app_user_forms",
     metadata,
-    Column("app_user_id", BigInteger().with_variant(Integer, "sqlite"),
-           ForeignKey("app_users.id"), primary_key=True),  # fmt: skip
+    Column(
+        "app_user_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("app_users.id"),
+        primary_key=True,
+    ),  # fmt: skip
     Column("form_id", ID, primary_key=True),
 )
 

@@ -192,14 +192,16 @@ def serve_openrosa(tmp_path, central_dir):
             "NIGRAAN_INSTANCE_DIR": str(instance),
             "NIGRAAN_FORMS_BUILD_DIR": str(build_dir),
             "NIGRAAN_DATABASE_URL": database_url,
-            **{"NIGRAAN_" + k.upper(): str(v) for k, v in settings.items()},
+            **{"NIGRAAN_" + k.upper().replace("__", "_"): str(v) for k, v in settings.items()},
         }
         server = ServerProcess(env).start()
         started.append(server)
         store = Store.open(database_url)
         try:
             account = create_account(
-                store.app_users, f"tablet-{len(started)}", ["rec_visit", "rec_encrypted", "rec_entity"]
+                store.app_users,
+                f"tablet-{len(started)}",
+                ["rec_visit", "rec_encrypted", "rec_entity"],
             )
         finally:
             store.close()
@@ -207,6 +209,8 @@ def serve_openrosa(tmp_path, central_dir):
         server.token_url = account.token_url(server.base)
         server.username, server.password = account.user.name, account.password
         server.database_url = database_url
+        server.build_dir = build_dir
+        server.central_dir = central_dir
         return server
 
     yield start

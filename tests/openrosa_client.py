@@ -127,15 +127,19 @@ class CollectClient:
             headers=self.headers(openrosa), timeout=60,
         )  # fmt: skip
 
-    def post_submission(self, xml: bytes, files=(), *, incomplete=False, openrosa=True,
-                        xml_name="submission.xml", extra_parts=()) -> requests.Response:  # fmt: skip
+    def post_submission(
+        self, xml: bytes, files=(), *, incomplete=False, openrosa=True,
+        xml_name="submission.xml", extra_parts=(),
+    ) -> requests.Response:  # fmt: skip
         """POST as Collect: `xml_submission_file` first, then one part per file named after it.
 
         `files` are (name, bytes, content_type); `extra_parts` are raw (part name, filename,
         bytes, content_type) for hostile shapes."""
         parts = [("xml_submission_file", (xml_name, xml, "text/xml"))]
         parts += [(name, (name, content, kind)) for name, content, kind in files]
-        parts += [(part, (filename, content, kind)) for part, filename, content, kind in extra_parts]
+        parts += [
+            (part, (filename, content, kind)) for part, filename, content, kind in extra_parts
+        ]
         data = {"*isIncomplete*": "yes"} if incomplete else None
         return self.session.post(
             self.server_url + "/submission", params={"deviceID": self.device_id},

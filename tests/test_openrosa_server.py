@@ -1,0 +1,414 @@
+"""The OpenRosa server over real HTTP: device accounts (token URLs and Digest), split uploads,
+hostile input, form access and rebuilt forms. The recorded exchanges are replayed in
+test_openrosa_replay.py; the crash test is in test_openrosa_crash.py."""
+
+from __future__ import annotations
+
+import html
+import re
+import socket
+import uuid
+
+import pytest
+import requests
+
+from store.store import Store
+from tests.openrosa_client import CollectClient
+
+VERSION = "2026112801"
+
+
+def visit_xml(instance_id: str, photo: str | None = None, *, deprecated: str | None = None,
+              version: str = VERSION, note: str = "") -> bytes:  # fmt: skip
+    """A small rec_visit instance, shaped like the recorded ones."""
+    photo_el = f"<photo>{photo}</photo>" if photo else "<photo/>"
+    dep = f"<deprecatedID>{deprecated}</deprecatedID>" if deprecated else ""
+    return (
+        f'<?xml version="1.0"?><data xmlns:jr="http://openrosa.org/javarosa" '
+        f'xmlns:orx="http://openrosa.org/xforms" id="rec_visit" version="{version}">'
+        f"<visit_date>2026-11-20</visit_date><station>Lahore {note}</station>{photo_el}"
+        f"<meta><instanceID>{instance_id}</instanceID>{dep}</meta></data>"
+    ).encode()
+
+
+def new_id() -> str:
+    return f"uuid:{uuid.uuid4()}"
+
+
+def message(response: requests.Response) -> str:
+    found = re.search(r"<message nature=\"(error)?\">(.*)</message>", response.text, re.S)
+    assert found, response.text
+    return html.unescape(found.group(2))
+
+
+@pytest.fixture
+def server(serve_openrosa, tmp_path):
+    return serve_openrosa(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+
+
+@pytest.fixture
+def store_of():
+    opened = []
+
+    def open_(server):
+        opened.append(Store.open(server.database_url))
+        return opened[-1]
+
+    yield open_
+    for s in opened:
+        s.close()
+
+
+# ------------------------------------------------------------------------- device accounts
+
+
+def test_digest_is_challenged_then_accepted(server):
+    bare = requests.get(server.base + "/formList", headers={"X-OpenRosa-Version": "1.0"})
+    assert bare.status_code == 401
+    challenge = bare.headers["WWW-Authenticate"]
+    assert challenge.startswith("Digest ")
+    for part in (
+        'realm="nigraan"',
+        'qop="auth"',
+        'algorithm="MD5"',
+        'domain="/"',
+        "nonce=",
+        "opaque=",
+    ):
+        assert part in challenge
+    assert "X-OpenRosa-Version" not in bare.headers  # like Central's auth failures
+
+    device = CollectClient(server.base, username=server.username, password=server.password)
+    listed = device.get("/formList")
+    assert listed.status_code == 200
+    assert re.findall(r"<formID>(.*?)</formID>", listed.text) == [
+        "rec_encrypted", "rec_entity", "rec_visit",
+    ]  # fmt: skip
+    # Central's URL shape with Digest works too, and so does a submission
+    assert device.get("/v1/projects/1/formList").status_code == 200
+    assert device.send(visit_xml(new_id())).status_code == 201
+
+
+def test_wrong_password_and_unknown_user_are_refused(server):
+    for username, password in ((server.username, "not-the-password"), ("nobody", "x")):
+        device = CollectClient(server.base, username=username, password=password)
+        assert device.get("/formList").status_code == 401
+        assert device.head_submission().status_code == 401
+
+
+def test_a_forged_nonce_is_refused(server):
+    device = CollectClient(server.base, username=server.username, password=server.password)
+    assert device.get("/formList").status_code == 200
+    header = device.session.auth._thread_local.chal  # the challenge requests answered
+    header["nonce"] = "0" * 40
+    forged = requests.get(server.base + "/formList", headers={
+        "X-OpenRosa-Version": "1.0",
+        "Authorization": device.session.auth.build_digest_header("GET", server.base + "/formList"),
+    })  # fmt: skip
+    assert forged.status_code == 401
+
+
+def test_a_digest_answer_for_one_url_does_not_open_another(server):
+    device = CollectClient(server.base, username=server.username, password=server.password)
+    assert device.get("/formList").status_code == 200
+    answer = device.session.auth.build_digest_header("GET", server.base + "/formList")
+    replayed = requests.get(server.base + "/forms/rec_visit.xml", headers={
+        "X-OpenRosa-Version": "1.0", "Authorization": answer,
+    })  # fmt: skip
+    assert replayed.status_code == 401
+
+
+def test_revoked_account_is_cut_off(server, store_of, runner):
+    token_device = CollectClient(server.token_url)
+    digest_device = CollectClient(server.base, username=server.username, password=server.password)
+    assert token_device.get("/formList").status_code == 200
+    assert digest_device.get("/formList").status_code == 200
+    store_of(server).app_users.revoke(server.username)
+    import time
+
+    time.sleep(2.1)  # token lookups are remembered for 2 seconds
+    refused = token_device.get("/formList")
+    assert refused.status_code == 403
+    assert message(refused).startswith("The authentication you provided does not have rights")
+    assert digest_device.get("/formList").status_code == 401
+    assert token_device.send(visit_xml(new_id())).status_code == 403
+
+
+def test_malformed_and_unknown_tokens(server):
+    headers = {"X-OpenRosa-Version": "1.0"}
+    malformed = requests.get(server.base + "/v1/key/short/projects/1/formList", headers=headers)
+    assert malformed.status_code == 401
+    assert "WWW-Authenticate" not in malformed.headers  # a token URL never asks for a password
+    unknown = requests.get(f"{server.base}/v1/key/{'A' * 64}/projects/1/formList", headers=headers)
+    assert unknown.status_code == 403
+
+
+def test_an_account_sees_and_sends_only_its_forms(server, store_of):
+    from server.device_accounts import create_account
+
+    account = create_account(store_of(server).app_users, "visits-only", ["rec_visit"])
+    device = CollectClient(account.token_url(server.base))
+    listed = device.get("/formList")
+    assert re.findall(r"<formID>(.*?)</formID>", listed.text) == ["rec_visit"]
+    assert device.get("/forms/rec_encrypted.xml").status_code == 403
+    envelope = (server.central_dir / "submissions/encrypted/e02.manifest.xml").read_bytes()
+    refused = device.post_submission(
+        envelope, [("submission.xml.enc", b"x" * 64, "application/octet-stream")]
+    )
+    assert refused.status_code == 403
+    assert "may not send or download the form 'rec_encrypted'" in message(refused)
+    assert device.send(visit_xml(new_id())).status_code == 201
+
+
+def test_short_token_prefix_and_form_id_filter(server):
+    token = server.account.token
+    device = CollectClient(f"{server.base}/key/{token}")
+    listed = device.get("/formList", formID="rec_visit")
+    assert listed.status_code == 200
+    assert re.findall(r"<formID>(.*?)</formID>", listed.text) == ["rec_visit"]
+    assert f"{server.base}/key/{token}/forms/rec_visit.xml" in listed.text
+    assert (
+        device.get("/forms/rec_visit.xml").content
+        == (server.central_dir / "forms/rec_visit.xml").read_bytes()
+    )
+
+
+def test_other_project_and_unknown_paths(server):
+    device = CollectClient(server.token_url.replace("/projects/1", "/projects/2"))
+    listed = device.get("/formList")
+    assert listed.status_code == 200 and "<xform>" not in listed.text
+    assert device.head_submission().status_code == 404
+    unknown = CollectClient(server.token_url).get("/no/such/thing")
+    assert unknown.status_code == 404
+    assert "<OpenRosaResponse" in unknown.text
+
+
+# ------------------------------------------------------------------------- submissions
+
+
+def test_split_upload_fills_in_the_attachments(serve_openrosa, tmp_path, store_of):
+    server = serve_openrosa(
+        f"sqlite:///{tmp_path / 's.sqlite3'}", server__max_submission_bytes=20_000
+    )
+    device = CollectClient(server.token_url)
+    head = device.head_submission()
+    assert head.status_code == 204
+    assert head.headers["X-OpenRosa-Accept-Content-Length"] == "20000"
+    instance = new_id()
+    photo = bytes(range(256)) * 50  # 12.8 kB: the XML and the photo fit, a second one would not
+    xml = visit_xml(instance, "a.jpg")
+    first = device.post_submission(xml, incomplete=True)
+    assert first.status_code == 201
+    store = store_of(server)
+    assert [(a["name"], a["exists"]) for a in store.attachments("rec_visit", instance)] == [
+        ("a.jpg", False)
+    ]
+    second = device.post_submission(xml, [("a.jpg", photo, "image/jpeg")])
+    assert second.status_code == 201
+    assert store.attachment("rec_visit", instance, "a.jpg") == photo
+    # the whole thing through the Collect-like client, which splits by the advertised size
+    other = new_id()
+    assert (
+        device.send(visit_xml(other, "b.jpg"), [("b.jpg", photo, "image/jpeg")]).status_code == 201
+    )
+    assert store.attachment("rec_visit", other, "b.jpg") == photo
+
+
+def test_too_large_is_413_with_a_message_and_the_server_goes_on(serve_openrosa, tmp_path):
+    server = serve_openrosa(
+        f"sqlite:///{tmp_path / 's.sqlite3'}", server__max_submission_bytes=20_000
+    )
+    device = CollectClient(server.token_url)
+    refused = device.post_submission(
+        visit_xml(new_id(), "big.jpg"), [("big.jpg", b"x" * 30_000, "image/jpeg")]
+    )
+    assert refused.status_code == 413
+    assert "larger than the server accepts" in message(refused)
+    assert device.head_submission().status_code == 204
+    assert device.send(visit_xml(new_id())).status_code == 201
+
+
+def test_device_and_account_are_recorded(server, store_of):
+    device = CollectClient(server.token_url, device_id="collect:AbCdEfGhIjKlMnOp")
+    instance = new_id()
+    assert device.send(visit_xml(instance)).status_code == 201
+    row = store_of(server).submission("rec_visit", instance)
+    assert row["device_id"] == "collect:AbCdEfGhIjKlMnOp"
+    assert row["submitter_name"] == server.username
+    assert row["source"] == "openrosa"
+
+
+def test_chunked_upload(server):
+    """The OpenRosa spec says servers must take chunked transfer encoding."""
+    boundary = "nigraanboundary"
+    xml = visit_xml(new_id())
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="xml_submission_file"; '
+            f'filename="s.xml"\r\nContent-Type: text/xml\r\n\r\n'
+        ).encode()
+        + xml
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+    def chunks():
+        for i in range(0, len(body), 100):
+            yield body[i : i + 100]
+
+    response = requests.post(
+        server.token_url + "/submission", data=chunks(),
+        headers={"X-OpenRosa-Version": "1.0",
+                 "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+
+
+# ------------------------------------------------------------------------- hostile input
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE data [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">
+<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;"><!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]>
+<data id="rec_visit" version="2026112801"><station>&d;</station>
+<meta><instanceID>uuid:6b3c2f4e-0000-4000-8000-000000000001</instanceID></meta></data>"""
+
+EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
+<!DOCTYPE data [<!ENTITY secret SYSTEM "file:///etc/passwd">]>
+<data id="rec_visit" version="2026112801"><station>&secret;</station>
+<meta><instanceID>uuid:6b3c2f4e-0000-4000-8000-000000000002</instanceID></meta></data>"""
+
+
+@pytest.mark.parametrize("xml", [BILLION_LAUGHS, EXTERNAL_ENTITY], ids=["entities", "external"])
+def test_dtd_and_entities_are_refused(server, store_of, xml):
+    device = CollectClient(server.token_url)
+    refused = device.post_submission(xml)
+    assert refused.status_code == 400
+    assert "DTD or entities" in message(refused)
+    assert "root:" not in refused.text
+    assert store_of(server).counts().get("rec_visit", {}).get("submissions", 0) == 0
+    assert device.head_submission().status_code == 204
+
+
+def test_truncated_xml_is_refused_and_nothing_is_stored(server, store_of):
+    device = CollectClient(server.token_url)
+    xml = visit_xml(new_id())
+    refused = device.post_submission(xml[: len(xml) // 2])
+    assert refused.status_code == 400
+    assert "not well formed" in message(refused)
+    assert store_of(server).counts().get("rec_visit", {}).get("submissions", 0) == 0
+    assert device.send(xml).status_code == 201  # the whole one, sent again, is taken
+
+
+def test_attachment_names_cannot_climb_out(server, store_of):
+    device = CollectClient(server.token_url)
+    instance = new_id()
+    xml = visit_xml(instance, "../../evil.jpg")
+    sent = device.post_submission(xml, extra_parts=[
+        ("../../evil.jpg", "../../evil.jpg", b"evil", "image/jpeg"),
+        ("sub/dir.jpg", "dir.jpg", b"x", "image/jpeg"),
+        ("nul\x01.jpg", "nul.jpg", b"x", "image/jpeg"),
+    ])  # fmt: skip
+    assert sent.status_code == 201
+    listed = store_of(server).attachments("rec_visit", instance)
+    assert [(a["name"], a["exists"]) for a in listed] == [("../../evil.jpg", False)]
+
+
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("multipart/form-data; boundary=zzz", b"--zzz\r\nnot a part at all"),
+        ("multipart/form-data", b"no boundary"),
+        ("text/xml", b"<data/>"),
+        ("application/x-www-form-urlencoded", b"xml_submission_file=%3Cdata%2F%3E"),
+    ],
+)
+def test_broken_bodies_get_400_and_the_server_goes_on(server, content_type, body):
+    response = requests.post(server.token_url + "/submission", data=body, headers={
+        "X-OpenRosa-Version": "1.0", "Content-Type": content_type,
+    })  # fmt: skip
+    assert response.status_code == 400
+    assert "<OpenRosaResponse" in response.text
+    assert CollectClient(server.token_url).head_submission().status_code == 204
+
+
+def test_too_many_parts_is_refused(server):
+    device = CollectClient(server.token_url)
+    extra = [(f"f{i}.jpg", f"f{i}.jpg", b"x", "image/jpeg") for i in range(1_100)]
+    refused = device.post_submission(visit_xml(new_id()), extra_parts=extra)
+    assert refused.status_code == 413
+    assert device.head_submission().status_code == 204
+
+
+def test_a_client_that_stops_half_way_loses_nothing_and_blocks_nothing(server, store_of):
+    """Headers and half a body, then silence: other devices go on, nothing is stored."""
+    instance = new_id()
+    xml = visit_xml(instance)
+    with socket.create_connection(("127.0.0.1", server.port)) as slow:
+        path = server.token_url.split(str(server.port), 1)[1] + "/submission"
+        slow.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-OpenRosa-Version: 1.0\r\n"
+            f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {len(xml) + 500}"
+            "\r\n\r\n--b\r\n".encode()
+            + xml[:100]
+        )
+        assert CollectClient(server.token_url).send(visit_xml(new_id())).status_code == 201
+    assert store_of(server).submission("rec_visit", instance) is None
+
+
+# ------------------------------------------------------------------------- forms
+
+
+def test_a_rebuilt_form_reaches_devices_without_a_restart(server, store_of):
+    import json
+
+    build = server.build_dir
+    device = CollectClient(server.token_url)
+    before = re.search(r"<hash>(md5:\w+)</hash>", device.get("/formList", formID="rec_visit").text)
+    xform = (
+        (build / "rec_visit.xml")
+        .read_bytes()
+        .replace(b'version="2026112801"', b'version="2026112802"')
+    )
+    (build / "rec_visit.xml").write_bytes(xform)
+    index = json.loads((build / "index.json").read_text())
+    index["rec_visit"]["version"] = "2026112802"
+    (build / "index.json").write_text(json.dumps(index))
+
+    listed = device.get("/formList", formID="rec_visit").text
+    assert "<version>2026112802</version>" in listed
+    assert re.search(r"<hash>(md5:\w+)</hash>", listed).group(1) != before.group(1)
+    # both versions are taken: tablets finish what they started on the old one
+    assert device.send(visit_xml(new_id(), version="2026112802")).status_code == 201
+    assert device.send(visit_xml(new_id(), version="2026112801")).status_code == 201
+    wrong = device.send(visit_xml(new_id(), version="1999"))
+    assert wrong.status_code == 404
+    assert message(wrong) == "The form version specified in this submission '1999' does not exist."
+    assert store_of(server).form_versions("rec_visit").versions == {"2026112801", "2026112802"}
+
+
+def test_a_changed_form_that_kept_its_version_is_not_served(server):
+    """The store refuses it (tablets cache forms by version); the old one stays on offer."""
+    import json
+
+    device = CollectClient(server.token_url)
+    before = device.get("/formList", formID="rec_visit").text
+    xform = (server.build_dir / "rec_visit.xml").read_bytes()
+    (server.build_dir / "rec_visit.xml").write_bytes(xform.replace(b"Recording visit", b"Changed"))
+    index = json.loads((server.build_dir / "index.json").read_text())
+    index["rec_visit"]["title"] = "Changed"
+    (server.build_dir / "index.json").write_text(json.dumps(index))
+    assert device.get("/formList", formID="rec_visit").text == before
+    assert device.get("/forms/rec_visit.xml").content == xform
+    assert device.send(visit_xml(new_id())).status_code == 201
+    assert "Give the changed form a new version" in server.log_path.read_text()
+
+
+def test_the_server_does_not_start_with_a_form_the_store_refuses(serve_openrosa, tmp_path):
+    from tests.openrosa_client import ServerProcess
+
+    server = serve_openrosa(f"sqlite:///{tmp_path / 's.sqlite3'}")
+    server.stop()
+    xform = (server.build_dir / "rec_visit.xml").read_bytes()
+    (server.build_dir / "rec_visit.xml").write_bytes(xform.replace(b"Recording visit", b"Changed"))
+    again = ServerProcess(server.env, port=server.port)
+    with pytest.raises(RuntimeError, match="Give the changed form a new version"):
+        again.start(timeout=20)

@@ -1,0 +1,134 @@
+"""Fast tests of the server's pure parts: the OpenRosa documents, file names, Digest nonces,
+Collect QR codes and the server settings."""
+
+from __future__ import annotations
+
+import json
+import stat
+import time
+
+import pytest
+
+from nigraan.collect_qr import collect_settings, decode_settings, encode_settings, write_qr
+from nigraan.config import load_config
+from nigraan.errors import ConfigError
+from server.device_accounts import TOKEN_PATTERN, DeviceDigestAuth, digest_ha1
+from server.openrosa import safe_file_name
+from server.openrosa_xml import FormListEntry, MediaFile, form_list, manifest, openrosa_response
+
+
+def recorded(central_dir, name):
+    return json.loads((central_dir / "exchanges" / name).read_text(encoding="utf-8"))
+
+
+def test_success_response_is_centrals_167_bytes(central_dir):
+    body = recorded(central_dir, "050-openrosa-submit-v01-with-photo.json")["response_body"]
+    assert openrosa_response("full submission upload was successful!", error=False) == body
+    assert len(body.encode()) == 167
+
+
+def test_error_message_escapes_like_central(central_dir):
+    body = recorded(central_dir, "054-openrosa-wrong-version.json")["response_body"]
+    ours = openrosa_response(
+        "The form version specified in this submission '1999' does not exist.", error=True
+    )
+    assert ours == body
+    assert openrosa_response('<a & "b">', error=True).count("&lt;a &amp; &quot;b&quot;&gt;") == 1
+
+
+def test_form_list_and_manifest_layout(central_dir):
+    listed = recorded(central_dir, "042-openrosa-formlist-formid.json")["response_body"]
+    base = "http://127.0.0.1:8383/v1/key/<app-user-key>/projects/1/forms"
+    entry = FormListEntry(
+        "rec_visit", "Recording visit form", "2026112801", "1b633da9bde0dc361c8b960c68de8dc2",
+        f"{base}/rec_visit.xml", f"{base}/rec_visit/manifest",
+    )  # fmt: skip
+    assert form_list([entry]).replace("&lt;", "<").replace("&gt;", ">") == listed
+    empty = recorded(central_dir, "279-err-appuser-other-form-403.json")["response_body"]
+    assert form_list([]) == empty
+    media = recorded(central_dir, "044-openrosa-manifest-rec_visit.json")["response_body"]
+    ours = manifest([MediaFile("logo.png", "24513b302514539f18f023152818efed",
+                               f"{base}/rec_visit/attachments/logo.png")])  # fmt: skip
+    assert ours.replace("&lt;", "<").replace("&gt;", ">") == media
+
+
+@pytest.mark.parametrize("name", ["1764300000001.jpg", "photo (1).jpg", "صورة.jpg", "a.b.c"])
+def test_safe_file_names(name):
+    assert safe_file_name(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["", ".", "..", "../x.jpg", "a/b.jpg", "a\\b.jpg", "x\x00.jpg", "x\n.jpg", "a" * 256]
+)
+def test_unsafe_file_names(name):
+    assert not safe_file_name(name)
+
+
+def test_digest_nonces_are_signed_and_expire(monkeypatch):
+    auth = DeviceDigestAuth(lambda: None)
+    nonce = auth._new_nonce()
+    assert auth._nonce_ok(nonce)
+    assert not auth._nonce_ok(nonce[:-1] + ("0" if nonce[-1] != "0" else "1"))
+    assert not auth._nonce_ok("deadbeef" + "0" * 32)
+    assert not auth._nonce_ok(DeviceDigestAuth(lambda: None)._new_nonce())  # another process
+    later = time.time() + 3601
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert not auth._nonce_ok(nonce)
+
+
+def test_digest_ha1_is_rfc2617():
+    # RFC 2617 section 3.5's example user, realm and password
+    assert digest_ha1("Mufasa", "Circle Of Life", realm="testrealm@host.com") == (
+        "939e7578ed9e3c518a452acee763bce9"
+    )
+
+
+def test_token_shape_is_centrals():
+    assert TOKEN_PATTERN.fullmatch("a" * 64)
+    assert TOKEN_PATTERN.fullmatch("A1!$" * 16)
+    assert not TOKEN_PATTERN.fullmatch("a" * 63)
+    assert not TOKEN_PATTERN.fullmatch("a" * 63 + "/")
+
+
+def test_collect_settings_are_centrals_shape():
+    settings = collect_settings("http://10.0.0.2:8080/v1/key/abc/projects/1", "nigraan")
+    assert settings == {
+        "general": {
+            "server_url": "http://10.0.0.2:8080/v1/key/abc/projects/1",
+            "form_update_mode": "match_exactly",
+            "autosend": "wifi_and_cellular",
+        },
+        "project": {"name": "nigraan"},
+        "admin": {"automatic_update": True},
+    }
+    digest = collect_settings("http://10.0.0.2:8080", "نگران", username="tab", password="pw")
+    assert decode_settings(encode_settings(digest)) == digest
+
+
+def test_qr_png_scans_back_to_the_settings_and_is_private(tmp_path):
+    import zxingcpp
+    from PIL import Image
+
+    settings = collect_settings("http://127.0.0.1:8080/v1/key/" + "k" * 64 + "/projects/1", "x")
+    drawing = write_qr(settings, tmp_path / "qr" / "tab.png")
+    path = tmp_path / "qr" / "tab.png"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    [code] = zxingcpp.read_barcodes(Image.open(path))
+    assert decode_settings(code.text) == settings
+    lines = drawing.splitlines()
+    assert len(lines) > 10 and len({len(line) for line in lines}) == 1
+    assert set("".join(lines)) <= set(" ▀▄█")
+
+
+def test_server_settings_are_checked_at_start():
+    config = load_config(environ={"NIGRAAN_SERVER_PORT": "9000", "NIGRAAN_SERVER_HOST": "0.0.0.0"})
+    assert config["server.port"] == 9000 and config["server.host"] == "0.0.0.0"
+    for name, value, complaint in (
+        ("NIGRAAN_SERVER_PORT", "70000", "from 1 to 65535"),
+        ("NIGRAAN_SERVER_PORT", "http", "should be a int"),
+        ("NIGRAAN_SERVER_THREADS", "0", "from 1 to 256"),
+        ("NIGRAAN_SERVER_MAX_SUBMISSION_BYTES", "10", "from 10000"),
+        ("NIGRAAN_SERVER_PUBLIC_URL", "192.168.1.10:8080", "http:// or https://"),
+    ):
+        with pytest.raises(ConfigError, match=complaint):
+            load_config(environ={name: value})
