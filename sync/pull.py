@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from nigraan.errors import FormError
 from store.store import CENTRAL, CREATED, DUPLICATE, EDITED, UNREADABLE, Incoming, Store
 from sync.central import Central, CentralError
 from sync.odata import read_pages, submissions_path
 
-ID_CHUNK = 40  # __id values per `$filter=__id eq ... or ...` query
+SINGLE_ROWS_MAX = 200  # more submissions to re-read than this: one full pass instead
 
 
 @dataclass
@@ -241,22 +243,31 @@ class FormPuller:
             self.fetch_by_id(sorted(missing), restore=True)
 
     def fetch_by_id(self, root_ids: list[str], restore: bool) -> None:
-        """Read the given submissions (root ids) with `$expand=*` and store them."""
-        for i in range(0, len(root_ids), ID_CHUNK):
-            chunk = root_ids[i : i + ID_CHUNK]
-            params = {
-                "$filter": " or ".join(f"__id eq '{rid}'" for rid in chunk if "'" not in rid),
-                "$expand": "*", "$top": self.central.settings.page_size,
-            }  # fmt: skip
-            if not params["$filter"]:
-                continue
-            rows: list[dict[str, Any]] = []
-            for page in read_pages(self.central, self.url, params, prefetch=False):
-                rows += page.rows
-            if restore:
-                self.result.restored += self.store.mark_restored(
-                    self.form_id, [r["__id"] for r in rows]
-                )
+        """Read the given submissions (root ids) with `$expand=*` and store them.
+
+        Central cannot filter on `__id` (501.5), so each is read as a single row,
+        `Submissions('<id>')?$expand=*`; many of them are cheaper as one full pass.
+        """
+        rows: list[dict[str, Any]] = []
+        if len(root_ids) > SINGLE_ROWS_MAX:
+            wanted = set(root_ids)
+            params = {"$top": self.central.settings.page_size, "$expand": "*"}
+            for page in read_pages(self.central, self.url, params, prefetch=self.prefetch):
+                rows += [r for r in page.rows if r.get("__id") in wanted]
+        else:
+            for root_id in root_ids:
+                path = self.central.path(
+                    "projects/{project_id}/forms/{form_id}.svc/Submissions('{root_id}')",
+                    form_id=self.form_id, root_id=root_id,
+                )  # fmt: skip
+                response = self.central.get(path, ok=(200, 404), params={"$expand": "*"})
+                if response.status_code == 200:  # 404: purged, deleted again, or an id
+                    rows += orjson.loads(response.content).get("value", [])  # it cannot read
+        if restore and rows:
+            self.result.restored += self.store.mark_restored(
+                self.form_id, [r["__id"] for r in rows]
+            )
+        if rows:
             self.store_rows(rows, None)
 
     def attachments(self) -> None:

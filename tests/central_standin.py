@@ -42,8 +42,7 @@ ODATA_PARAMS = {
     "$format", "$count", "$skip", "$top", "$filter", "$wkt", "$expand", "$select", "$skiptoken",
     "$orderby", "$search",
 }  # fmt: skip
-FILTER_FIELDS = {
-    "__id": ("__id",),
+FILTER_FIELDS = {  # Central's filterableFields: no __id, no form fields (fact 19)
     "__system/submissionDate": ("__system", "submissionDate"),
     "__system/updatedAt": ("__system", "updatedAt"),
     "__system/submitterId": ("__system", "submitterId"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 
@@ -238,7 +239,7 @@ def test_submissions_arriving_during_a_sync_are_neither_lost_nor_doubled(
     first = FormPuller(central, store, FORM, progress).run()
     # Newest-first pages already past them; the count reconciliation of the same run finds them.
     assert first.new == 33
-    assert len(standin.requests("filter=__id")) == 1
+    assert len(standin.requests(".svc/Submissions('uuid%3Alate-")) == 3  # read one by one
     second = sync(central, store, [FORM])[0]  # and the overlap re-reads them without doubling
     assert (second.new, second.changed) == (0, 0)
     assert store.counts()[FORM]["submissions"] == 33
@@ -553,6 +554,8 @@ def test_standin_odata_edges_match_the_recordings(standin, central_dir):
         assert (answer.status_code, answer.json()) == (exchange["status"],
                                                        exchange["response_body"])  # fmt: skip
     assert len(get(recorded("311")["path"]).json()["value"]) == 30
+    by_id = get("/v1/projects/1/forms/rec_visit.svc/Submissions?%24filter=__id%20eq%20%27x%27")
+    assert (by_id.status_code, by_id.json()["code"]) == (501, 501.5)  # not filterable
 
     exchange = recorded("319")  # $skip dropped from the nextLink, $skiptoken added last
     body = get(exchange["path"]).json()
@@ -566,3 +569,23 @@ def test_standin_odata_edges_match_the_recordings(standin, central_dir):
     assert list(body) == list(exchange["response_body"]) and len(body["value"]) == 5
     following = get(body["@odata.nextLink"].replace(standin.base_url, "")).json()
     assert following == {"value": [], "@odata.context": body["@odata.context"]}  # ... to nothing
+
+
+@pytest.mark.parametrize("single_rows_max", [200, 1])
+def test_rows_committed_later_than_the_overlap_are_found(standin, central, store, recorded_rows,
+                                                         monkeypatch, single_rows_max):  # fmt: skip
+    """A row whose submissionDate is older than watermark - overlap (getodk/central#1074)."""
+    monkeypatch.setattr("sync.pull.SINGLE_ROWS_MAX", single_rows_max)
+    sync(central, store, [FORM])
+    late = []
+    for i in range(2):
+        row = copy.deepcopy(recorded_rows[3])
+        row["__id"] = row["meta"]["instanceID"] = f"uuid:committed-late-{i}"
+        row["__system"]["submissionDate"] = "2026-01-01T00:00:00.000Z"  # long before
+        late.append(row)
+    standin.add_rows(FORM, late, keep_dates=True)
+    result = sync(central, store, [FORM])[0]
+    assert result.new == 2
+    assert {"uuid:committed-late-0", "uuid:committed-late-1"} <= store.root_ids(FORM)
+    singles = standin.requests(".svc/Submissions('uuid%3Acommitted-late")
+    assert len(singles) == (2 if single_rows_max > 2 else 0)
