@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -29,6 +30,18 @@ class Page:
 
 def submissions_path(central: Central, form_id: str) -> str:
     return central.path("projects/{project_id}/forms/{form_id}.svc/Submissions", form_id=form_id)
+
+
+def same_origin(central: Central, link: str) -> str:
+    """A nextLink on the origin nigraan was configured with.
+
+    Central builds nextLinks from its DOMAIN setting, the address browsers use; nigraan may
+    reach the same server by another (e.g. internal) address, and the session token should only
+    go where central.base_url points.
+    """
+    parts = urlsplit(link)
+    base = urlsplit(central.settings.base_url)
+    return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
 
 
 def fetch_page(central: Central, url: str, params: Mapping[str, Any] | None = None) -> Page:
@@ -58,12 +71,16 @@ def read_pages(
             yield page
             if not page.next_link:
                 return
-            page = fetch_page(central, page.next_link)
+            page = fetch_page(central, same_origin(central, page.next_link))
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="odata-prefetch") as pool:
         page = fetch_page(central, url, params)
         for _ in range(MAX_PAGES):
-            following = pool.submit(fetch_page, central, page.next_link) if page.next_link else None
+            following = (
+                pool.submit(fetch_page, central, same_origin(central, page.next_link))
+                if page.next_link
+                else None
+            )
             try:
                 yield page
             except GeneratorExit:

@@ -32,7 +32,7 @@ import orjson
 from nigraan.errors import FormError
 from store.store import CENTRAL, CREATED, DUPLICATE, EDITED, UNREADABLE, Incoming, Store
 from sync.central import Central, CentralError
-from sync.odata import read_pages, submissions_path
+from sync.odata import read_pages, same_origin, submissions_path
 
 SINGLE_ROWS_MAX = 200  # more submissions to re-read than this: one full pass instead
 
@@ -147,7 +147,8 @@ class FormPuller:
         link = state.get("resume_link") if not full else None
         if link:
             self.result.resumed = True
-            pages = read_pages(self.central, link, prefetch=self.prefetch)
+            pages = read_pages(self.central, same_origin(self.central, link),
+                               prefetch=self.prefetch)  # fmt: skip
         else:
             params: dict[str, Any] = {
                 "$top": self.central.settings.page_size, "$count": "true", "$expand": "*",

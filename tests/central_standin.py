@@ -305,6 +305,7 @@ class CentralStandin:
         self.log: list[tuple[str, str, int]] = []  # (method, path?query, status)
         self.lock = threading.RLock()
         self.base_url = "http://127.0.0.1:0"
+        self.domain: str | None = None  # Central's DOMAIN, for links; default: base_url
         self._seq = itertools.count(1)
         self._actor = itertools.count(20)
         self._last = datetime.now(UTC) - timedelta(days=1)
@@ -840,7 +841,7 @@ class CentralStandin:
 
     def _service(self, request: Request, pid: str, fid: str) -> Response:
         form = self._get_form(pid, fid)
-        svc = f"{self.base_url}/v1/projects/{pid}/forms/{fid}.svc"
+        svc = f"{self.domain or self.base_url}/v1/projects/{pid}/forms/{fid}.svc"
         tables = ["Submissions", *form.repeats]
         body = {"@odata.context": f"{svc}/$metadata",
                 "value": [{"name": t, "kind": "EntitySet", "url": t} for t in tables]}
@@ -922,7 +923,7 @@ class CentralStandin:
                         and (predicate is None or predicate(s.row))
                     )  # fmt: skip
                     self._count_cache = {key: count}
-            svc = f"{self.base_url}/v1/projects/{pid}/forms/{fid}.svc"
+            svc = f"{self.domain or self.base_url}/v1/projects/{pid}/forms/{fid}.svc"
             body: dict[str, Any] = {"value": rows,
                                     "@odata.context": f"{svc}/$metadata#Submissions"}
             if more and last is not None:
@@ -941,7 +942,7 @@ class CentralStandin:
             sub = form.subs.get(root_id)
             if sub is None or sub.deleted:
                 raise problem(*NOT_FOUND)
-            svc = f"{self.base_url}/v1/projects/{form.project_id}/forms/{form.form_id}.svc"
+            svc = f"{self.domain or self.base_url}/v1/projects/{form.project_id}/forms/{form.form_id}.svc"
             if rest:
                 items = sub.row.get(rest) or []
                 rows = [_repeat_row(i, "__Submissions-id", root_id) for i in items]
@@ -961,7 +962,7 @@ class CentralStandin:
                 if sub is None or sub.deleted:
                     continue
                 rows += _walk_repeat(sub.row, parts, "__Submissions", root)
-            svc = f"{self.base_url}/v1/projects/{form.project_id}/forms/{form.form_id}.svc"
+            svc = f"{self.domain or self.base_url}/v1/projects/{form.project_id}/forms/{form.form_id}.svc"
             page = rows[skip:]
             body: dict[str, Any] = {"value": page[:top] if top is not None else page,
                                     "@odata.context": f"{svc}/$metadata#{table}"}

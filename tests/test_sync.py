@@ -589,3 +589,10 @@ def test_rows_committed_later_than_the_overlap_are_found(standin, central, store
     assert {"uuid:committed-late-0", "uuid:committed-late-1"} <= store.root_ids(FORM)
     singles = standin.requests(".svc/Submissions('uuid%3Acommitted-late")
     assert len(singles) == (2 if single_rows_max > 2 else 0)
+
+
+def test_next_links_are_followed_on_the_configured_origin(standin, central, store):
+    """Central writes nextLinks with its DOMAIN; nigraan keeps to central.base_url."""
+    standin.domain = "http://127.0.0.2:9"  # not where nigraan reaches Central (refused)
+    assert sync(central, store, [FORM])[0].new == 30
+    assert len(standin.requests("skiptoken")) == 4  # pages of 7: 30 rows in 5 pages
