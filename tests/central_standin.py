@@ -834,6 +834,10 @@ class CentralStandin:
 
     # -- OData
 
+    def _svc(self, pid, fid) -> str:
+        """The service root as Central writes it in links: its DOMAIN, then the path."""
+        return f"{self.domain or self.base_url}/v1/projects/{pid}/forms/{fid}.svc"
+
     def _odata_headers(self, response: Response) -> Response:
         response.headers["OData-Version"] = "4.0"
         response.headers["Cache-Control"] = "private, no-cache"
@@ -841,7 +845,7 @@ class CentralStandin:
 
     def _service(self, request: Request, pid: str, fid: str) -> Response:
         form = self._get_form(pid, fid)
-        svc = f"{self.domain or self.base_url}/v1/projects/{pid}/forms/{fid}.svc"
+        svc = self._svc(pid, fid)
         tables = ["Submissions", *form.repeats]
         body = {"@odata.context": f"{svc}/$metadata",
                 "value": [{"name": t, "kind": "EntitySet", "url": t} for t in tables]}
@@ -923,7 +927,7 @@ class CentralStandin:
                         and (predicate is None or predicate(s.row))
                     )  # fmt: skip
                     self._count_cache = {key: count}
-            svc = f"{self.domain or self.base_url}/v1/projects/{pid}/forms/{fid}.svc"
+            svc = self._svc(pid, fid)
             body: dict[str, Any] = {"value": rows,
                                     "@odata.context": f"{svc}/$metadata#Submissions"}
             if more and last is not None:
@@ -942,7 +946,7 @@ class CentralStandin:
             sub = form.subs.get(root_id)
             if sub is None or sub.deleted:
                 raise problem(*NOT_FOUND)
-            svc = f"{self.domain or self.base_url}/v1/projects/{form.project_id}/forms/{form.form_id}.svc"
+            svc = self._svc(form.project_id, form.form_id)
             if rest:
                 items = sub.row.get(rest) or []
                 rows = [_repeat_row(i, "__Submissions-id", root_id) for i in items]
@@ -962,7 +966,7 @@ class CentralStandin:
                 if sub is None or sub.deleted:
                     continue
                 rows += _walk_repeat(sub.row, parts, "__Submissions", root)
-            svc = f"{self.domain or self.base_url}/v1/projects/{form.project_id}/forms/{form.form_id}.svc"
+            svc = self._svc(form.project_id, form.form_id)
             page = rows[skip:]
             body: dict[str, Any] = {"value": page[:top] if top is not None else page,
                                     "@odata.context": f"{svc}/$metadata#{table}"}
