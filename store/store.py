@@ -643,8 +643,13 @@ class Store:
     # ---------------------------------------------------------- review outbox
 
     def record_review(self, form_id: str, root_id: str, review_state: str | None,
-                      comment: str | None) -> int:  # fmt: skip
-        """A review decision made here: shown locally at once, queued for Central; its id."""
+                      comment: str | None, *, for_central: bool = True) -> int:  # fmt: skip
+        """A review decision made here: shown locally at once, queued for Central; its id.
+
+        A submission that never came from Central (received by nigraan's own server) has no
+        Central to tell: the decision is kept (comment included) but never pushed.
+        """
+        now = t.utcnow()
         with self.engine.begin() as conn:
             if review_state:
                 conn.execute(
@@ -653,10 +658,11 @@ class Store:
                            t.submissions.c.root_id == root_id)
                     .values(review_state=review_state)
                 )  # fmt: skip
+            local = {} if for_central else {"done_at": now, "last_error": "not from Central"}
             return conn.execute(
                 insert(t.review_outbox).values(
                     form_id=form_id, root_id=root_id, review_state=review_state,
-                    comment=comment, created_at=t.utcnow(), attempts=0,
+                    comment=comment, created_at=now, attempts=0, **local,
                 )
             ).inserted_primary_key[0]  # fmt: skip
 

@@ -228,7 +228,13 @@ def review_command(config, submission, state, comment, form_id, push) -> None:
                                    hint="Check the id (`nigraan store status`), or give --form."),
                       1)  # fmt: skip
             sub = found[0]
-            store.record_review(sub["form_id"], sub["root_id"], state, comment)
+            from_central = sub["central_submission_date"] is not None
+            store.record_review(sub["form_id"], sub["root_id"], state, comment,
+                                for_central=from_central)  # fmt: skip
+            if not from_central:
+                click.echo(f"Recorded for {sub['form_id']} {sub['root_id']} (received by this "
+                           "server, not from Central: nothing to push).")  # fmt: skip
+                return
             click.echo(f"Recorded for {sub['form_id']} {sub['root_id']}.")
         if not push:
             return

@@ -108,3 +108,11 @@ def test_missing_attachments_and_lookups(loaded, rows):
     [found] = loaded.find_submissions(V03)
     assert found["form_id"] == FORM
     assert loaded.find_submissions("uuid:nope") == []
+
+
+def test_reviews_of_submissions_not_from_central_are_kept_not_queued(loaded):
+    loaded.record_review(FORM, V03, "hasIssues", "check the dates", for_central=False)
+    assert loaded.submission(FORM, V03)["review_state"] == "hasIssues"
+    assert loaded.pending_reviews() == []
+    [kept] = loaded.reviews()
+    assert kept["comment"] == "check the dates" and kept["done_at"] is not None

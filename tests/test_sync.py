@@ -363,7 +363,7 @@ def test_review_outbox_reaches_central_exactly_once(standin, central, store):
     assert entry["done_at"] is not None and entry["attempts"] == 3
 
 
-def test_review_command_records_and_pushes(standin, runner, tmp_path):
+def test_review_command_records_and_pushes(standin, runner, tmp_path, central_dir):
     env = {"NIGRAAN_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
            "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
            "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
@@ -381,6 +381,17 @@ def test_review_command_records_and_pushes(standin, runner, tmp_path):
     assert standin.form(FORM).subs[V07].row["__system"]["reviewState"] == "approved"
     unknown = runner.invoke(main, ["review", "uuid:nope", "--state", "approved"], env=env)
     assert unknown.exit_code == 1 and "No submission" in unknown.output
+
+    # A submission nigraan's own server received has no Central to tell.
+    from store.store import Store
+
+    local = Store.open(env["NIGRAAN_DATABASE_URL"])
+    local.ingest((central_dir / "submissions" / "v-probe.xml").read_bytes())
+    local.close()
+    probe = "uuid:d8f9eec0-e731-4254-8c33-d85bb5ceb26b"
+    kept = runner.invoke(main, ["review", probe, "--state", "approved"], env=env)
+    assert kept.exit_code == 0 and "nothing to push" in kept.output
+    assert probe not in standin.form(FORM).subs
 
     # A form Central does not know is reported; the other forms are still synced.
     partly = runner.invoke(main, ["sync", "--form", "no_such_form", "--form", FORM], env=env)
