@@ -313,20 +313,20 @@ def _leaf_values(data) -> list:
 @store.command("status")
 @click.pass_obj
 def store_status(config) -> None:
-    """Where the store is, and per form: submissions, stored versions, problems."""
+    """Where the store is, and per form: submissions, stored versions, problems, deleted."""
     db = _open_store(config)
     try:
         counts = db.counts()
     finally:
         db.close()
     click.echo(f"Store: {BY_NAME['database.url'].display(config['database.url'])}")
-    header = f"{'form':24} {'submissions':>11} {'versions':>8} {'problems':>8}"
+    header = f"{'form':24} {'submissions':>11} {'versions':>8} {'problems':>8} {'deleted':>7}"
     click.echo(header)
     click.echo("-" * len(header))
     for form_id, row in sorted(counts.items()):
         click.echo(
             f"{form_id:24} {row.get('submissions', 0):>11} {row.get('versions', 0):>8} "
-            f"{row.get('problems', 0):>8}"
+            f"{row.get('problems', 0):>8} {row.get('deleted', 0):>7}"
         )
 
 
@@ -338,3 +338,9 @@ def _add_server_commands() -> None:
 
 
 _add_server_commands()
+
+
+# ODK Central: `central publish`, `central app-users`, `sync`, `review` (sync/cli.py).
+from sync.cli import register as _register_sync  # noqa: E402
+
+_register_sync(main)

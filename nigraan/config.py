@@ -28,7 +28,7 @@ NOT_SETTINGS = frozenset({CONFIG_ENV, "NIGRAAN_VENV", "NIGRAAN_TEST_POSTGRES"})
 @dataclass(frozen=True)
 class Setting:
     name: str
-    kind: str  # "path" | "bool" | "str" | "int" | "url" (a str whose password is never shown)
+    kind: str  # "path" | "bool" | "str" | "int" | "float" | "url" (its password never shown)
     default: Any  # a value, or a callable taking the partly resolved values
     help: str
     secret: bool = False
@@ -153,6 +153,50 @@ SETTINGS: tuple[Setting, ...] = (
         "nigraan",
         "Project name shown in ODK Collect for devices set up from a QR code.",
     ),
+    Setting(
+        "central.base_url",
+        "url",
+        "",
+        "ODK Central's address (https://central.example.org). Empty: base_url, username, "
+        "password and default_project_id come from pyodk's config file (PYODK_CONFIG_FILE or "
+        "~/.pyodk_config.toml).",
+    ),
+    Setting("central.username", "str", "", "The Central web user nigraan logs in as (email)."),
+    Setting(
+        "central.password", "str", "", "That web user's password (never shown).", secret=True
+    ),
+    Setting(
+        "central.project_id",
+        "int",
+        0,
+        "The Central project nigraan publishes to and syncs from (0: pyodk's "
+        "default_project_id).",
+    ),
+    Setting(
+        "central.page_size", "int", 1000, "Submissions per OData page ($top) when syncing."
+    ),
+    Setting(
+        "central.overlap_seconds",
+        "int",
+        300,
+        "An incremental sync re-reads this many seconds before its watermark, so rows Central "
+        "committed late are not skipped (re-read rows are recognised, never duplicated).",
+    ),
+    Setting(
+        "central.timeout", "float", 60.0, "Seconds to wait for Central before a request fails."
+    ),
+    Setting(
+        "central.retries",
+        "int",
+        5,
+        "Attempts per request when Central is down, answers 5xx or times out.",
+    ),
+    Setting(
+        "central.retry_wait",
+        "float",
+        1.0,
+        "Seconds before the first retry; the wait doubles with every attempt.",
+    ),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -207,6 +251,11 @@ def _coerce(setting: Setting, raw: Any, where: str, base: Path | None) -> Any:
     elif setting.kind == "int":
         try:
             return int(raw)
+        except (TypeError, ValueError):
+            pass
+    elif setting.kind == "float" and not isinstance(raw, bool):
+        try:
+            return float(raw)
         except (TypeError, ValueError):
             pass
     elif setting.kind == "path" and isinstance(raw, (str, os.PathLike)):

@@ -37,6 +37,7 @@ CREATED, EDITED, DUPLICATE, UNREADABLE = "created", "edited", "duplicate", "unre
 CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED = "conflict", "stale_edit", "unknown_deprecated"
 REJECTED = frozenset({CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED})
 TYPED, RAW_ONLY, UNKNOWN_FORM, NOT_TYPED = "typed", "raw_only", "unknown_form", "not_typed"
+DELETED = "deleted"  # deleted in Central: kept raw, no typed rows until restored
 MAX_ID = 255  # form ids, versions, instanceIDs, file names: longer ones are not stored as such
 BATCH = 1000  # submissions per transaction: fewer commits, bounded memory
 
@@ -516,7 +517,15 @@ class Store:
         return self._rederive(conn, where)
 
     def _rederive(self, conn: Connection, where) -> int:
-        """Typed rows and problems of every current version matching `where`, re-derived."""
+        """Typed rows and problems of every current, not deleted, version matching `where`."""
+        sub, sv = t.submissions, t.submission_versions
+        deleted = (
+            select(sub.c.id)
+            .where(sub.c.form_id == sv.c.form_id, sub.c.root_id == sv.c.root_id,
+                   sub.c.deleted_at.is_not(None))
+            .exists()
+        )  # fmt: skip
+        where = and_(where, ~deleted)
         writer = _BatchWriter(self, conn)
         count = 0
         for version in self._current_versions(conn, where):
@@ -524,6 +533,170 @@ class Store:
             count += 1
         writer.flush()
         return count
+
+    # ------------------------------------------------- deletions and restores
+
+    def mark_deleted(self, form_id: str, deleted: Mapping[str, str]) -> int:
+        """Submissions deleted in Central ({root id: deletedAt}) stop counting; returns how many.
+
+        The raw versions stay, so a restore (or a rebuild) brings the typed rows back.
+        """
+        sub = t.submissions
+        changed = 0
+        with self.engine.begin() as conn:
+            writer = _BatchWriter(self, conn)
+            for root_id, deleted_at in deleted.items():
+                done = conn.execute(
+                    update(sub)
+                    .where(sub.c.form_id == form_id, sub.c.root_id == root_id,
+                           sub.c.deleted_at.is_(None))
+                    .values(deleted_at=deleted_at or t.utcnow().isoformat(), normalised=DELETED)
+                ).rowcount  # fmt: skip
+                if done:
+                    writer._clear_derived(form_id, root_id)
+                    changed += 1
+        return changed
+
+    def mark_restored(self, form_id: str, root_ids: Iterable[str]) -> int:
+        """Submissions restored in Central count again: typed rows re-derived from the raw layer."""
+        sub, sv = t.submissions, t.submission_versions
+        restored: list[str] = []
+        with self.engine.begin() as conn:
+            for root_id in root_ids:
+                done = conn.execute(
+                    update(sub)
+                    .where(sub.c.form_id == form_id, sub.c.root_id == root_id,
+                           sub.c.deleted_at.is_not(None))
+                    .values(deleted_at=None)
+                ).rowcount  # fmt: skip
+                if done:
+                    restored.append(root_id)
+            for i in range(0, len(restored), BATCH):
+                chunk = restored[i : i + BATCH]
+                self._rederive(conn, and_(sv.c.form_id == form_id, sv.c.root_id.in_(chunk)))
+        return len(restored)
+
+    def root_ids(self, form_id: str, *, deleted: bool = False) -> set[str]:
+        """Root ids of a form's live submissions read from Central (or of its deleted ones)."""
+        sub = t.submissions
+        flag = sub.c.deleted_at.is_not(None) if deleted else sub.c.deleted_at.is_(None)
+        query = select(sub.c.root_id).where(
+            sub.c.form_id == form_id, flag, sub.c.central_submission_date.is_not(None)
+        )
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def live_count(self, form_id: str) -> int:
+        """Live submissions of a form that were read from Central."""
+        sub = t.submissions
+        query = select(func.count()).where(
+            sub.c.form_id == form_id, sub.c.deleted_at.is_(None),
+            sub.c.central_submission_date.is_not(None),
+        )  # fmt: skip
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
+
+    def find_submissions(self, instance_id: str, form_id: str | None = None) -> list[dict]:
+        """Submissions whose root id or current instanceID is `instance_id`."""
+        sub = t.submissions
+        query = select(sub).where(
+            or_(sub.c.root_id == instance_id, sub.c.current_instance_id == instance_id)
+        )
+        if form_id:
+            query = query.where(sub.c.form_id == form_id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def missing_attachments(self, form_id: str) -> dict[str, list[tuple[str, str]]]:
+        """Files the current versions of live submissions name but that are not here yet.
+
+        {root id: [(instanceID, file name)]}.
+        """
+        sub, sa = t.submissions, t.submission_attachments
+        query = (
+            select(sub.c.root_id, sa.c.instance_id, sa.c.name)
+            .join(sa, and_(sa.c.form_id == sub.c.form_id,
+                           sa.c.instance_id == sub.c.current_instance_id))
+            .where(sub.c.form_id == form_id, sub.c.deleted_at.is_(None), sa.c.sha256.is_(None))
+            .order_by(sub.c.root_id, sa.c.name)
+        )  # fmt: skip
+        missing: dict[str, list[tuple[str, str]]] = {}
+        with self.engine.connect() as conn:
+            for root_id, instance_id, name in conn.execute(query):
+                missing.setdefault(root_id, []).append((instance_id, name))
+        return missing
+
+    # ------------------------------------------------------------ sync state
+
+    def sync_state(self, scope: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.sync_state).where(t.sync_state.c.scope == scope)).first()
+        return dict(row._mapping) if row else None
+
+    def save_sync_state(self, scope: str, form_id: str, **values: Any) -> None:
+        """Create or update a form's sync state (watermark, pass in progress)."""
+        ss = t.sync_state
+        values["updated_at"] = t.utcnow()
+        with self.engine.begin() as conn:
+            done = conn.execute(update(ss).where(ss.c.scope == scope).values(**values)).rowcount
+            if not done:
+                conn.execute(insert(ss).values(scope=scope, form_id=form_id, **values))
+
+    # ---------------------------------------------------------- review outbox
+
+    def record_review(self, form_id: str, root_id: str, review_state: str | None,
+                      comment: str | None, *, for_central: bool = True) -> int:  # fmt: skip
+        """A review decision made here: shown locally at once, queued for Central; its id.
+
+        A submission that never came from Central (received by nigraan's own server) has no
+        Central to tell: the decision is kept (comment included) but never pushed.
+        """
+        now = t.utcnow()
+        with self.engine.begin() as conn:
+            if review_state:
+                conn.execute(
+                    update(t.submissions)
+                    .where(t.submissions.c.form_id == form_id,
+                           t.submissions.c.root_id == root_id)
+                    .values(review_state=review_state)
+                )  # fmt: skip
+            local = {} if for_central else {"done_at": now, "last_error": "not from Central"}
+            return conn.execute(
+                insert(t.review_outbox).values(
+                    form_id=form_id, root_id=root_id, review_state=review_state,
+                    comment=comment, created_at=now, attempts=0, **local,
+                )
+            ).inserted_primary_key[0]  # fmt: skip
+
+    def pending_reviews(self) -> list[dict[str, Any]]:
+        ro = t.review_outbox
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(ro).where(ro.c.done_at.is_(None)).order_by(ro.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    def reviews(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.review_outbox).order_by(t.review_outbox.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    def review_progress(self, outbox_id: int, *, attempt: bool = False,
+                        state_pushed: bool = False, comment_pushed: bool = False,
+                        done: bool = False, error: str | None = None) -> None:  # fmt: skip
+        """Record an attempt at an outbox entry, what Central confirmed, or why it failed."""
+        ro = t.review_outbox
+        now = t.utcnow()
+        values: dict[str, Any] = {"attempts": ro.c.attempts + 1} if attempt else {}
+        if error:
+            values["last_error"] = error
+        if state_pushed:
+            values["state_pushed_at"] = now
+        if comment_pushed:
+            values["comment_pushed_at"] = now
+        if done:
+            values["done_at"] = now
+            values["last_error"] = None
+        with self.engine.begin() as conn:
+            conn.execute(update(ro).where(ro.c.id == outbox_id).values(**values))
 
     # ---------------------------------------------------------------- reads
 
@@ -579,11 +752,19 @@ class Store:
             return [dict(r._mapping) for r in rows]
 
     def counts(self) -> dict[str, dict[str, int]]:
-        """Per form: submissions, raw versions, problems."""
+        """Per form: submissions (live), deleted ones, raw versions, problems."""
         out: dict[str, dict[str, int]] = {}
         with self.engine.connect() as conn:
+            sub = t.submissions
+            for form_id, n in conn.execute(
+                select(sub.c.form_id, func.count())
+                .where(sub.c.deleted_at.is_not(None))
+                .group_by(sub.c.form_id)
+            ):
+                out.setdefault(form_id, {})["deleted"] = n
+            live = select(sub).where(sub.c.deleted_at.is_(None)).subquery()
             for table, key in (
-                (t.submissions, "submissions"),
+                (live, "submissions"),
                 (t.submission_versions, "versions"),
                 (t.problems, "problems"),
             ):
@@ -780,6 +961,12 @@ class _BatchWriter:
                 )
             ]  # fmt: skip
 
+    def _normalise_live(self, doc: SubmissionDocument, root_id: str) -> tuple[str, list[Problem]]:
+        """As _normalise, but a row Central reports deleted gets no typed rows."""
+        if doc.system and doc.system.get("deletedAt"):
+            return DELETED, []
+        return self._normalise(doc, root_id)
+
     def _normalise_document(self, doc, root_id: str) -> tuple[str, list[Problem]]:
         form = self.store._form(self.conn, doc.form_id, doc.form_version or "")
         if form is None or not form.schemas:
@@ -879,7 +1066,7 @@ class _BatchWriter:
         }
 
     def _new(self, parsed, doc, root_id, received, deprecated) -> IngestResult:
-        normalised, problems = self._normalise(doc, root_id)
+        normalised, problems = self._normalise_live(doc, root_id)
         if parsed.generated_id:
             problems.insert(0, _missing_id(doc.instance_id))
         self.versions.append(self._version_row(parsed, received, root_id, deprecated))
@@ -979,7 +1166,7 @@ class _BatchWriter:
         )
         conn.execute(insert(sv), [self._version_row(parsed, received, root_id, deprecated)])
         self._clear_derived(doc.form_id, root_id)
-        normalised, problems = self._normalise(doc, root_id)
+        normalised, problems = self._normalise_live(doc, root_id)
         values = {
             "current_instance_id": doc.instance_id, "form_version": doc.form_version,
             "updated_at": received, "normalised": normalised, "encrypted": doc.encrypted,
@@ -1023,12 +1210,26 @@ class _BatchWriter:
             if same.current:
                 values = self._system_values(doc)
                 values.pop("edits", None)
+                was_deleted = conn.execute(
+                    select(t.submissions.c.deleted_at).where(
+                        t.submissions.c.form_id == doc.form_id,
+                        t.submissions.c.root_id == same.root_id,
+                    )
+                ).scalar()
+                if values.get("deleted_at") and not was_deleted:
+                    self._clear_derived(doc.form_id, same.root_id)
+                    values["normalised"] = DELETED
                 conn.execute(
                     update(t.submissions)
                     .where(t.submissions.c.form_id == doc.form_id,
                            t.submissions.c.root_id == same.root_id)
                     .values(updated_at=received, **values)
                 )  # fmt: skip
+                if was_deleted and not values.get("deleted_at"):  # restored in Central
+                    current = conn.execute(
+                        select(t.submission_versions).where(t.submission_versions.c.id == same.id)
+                    ).first()
+                    self.rederive(current)
         return IngestResult(DUPLICATE, doc.form_id, doc.instance_id, same.root_id)
 
     def _clear_derived(self, form_id: str, root_id: str) -> None:

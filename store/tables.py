@@ -258,3 +258,39 @@ app_user_forms = Table(
     ),  # fmt: skip
     Column("form_id", ID, primary_key=True),
 )
+
+# Sync with ODK Central: one row per synced form (scope = Central URL, project and form).
+# `watermark` only moves once a whole pass is committed; `resume_link` is the next OData page of
+# a pass in progress, so a killed sync picks up where it stopped.
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("scope", String(1000), primary_key=True),
+    Column("form_id", ID, nullable=False),
+    Column("watermark", Text, nullable=True),  # newest submissionDate/updatedAt fully synced
+    Column("pass_filter", Text, nullable=True),  # the $filter of the pass in progress
+    Column("pass_high", Text, nullable=True),  # newest timestamp seen in that pass so far
+    Column("resume_link", Text, nullable=True),  # @odata.nextLink to continue that pass
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Review decisions made in nigraan, waiting to be applied in Central. Each step (review state,
+# comment) is marked done once Central confirmed it, so a retry never applies a step twice.
+review_outbox = Table(
+    "review_outbox",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("form_id", ID, nullable=False),
+    Column("root_id", ID, nullable=False),
+    Column("review_state", String(32), nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    Column("state_pushed_at", UTCDateTime, nullable=True),
+    Column("comment_pushed_at", UTCDateTime, nullable=True),
+    Column("done_at", UTCDateTime, nullable=True),
+    Index(None, "done_at"),
+)

@@ -49,7 +49,7 @@ def test_init_load_rebuild_status(runner, env, new_database, central_dir):
     status = runner.invoke(main, ["store", "status"], env=env)
     assert status.exit_code == 0
     line = next(ln for ln in status.output.splitlines() if ln.startswith("rec_visit "))
-    assert line.split()[1:] == ["9", "9", "0"]
+    assert line.split()[1:] == ["9", "9", "0", "0"]
 
 
 def test_init_without_built_forms_says_what_to_do(runner, tmp_path):

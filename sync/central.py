@@ -1,0 +1,258 @@
+"""The connection to ODK Central: settings, a pyodk Client whose session retries and logs in again.
+
+Settings come from nigraan's `central.*` settings, or, when `central.base_url` is empty, from
+pyodk's own config file (PYODK_CONFIG_FILE or ~/.pyodk_config.toml). The password lives only in
+memory (no pyodk token cache file is written) and never appears in repr, logs or errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import requests
+from pyodk import Client
+from pyodk._utils.config import CentralConfig, read_config
+from pyodk._utils.config import Config as PyodkConfig
+from pyodk._utils.session import Session
+from pyodk.errors import PyODKError
+from requests.adapters import HTTPAdapter
+
+from nigraan.errors import ConfigError, NigraanError
+
+# pyodk logs every failed request (with Central's answer) at ERROR; nigraan reports failures
+# itself, once, without response bodies that could carry submission data.
+_pyodk_log = logging.getLogger("pyodk")
+_pyodk_log.addHandler(logging.NullHandler())
+_pyodk_log.propagate = False
+
+
+class CentralError(NigraanError):
+    """Central refused a request (4xx): the message says what Central said."""
+
+    code = "central.refused"
+    status = 502
+
+    def __init__(self, message: str, hint: str | None = None, central_code: Any = None):
+        super().__init__(message, hint=hint)
+        self.central_code = central_code
+
+
+class CentralUnavailable(CentralError):
+    """Central did not answer usefully (down, 5xx, timeouts) after every retry."""
+
+    code = "central.unavailable"
+    status = 503
+
+
+@dataclass(frozen=True)
+class CentralSettings:
+    base_url: str
+    username: str
+    password: str = field(repr=False)
+    project_id: int
+    page_size: int = 1000
+    overlap_seconds: int = 300
+    timeout: float = 60.0
+    retries: int = 5
+    retry_wait: float = 1.0
+
+    @classmethod
+    def from_config(cls, config) -> CentralSettings:
+        """From nigraan's settings, or pyodk's config file when central.base_url is empty."""
+        base_url = config["central.base_url"]
+        username, password = config["central.username"], config["central.password"]
+        project_id = config["central.project_id"] or None
+        if not base_url:
+            try:
+                pyodk_config = read_config()
+            except PyODKError as exc:
+                raise ConfigError(
+                    "No ODK Central is configured.",
+                    hint="Set central.base_url, central.username, central.password and "
+                    "central.project_id (NIGRAAN_CENTRAL_*), or write pyodk's config file "
+                    "(PYODK_CONFIG_FILE or ~/.pyodk_config.toml).",
+                ) from exc
+            central = pyodk_config.central
+            base_url, username, password = central.base_url, central.username, central.password
+            project_id = project_id or central.default_project_id
+        missing = [
+            name
+            for name, value in (("username", username), ("password", password))
+            if not value
+        ]
+        if missing:
+            raise ConfigError(
+                f"central.base_url is set but central.{' and central.'.join(missing)} is not.",
+                hint="Set NIGRAAN_CENTRAL_USERNAME and NIGRAAN_CENTRAL_PASSWORD (or the same "
+                "keys in the config file).",
+            )
+        if not project_id:
+            raise ConfigError(
+                "No Central project id.",
+                hint="Set central.project_id (NIGRAAN_CENTRAL_PROJECT_ID), or "
+                "default_project_id in pyodk's config file.",
+            )
+        return cls(
+            base_url=base_url.rstrip("/"), username=username, password=password,
+            project_id=int(project_id), page_size=config["central.page_size"],
+            overlap_seconds=config["central.overlap_seconds"], timeout=config["central.timeout"],
+            retries=max(1, config["central.retries"]), retry_wait=config["central.retry_wait"],
+        )  # fmt: skip
+
+    @property
+    def shown_url(self) -> str:
+        """The base URL without any user:password part."""
+        parts = urlsplit(self.base_url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def central_problem(response: requests.Response) -> tuple[Any, str]:
+    """Central's error code and message from a JSON problem body ({code, message})."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.status_code, f"HTTP {response.status_code}"
+    if isinstance(body, dict):
+        return body.get("code", response.status_code), str(body.get("message", ""))
+    return response.status_code, f"HTTP {response.status_code}"
+
+
+class CentralSession(Session):
+    """pyodk's session, with retries with backoff, a timeout and a fresh login after a 401.
+
+    pyodk only retries over https and never for POST/PATCH, sets no timeout for http, and never
+    renews an expired token (24 h sessions); a sync must survive all three. Every request,
+    including pyodk's own library calls, goes through `request` below.
+    """
+
+    def __init__(self, settings: CentralSettings, sleep: Callable[[float], None] = time.sleep):
+        super().__init__(
+            base_url=settings.base_url, api_version="v1", username=settings.username,
+            password=settings.password, cache_path=None,
+        )  # fmt: skip
+        for prefix in ("http://", "https://"):  # one retry policy: ours
+            self.mount(prefix, HTTPAdapter(max_retries=0))
+        self.settings = settings
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"CentralSession({self.settings.shown_url!r})"
+
+    def request(self, method, url, *args, **kwargs):
+        kwargs.setdefault("timeout", self.settings.timeout)
+        is_login = str(url).rstrip("/").endswith("sessions") and method.upper() == "POST"
+        relogged = False
+        attempt = 0
+        while True:
+            try:
+                response = super().request(method, url, *args, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                trouble = "timed out" if isinstance(exc, requests.Timeout) else "not reachable"
+            except CentralUnavailable:
+                raise  # the login inside this request already retried
+            except PyODKError as exc:  # pyodk's Auth could not log in (before this request)
+                failed = exc.args[1] if len(exc.args) > 1 else None
+                code, message = central_problem(failed) if failed is not None else (None, "")
+                raise CentralError(
+                    f"ODK Central at {self.settings.shown_url} refused the login "
+                    f"({message or exc.args[0]}, {code}).",
+                    hint="Check central.username and central.password (NIGRAAN_CENTRAL_*), or "
+                    "pyodk's config file, and that this web user has a role in the project.",
+                    central_code=code,
+                ) from None
+            else:
+                if (
+                    response.status_code == 401
+                    and not is_login
+                    and not relogged
+                    and "Authorization" in self.headers
+                ):
+                    # Expired or revoked token: drop it; pyodk's Auth logs in again.
+                    del self.headers["Authorization"]
+                    relogged = True
+                    continue
+                if response.status_code < 500 and response.status_code != 429:
+                    return response
+                trouble = f"answered HTTP {response.status_code}"
+            attempt += 1
+            if attempt >= self.settings.retries:
+                path = urlsplit(self.urljoin(str(url))).path
+                raise CentralUnavailable(
+                    f"ODK Central at {self.settings.shown_url} {trouble} for {method.upper()} "
+                    f"{path} ({attempt} attempts).",
+                    hint="Check that Central is up and central.base_url is right, then run the "
+                    "command again: it carries on where it stopped.",
+                )
+            self._sleep(self.settings.retry_wait * 2 ** (attempt - 1))
+
+
+def make_client(settings: CentralSettings, sleep: Callable[[float], None] = time.sleep) -> Client:
+    """A pyodk Client on a CentralSession; logs in lazily on the first request."""
+    config = PyodkConfig(
+        central=CentralConfig(
+            base_url=settings.base_url, username=settings.username, password=settings.password,
+            default_project_id=settings.project_id,
+        )
+    )  # fmt: skip
+    return Client(
+        config=config, session=CentralSession(settings, sleep), project_id=settings.project_id
+    )
+
+
+class Central:
+    """What nigraan asks of one Central project, over a pyodk Client."""
+
+    def __init__(self, settings: CentralSettings, client: Client | None = None):
+        self.settings = settings
+        self.client = client or make_client(settings)
+        self.session: CentralSession = self.client.session
+        self.project_id = settings.project_id
+
+    @classmethod
+    def from_config(cls, config) -> Central:
+        return cls(CentralSettings.from_config(config))
+
+    def __repr__(self) -> str:
+        return f"Central({self.settings.shown_url!r}, project {self.project_id})"
+
+    def close(self) -> None:
+        self.client.session.close()
+
+    def path(self, template: str, **values: Any) -> str:
+        """A path under /v1 with every value percent-encoded as Central expects."""
+        return self.session.urlformat(template, project_id=self.project_id, **values)
+
+    def get(self, url: str, ok: tuple[int, ...] = (200,), **kwargs) -> requests.Response:
+        """GET that raises CentralError unless the status is in `ok`."""
+        response = self.session.get(url, **kwargs)
+        return self.check(response, ok)
+
+    def check(self, response: requests.Response, ok: tuple[int, ...] = (200,)):
+        if response.status_code not in ok:
+            code, message = central_problem(response)
+            path = urlsplit(response.url).path
+            raise CentralError(
+                f"Central refused {response.request.method} {path}: {message} ({code}).",
+                central_code=code,
+            )
+        return response
+
+    def get_json(self, url: str, **kwargs) -> Any:
+        return orjson.loads(self.get(url, **kwargs).content)
+
+
+def pyodk_failure(exc: PyODKError) -> CentralError:
+    """A PyODKError from a library call, as a CentralError with Central's code and message."""
+    response = exc.args[1] if len(exc.args) > 1 else None
+    if isinstance(response, requests.Response):
+        code, message = central_problem(response)
+        return CentralError(f"Central refused the request: {message} ({code}).", central_code=code)
+    return CentralError(f"pyodk: {exc.args[0] if exc.args else exc}")

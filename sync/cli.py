@@ -1,0 +1,257 @@
+"""Commands for ODK Central: `central publish`, `central app-users`, `sync`, `review`.
+
+Registered on the `nigraan` group by nigraan/cli.py (`register(main)`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from nigraan.errors import NigraanError
+
+
+def _fail(exc: NigraanError, code: int = 2) -> None:
+    click.secho(f"Error: {exc.message}", fg="red", err=True)
+    if exc.hint:
+        click.echo(f"  {exc.hint}", err=True)
+    sys.exit(code)
+
+
+def _central(config):
+    from sync.central import Central
+
+    try:
+        return Central.from_config(config)
+    except NigraanError as exc:
+        _fail(exc)
+
+
+def _store(config):
+    from store.store import Store
+
+    try:
+        return Store.from_config(config)
+    except NigraanError as exc:
+        _fail(exc)
+
+
+@click.group()
+def central() -> None:
+    """Publish forms to ODK Central and give collectors access."""
+
+
+@central.command("publish")
+@click.argument("form_ids", nargs=-1)
+@click.pass_obj
+def central_publish(config, form_ids) -> None:
+    """Create or update the built forms (all, or FORM_IDS) in Central.
+
+    Each form is uploaded as a draft with its media and reference CSVs and published with its
+    version; forms Central already has at the same version are skipped. Exit 1 if one failed.
+    """
+    from sync.publish import FAILED, publish
+
+    central_ = _central(config)
+    try:
+        results = publish(central_, Path(config["forms.build_dir"]), list(form_ids) or None)
+    except NigraanError as exc:
+        _fail(exc, 1)
+    for r in results:
+        line = f"{r.form_id:24} {r.version:11} {r.status}"
+        click.echo(line if not r.message else f"{line}: {r.message}")
+    failed = sum(r.status == FAILED for r in results)
+    click.echo(f"\n{len(results) - failed} of {len(results)} forms published or up to date.")
+    sys.exit(1 if failed else 0)
+
+
+@central.command("app-users")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--form", "form_ids", multiple=True, help="Give access to this form (repeatable; "
+              "default: every built form).")  # fmt: skip
+@click.option("--qr-dir", type=click.Path(file_okay=False), help="Write each user's Collect QR "
+              "code here as <name>.png.")  # fmt: skip
+@click.pass_obj
+def central_app_users(config, names, form_ids, qr_dir) -> None:
+    """Create app users NAMES (existing ones are kept), grant form access, print their QR codes.
+
+    The QR code carries the user's server URL with its access key: treat it like a password.
+    """
+    from sync.publish import built_forms, create_app_users
+
+    central_ = _central(config)
+    try:
+        forms = list(form_ids) or sorted(built_forms(Path(config["forms.build_dir"])))
+        users = create_app_users(central_, list(names), forms)
+        project = central_.get_json(central_.path("projects/{project_id}"))["name"]
+    except NigraanError as exc:
+        _fail(exc, 1)
+    for name in names:
+        user = next((u for u in users if u["displayName"] == name and u.get("token")), None)
+        if user is None:
+            click.echo(f"{name}: no active app user (revoked?)")
+            continue
+        url = (
+            f"{central_.settings.shown_url}/v1/key/{user['token']}/projects/{central_.project_id}"
+        )
+        click.echo(f"{name} (app user {user['id']}): forms {', '.join(forms)}")
+        _print_qr(url, project, name, qr_dir)
+
+
+def _print_qr(server_url: str, project: str, name: str, qr_dir: str | None) -> None:
+    """The user's Collect QR code (as Central makes it), on the terminal and as a 0600 PNG."""
+    from nigraan.collect_qr import collect_settings, write_qr
+
+    settings = collect_settings(server_url, project)
+    target = Path(qr_dir or ".") / f"{name}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    click.echo(write_qr(settings, str(target)))
+    click.echo(f"  QR code written to {target}")
+
+
+@click.command("sync")
+@click.option("--form", "form_ids", multiple=True, help="Only this form (repeatable; default: "
+              "every published form of the project).")  # fmt: skip
+@click.option("--full", is_flag=True, help="Read every submission again, not only what changed.")
+@click.pass_obj
+def sync_command(config, form_ids, full) -> None:
+    """Mirror the Central project into the store: new, edited, reviewed, deleted, attachments.
+
+    Pending review decisions (`nigraan review`) are pushed first. Incremental after the first
+    run; a sync that was stopped carries on where it stopped. Exit 1 if Central could not be
+    reached after retries.
+    """
+    from sync.central import CentralError, CentralUnavailable
+    from sync.pull import FormPuller, published_forms
+    from sync.review_outbox import push_reviews
+
+    central_ = _central(config)
+    store = _store(config)
+    bars: dict[str, click.progressbar] = {}
+
+    def progress(form_id: str, done: int, total: int | None) -> None:
+        bar = bars.get(form_id)
+        if bar is None:
+            bar = bars[form_id] = click.progressbar(
+                length=total or 0, label=f"{form_id:24}", file=sys.stderr
+            )
+            bar.__enter__()
+        bar.update(done)
+
+    results = []
+    refused = False
+    try:
+        pushed = push_reviews(central_, store)
+        if pushed.unavailable:
+            raise pushed.unavailable
+        for form_id in form_ids or published_forms(central_):
+            puller = FormPuller(central_, store, form_id, progress)
+            try:
+                results.append(puller.run(full))
+            except CentralUnavailable:
+                raise
+            except CentralError as exc:  # this form only (e.g. unknown, no rights): go on
+                puller.result.problems.append(exc.message)
+                results.append(puller.result)
+                refused = True
+            if form_id in bars:
+                bars[form_id].__exit__(None, None, None)
+    except NigraanError as exc:
+        for bar in bars.values():
+            bar.__exit__(None, None, None)
+        _print_summary(results)
+        _fail(exc, 1)
+    finally:
+        store.close()
+    if pushed.applied or pushed.failures:
+        click.echo(f"Review decisions pushed: {pushed.applied}; still pending: {pushed.pending}")
+        for failure in pushed.failures:
+            click.echo(f"  not applied: {failure}")
+    _print_summary(results)
+    if refused:
+        sys.exit(1)
+
+
+def _print_summary(results) -> None:
+    if not results:
+        return
+    header = (f"{'form':24} {'new':>6} {'changed':>7} {'deleted':>7} {'restored':>8} "
+              f"{'files':>6} {'waiting':>7} {'problems':>8}")  # fmt: skip
+    click.echo(header)
+    click.echo("-" * len(header))
+    for r in results:
+        click.echo(
+            f"{r.form_id:24} {r.new:>6} {r.changed:>7} {r.deleted:>7} {r.restored:>8} "
+            f"{r.attachments:>6} {r.attachments_waiting:>7} {len(r.problems):>8}"
+            + ("  (resumed)" if r.resumed else "")
+        )
+    for r in results:
+        if r.encrypted:
+            click.echo(f"  {r.form_id}: {r.encrypted} encrypted submissions read (stored raw: "
+                       "Central's OData never decrypts)")  # fmt: skip
+        for line in r.problems[:20]:
+            click.echo(f"  {r.form_id}: {line}")
+        if len(r.problems) > 20:
+            click.echo(f"  {r.form_id}: ... {len(r.problems) - 20} more (`nigraan store status`)")
+
+
+@click.command("review")
+@click.argument("submission", required=False)
+@click.option("--state", type=click.Choice(["approved", "hasIssues", "rejected"]),
+              help="The review state to give the submission.")  # fmt: skip
+@click.option("--comment", help="A comment for the submission's history in Central.")
+@click.option("--form", "form_id", help="The form, when the instanceID is not enough.")
+@click.option("--push/--no-push", default=True, show_default=True,
+              help="Push to Central now (otherwise the next `nigraan sync` does).")  # fmt: skip
+@click.pass_obj
+def review_command(config, submission, state, comment, form_id, push) -> None:
+    """Record a review decision for SUBMISSION (its instanceID) and push it to Central.
+
+    The decision is stored locally at once and queued; it reaches Central exactly once, now or
+    on a later `nigraan sync` / `nigraan review --push` if Central is down. Without SUBMISSION,
+    only pushes what is queued.
+    """
+    from sync.review_outbox import push_reviews
+
+    store = _store(config)
+    try:
+        if submission:
+            if not state and not comment:
+                raise click.UsageError("Give --state and/or --comment.")
+            found = store.find_submissions(submission, form_id)
+            if len(found) != 1:
+                what = "No submission" if not found else "More than one submission"
+                store.close()
+                _fail(NigraanError(f"{what} with instanceID {submission}.",
+                                   hint="Check the id (`nigraan store status`), or give --form."),
+                      1)  # fmt: skip
+            sub = found[0]
+            from_central = sub["central_submission_date"] is not None
+            store.record_review(sub["form_id"], sub["root_id"], state, comment,
+                                for_central=from_central)  # fmt: skip
+            if not from_central:
+                click.echo(f"Recorded for {sub['form_id']} {sub['root_id']} (received by this "
+                           "server, not from Central: nothing to push).")  # fmt: skip
+                return
+            click.echo(f"Recorded for {sub['form_id']} {sub['root_id']}.")
+        if not push:
+            return
+        central_ = _central(config)
+        result = push_reviews(central_, store)
+    finally:
+        store.close()
+    click.echo(f"Pushed to Central: {result.applied}; pending: {result.pending}.")
+    for failure in result.failures:
+        click.echo(f"  not applied: {failure}")
+    if result.unavailable:
+        click.echo("  Central is not reachable; the decision stays queued for the next "
+                   "`nigraan sync` or `nigraan review --push`.")  # fmt: skip
+        sys.exit(1)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(central)
+    main.add_command(sync_command)
+    main.add_command(review_command)

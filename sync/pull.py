@@ -1,0 +1,313 @@
+"""Pull a Central project's submissions into the store: new, edited, reviewed, deleted, restored.
+
+Per form, in this order:
+
+1. the form's published versions are registered in the store (typed tables need them);
+2. one *pass* over the OData `Submissions` feed (`$expand=*`, `$top`, following nextLink):
+   everything on `--full` or the first time, otherwise rows whose `__system/submissionDate` or
+   `__system/updatedAt` is after the watermark minus the overlap window. Each page is stored
+   in its own transaction and the next-page link saved after it, so a killed sync resumes the
+   same pass; the watermark moves only when the whole pass is stored (pages come newest first,
+   so an earlier move could skip the older rows of an unfinished pass);
+3. deletions: rows whose `__system/deletedAt` is set (Central shows them only to a filter that
+   mentions deletedAt) stop counting; local deletions Central no longer reports are restored
+   (a restore does not touch updatedAt, so no incremental filter would see it);
+4. a cheap reconciliation: when Central's live count differs from ours, the REST listing of
+   every id settles what was missed (purged, deleted before we ever saw it, ...);
+5. attachments the stored submissions name but do not hold yet, over REST, by name.
+
+Re-reading a row is harmless: the store recognises the same data (`duplicate`) and keeps
+Central's newest review metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from nigraan.errors import FormError
+from store.store import CENTRAL, CREATED, DUPLICATE, EDITED, UNREADABLE, Incoming, Store
+from sync.central import Central, CentralError
+from sync.odata import read_pages, same_origin, submissions_path
+
+SINGLE_ROWS_MAX = 200  # more submissions to re-read than this: one full pass instead
+
+
+@dataclass
+class FormSync:
+    """What one form's sync did (the summary line)."""
+
+    form_id: str
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    restored: int = 0
+    attachments: int = 0
+    attachments_waiting: int = 0
+    encrypted: int = 0
+    problems: list[str] = field(default_factory=list)
+    resumed: bool = False
+    full: bool = False
+
+
+Progress = Callable[[str, int, int | None], None]  # (form id, rows done now, total or None)
+
+
+def _no_progress(_form: str, _done: int, _total: int | None) -> None:
+    return None
+
+
+def parse_ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def format_ts(moment: datetime) -> str:
+    """As Central writes timestamps: UTC, milliseconds, Z (its filters take them unquoted)."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def newest(rows: Iterable[dict[str, Any]], current: str | None) -> str | None:
+    """The newest submissionDate/updatedAt among rows and `current` (ISO strings, UTC, Z)."""
+    best = parse_ts(current) if current else None
+    for row in rows:
+        system = row.get("__system") or {}
+        for key in ("submissionDate", "updatedAt"):
+            value = system.get(key)
+            if value:
+                moment = parse_ts(value)
+                if best is None or moment > best:
+                    best = moment
+    return format_ts(best) if best else None
+
+
+def incremental_filter(watermark: str, overlap_seconds: int) -> str:
+    since = format_ts(parse_ts(watermark) - timedelta(seconds=overlap_seconds))
+    return f"__system/submissionDate gt {since} or __system/updatedAt gt {since}"
+
+
+class FormPuller:
+    """Mirrors one Central form into the store."""
+
+    def __init__(self, central: Central, store: Store, form_id: str,
+                 progress: Progress = _no_progress, prefetch: bool = True):  # fmt: skip
+        self.central = central
+        self.store = store
+        self.form_id = form_id
+        self.progress = progress
+        self.prefetch = prefetch
+        settings = central.settings
+        self.scope = f"{settings.shown_url}|project {central.project_id}|{form_id}"
+        self.result = FormSync(form_id)
+        self.url = submissions_path(central, form_id)
+
+    # -- steps
+
+    def run(self, full: bool = False) -> FormSync:
+        self.register_versions()
+        self.pull(full)
+        self.deletions()
+        self.reconcile()
+        self.attachments()
+        return self.result
+
+    def register_versions(self) -> None:
+        """Register every published version of the form the store does not have yet."""
+        path = self.central.path(
+            "projects/{project_id}/forms/{form_id}/versions", form_id=self.form_id
+        )
+        versions = self.central.get_json(path)
+        known = self.store.form_versions(self.form_id)
+        have = known.versions if known is not None else frozenset()
+        for entry in reversed(versions):  # Central lists newest first; register oldest first
+            version = entry.get("version")
+            if version is None or version in have:
+                continue
+            xml = self.central.get(
+                self.central.path(
+                    "projects/{project_id}/forms/{form_id}/versions/{version}.xml",
+                    form_id=self.form_id, version=version,
+                )  # fmt: skip
+            ).content
+            try:
+                self.store.register_form(xml)
+            except FormError as exc:
+                self.result.problems.append(f"form version {version}: {exc.message}")
+
+    def pull(self, full: bool) -> None:
+        state = self.store.sync_state(self.scope) or {}
+        watermark = None if full else state.get("watermark")
+        self.result.full = watermark is None
+        high = state.get("pass_high") if not full else None
+        link = state.get("resume_link") if not full else None
+        if link:
+            self.result.resumed = True
+            pages = read_pages(self.central, same_origin(self.central, link),
+                               prefetch=self.prefetch)  # fmt: skip
+        else:
+            params: dict[str, Any] = {
+                "$top": self.central.settings.page_size, "$count": "true", "$expand": "*",
+            }  # fmt: skip
+            pass_filter = None
+            if watermark:
+                pass_filter = incremental_filter(watermark, self.central.settings.overlap_seconds)
+                params["$filter"] = pass_filter
+            self.store.save_sync_state(
+                self.scope, self.form_id, pass_filter=pass_filter, pass_high=None,
+                resume_link=None,
+            )  # fmt: skip
+            pages = read_pages(self.central, self.url, params, prefetch=self.prefetch)
+        total = None
+        for page in pages:
+            if page.count is not None:
+                total = page.count
+            self.store_rows(page.rows, watermark)
+            high = newest(page.rows, high)
+            # Committed: a restart continues with the next page of this same pass.
+            self.store.save_sync_state(
+                self.scope, self.form_id, pass_high=high, resume_link=page.next_link
+            )
+            self.progress(self.form_id, len(page.rows), total)
+        done = newest([], high)
+        if state.get("watermark") and done and not full:
+            done = max(done, state["watermark"], key=parse_ts)
+        self.store.save_sync_state(
+            self.scope, self.form_id, watermark=done or state.get("watermark"), pass_filter=None,
+            pass_high=None, resume_link=None,
+        )  # fmt: skip
+
+    def store_rows(self, rows: list[dict[str, Any]], watermark: str | None) -> None:
+        received = datetime.now(UTC)
+        items = [Incoming(row, CENTRAL, self.form_id, received_at=received) for row in rows]
+        results = self.store.ingest_many(items)
+        since = parse_ts(watermark) if watermark else None
+        for row, outcome in zip(rows, results, strict=True):
+            system = row.get("__system") or {}
+            if system.get("status"):
+                self.result.encrypted += 1
+            if outcome.status == CREATED:
+                self.result.new += 1
+            elif outcome.status == EDITED:
+                self.result.changed += 1
+            elif outcome.status == DUPLICATE:
+                updated = system.get("updatedAt")
+                if since is not None and updated and parse_ts(updated) > since:
+                    self.result.changed += 1  # a review (or other metadata) change
+                else:
+                    self.result.unchanged += 1
+            else:
+                reason = outcome.message or outcome.status
+                if outcome.status == UNREADABLE:
+                    reason = "unreadable row"
+                self.result.problems.append(f"{row.get('__id')}: {reason}")
+            self.result.problems += [
+                f"{row.get('__id')}: {p.code} {p.path or ''}".rstrip() for p in outcome.problems
+            ]
+
+    def deletions(self) -> None:
+        """Apply Central's deletions, and restores of submissions deleted here."""
+        params = {
+            "$filter": "__system/deletedAt ne null", "$select": "__id,__system/deletedAt",
+            "$top": self.central.settings.page_size,
+        }  # fmt: skip
+        deleted: dict[str, str] = {}
+        for page in read_pages(self.central, self.url, params, prefetch=False):
+            for row in page.rows:
+                deleted[row["__id"]] = (row.get("__system") or {}).get("deletedAt")
+        self.result.deleted += self.store.mark_deleted(self.form_id, deleted)
+        gone_here = self.store.root_ids(self.form_id, deleted=True) - deleted.keys()
+        if gone_here:  # restored in Central (or purged: then Central has no row for it)
+            self.fetch_by_id(sorted(gone_here), restore=True)
+
+    def reconcile(self) -> None:
+        """When Central's count of live submissions differs from ours, compare every id."""
+        body = self.central.get_json(self.url, params={"$top": 0, "$count": "true"})
+        if body.get("@odata.count") == self.store.live_count(self.form_id):
+            return
+        listing = self.central.get_json(
+            self.central.path("projects/{project_id}/forms/{form_id}/submissions",
+                              form_id=self.form_id)
+        )  # fmt: skip
+        live = {entry["instanceId"] for entry in listing}
+        here = self.store.root_ids(self.form_id)
+        gone = here - live
+        if gone:
+            now = format_ts(datetime.now(UTC))
+            self.result.deleted += self.store.mark_deleted(self.form_id, dict.fromkeys(gone, now))
+        missing = live - here
+        if missing:
+            self.fetch_by_id(sorted(missing), restore=True)
+
+    def fetch_by_id(self, root_ids: list[str], restore: bool) -> None:
+        """Read the given submissions (root ids) with `$expand=*` and store them.
+
+        Central cannot filter on `__id` (501.5), so each is read as a single row,
+        `Submissions('<id>')?$expand=*`; many of them are cheaper as one full pass.
+        """
+        rows: list[dict[str, Any]] = []
+        if len(root_ids) > SINGLE_ROWS_MAX:
+            wanted = set(root_ids)
+            params = {"$top": self.central.settings.page_size, "$expand": "*"}
+            for page in read_pages(self.central, self.url, params, prefetch=self.prefetch):
+                rows += [r for r in page.rows if r.get("__id") in wanted]
+        else:
+            for root_id in root_ids:
+                path = self.central.path(
+                    "projects/{project_id}/forms/{form_id}.svc/Submissions('{root_id}')",
+                    form_id=self.form_id, root_id=root_id,
+                )  # fmt: skip
+                response = self.central.get(path, ok=(200, 404), params={"$expand": "*"})
+                if response.status_code == 200:  # 404: purged, deleted again, or an id
+                    rows += orjson.loads(response.content).get("value", [])  # it cannot read
+        if restore and rows:
+            self.result.restored += self.store.mark_restored(
+                self.form_id, [r["__id"] for r in rows]
+            )
+        if rows:
+            self.store_rows(rows, None)
+
+    def attachments(self) -> None:
+        """Download the files stored submissions name but do not hold, content-addressed."""
+        for root_id, files in self.store.missing_attachments(self.form_id).items():
+            base = "projects/{project_id}/forms/{form_id}/submissions/{root_id}/attachments"
+            listing_path = self.central.path(base, form_id=self.form_id, root_id=root_id)
+            try:
+                listing = self.central.get_json(listing_path)
+            except CentralError as exc:  # e.g. deleted in Central since this pass
+                self.result.problems.append(f"{root_id}: attachments not listed ({exc.message})")
+                continue
+            present = {entry["name"] for entry in listing if entry.get("exists")}
+            for instance_id, name in files:
+                if name not in present:
+                    self.result.attachments_waiting += 1
+                    continue
+                response = self.central.get(
+                    self.central.path(base + "/{name}", form_id=self.form_id, root_id=root_id,
+                                      name=name)
+                )  # fmt: skip
+                content_type = response.headers.get("Content-Type", "").split(";")[0] or None
+                if self.store.add_attachment(
+                    self.form_id, instance_id, name, response.content, content_type
+                ):
+                    self.result.attachments += 1
+
+
+def published_forms(central: Central) -> list[str]:
+    """Form ids of the project's published forms, as Central lists them."""
+    forms = central.get_json(central.path("projects/{project_id}/forms"))
+    return [f["xmlFormId"] for f in forms if f.get("publishedAt")]
+
+
+def sync(central: Central, store: Store, form_ids: list[str] | None = None, full: bool = False,
+         progress: Progress = _no_progress, prefetch: bool = True) -> list[FormSync]:  # fmt: skip
+    """Mirror the given forms (default: every published form of the project) into the store."""
+    results = []
+    for form_id in form_ids or published_forms(central):
+        puller = FormPuller(central, store, form_id, progress, prefetch)
+        results.append(puller.run(full))
+    return results
