@@ -7,9 +7,11 @@ submissions per second, p50/p99 latency of HEAD+POST, and the rows the store hol
 201s received (they must be equal: nothing acknowledged may be missing).
 
 Baseline, measured in the same run with the same client and load: a bare waitress app with the
-same thread count that parses the multipart body and writes each upload to its own files with
-fsync before answering 201 (durable, but no parsing, typing, SQL or checks) - the cheapest
-server a careful person could write. The issue's reference is ODK Central v2026.2.2 at about
+same thread count and socket read size that parses the multipart body and writes each upload
+to its own files with fsync before answering 201 (durable, but no parsing, typing, SQL or
+checks) - the cheapest server a careful person could write. CPU time per submission is
+printed for both servers (the server process and the store process it starts, and this
+client), read from /proc. The issue's reference is ODK Central v2026.2.2 at about
 100 submissions/s with 8 devices on a 2-core machine of this kind; its target is >= 300/s at 8
 devices, p99 < 200 ms.
 
@@ -183,7 +185,8 @@ def app(request):
     dir_fd = os.open(folder, os.O_RDONLY); os.fsync(dir_fd); os.close(dir_fd)
     return Response(OK, status=201, headers=HEADERS, content_type="text/xml; charset=utf-8")
 import logging; logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-waitress.serve(app, host="127.0.0.1", port=int(sys.argv[2]), threads=int(sys.argv[3]), _quiet=True)
+waitress.serve(app, host="127.0.0.1", port=int(sys.argv[2]), threads=int(sys.argv[3]),
+               recv_bytes=262_144, _quiet=True)
 """
 
 

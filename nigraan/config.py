@@ -162,19 +162,14 @@ SETTINGS: tuple[Setting, ...] = (
         "~/.pyodk_config.toml).",
     ),
     Setting("central.username", "str", "", "The Central web user nigraan logs in as (email)."),
-    Setting(
-        "central.password", "str", "", "That web user's password (never shown).", secret=True
-    ),
+    Setting("central.password", "str", "", "That web user's password (never shown).", secret=True),
     Setting(
         "central.project_id",
         "int",
         0,
-        "The Central project nigraan publishes to and syncs from (0: pyodk's "
-        "default_project_id).",
+        "The Central project nigraan publishes to and syncs from (0: pyodk's default_project_id).",
     ),
-    Setting(
-        "central.page_size", "int", 1000, "Submissions per OData page ($top) when syncing."
-    ),
+    Setting("central.page_size", "int", 1000, "Submissions per OData page ($top) when syncing."),
     Setting(
         "central.overlap_seconds",
         "int",

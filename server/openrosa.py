@@ -18,7 +18,7 @@ from server import problems
 from server.device_accounts import PROJECT_ID
 from server.openrosa_xml import FormListEntry, MediaFile, form_list, manifest, openrosa_response
 from store.document import SubmissionError, from_openrosa_xml
-from store.store import CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED, Incoming
+from store.store import CONFLICT, DELETED_RESEND, STALE_EDIT, UNKNOWN_DEPRECATED, Incoming
 
 log = logging.getLogger(__name__)
 bp = Blueprint("openrosa", __name__)
@@ -226,7 +226,7 @@ def submission() -> Response:
         raise problems.not_found()
     xml = _xml_part()
     try:
-        doc = from_openrosa_xml(xml)
+        doc = from_openrosa_xml(xml, with_data=False)  # the store process reads the data
     except SubmissionError as exc:
         raise _unreadable(exc, xml) from exc
 
@@ -245,19 +245,21 @@ def submission() -> Response:
 
     try:
         result = svc.writer.write(
+            # Only the bytes go: `doc` was read without its data.
             Incoming(
                 xml,
                 attachments=_attachment_parts(),
-                document=doc,
                 submitter=user.name,
                 device_id=request.args.get("deviceID"),
-            )  # fmt: skip
+            )
         )
     except Exception as exc:
         log.error("submission to %s not saved: %s", form_id, type(exc).__name__)
         raise problems.not_saved() from exc
     if result.status == CONFLICT:
         raise problems.conflict()
+    if result.status == DELETED_RESEND:
+        raise problems.deleted_resend()
     if result.status == STALE_EDIT:
         raise problems.stale_edit(doc.deprecated_id or "")
     if result.status == UNKNOWN_DEPRECATED:

@@ -123,6 +123,12 @@ def conflict() -> OpenRosaProblem:
     )  # fmt: skip
 
 
+def deleted_resend() -> OpenRosaProblem:
+    return OpenRosaProblem(
+        409, "409.18", "This submission has been deleted. You may not resubmit it."
+    )
+
+
 def stale_edit(deprecated_id: str) -> OpenRosaProblem:
     return OpenRosaProblem(
         409, "409.9",

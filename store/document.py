@@ -135,11 +135,15 @@ def _pop_meta(data: dict[str, Any], key: str) -> str | None:
     return None
 
 
-def from_openrosa_xml(xml: bytes, repeats: Collection[str] = ()) -> SubmissionDocument:
+def from_openrosa_xml(
+    xml: bytes, repeats: Collection[str] = (), *, with_data: bool = True
+) -> SubmissionDocument:
     """Instance XML as ODK Collect posts it (plain or the encrypted envelope) -> document.
 
     `repeats` are the form's repeat paths ("detainee", "detainee/injury"), so a repeat with one
-    instance is still a list; without them only repeated siblings become lists.
+    instance is still a list; without them only repeated siblings become lists. With
+    `with_data=False` only the form, version, ids and encryption are read (the whole XML is
+    still checked): what the OpenRosa server needs to accept or refuse an upload.
     """
     try:
         root = etree.fromstring(xml, _parser())
@@ -185,7 +189,11 @@ def from_openrosa_xml(xml: bytes, repeats: Collection[str] = ()) -> SubmissionDo
             encrypted=True,
             files=tuple(names + ([xml_file] if xml_file else [])),
         )
-    data = _element_data(root)
+    if not with_data:
+        meta = next((e for e in root if _local(e.tag) == "meta"), None)
+        data = {"meta": _element_data(meta)} if meta is not None else {}
+    else:
+        data = _element_data(root)
     instance_id = _pop_meta(data, "instanceID") or root.get("instanceID")
     doc = SubmissionDocument(
         form_id=form_id,

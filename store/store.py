@@ -35,7 +35,8 @@ OPENROSA, CENTRAL, FILE = "openrosa", "central", "file"
 # Outcomes of ingest. The last three store nothing: the sender keeps its copy and is told why.
 CREATED, EDITED, DUPLICATE, UNREADABLE = "created", "edited", "duplicate", "unreadable"
 CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED = "conflict", "stale_edit", "unknown_deprecated"
-REJECTED = frozenset({CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED})
+DELETED_RESEND = "deleted_resend"  # a device sends again what was deleted in Central
+REJECTED = frozenset({CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED, DELETED_RESEND})
 TYPED, RAW_ONLY, UNKNOWN_FORM, NOT_TYPED = "typed", "raw_only", "unknown_form", "not_typed"
 DELETED = "deleted"  # deleted in Central: kept raw, no typed rows until restored
 MAX_ID = 255  # form ids, versions, instanceIDs, file names: longer ones are not stored as such
@@ -1096,6 +1097,12 @@ class _BatchWriter:
             select(sv).where(sv.c.form_id == doc.form_id, sv.c.instance_id == doc.instance_id)
         ).first()
         if same is not None:
+            if parsed.kind == "xml" and self._deleted(doc.form_id, same.root_id):
+                # As Central (409.18): a deleted submission is not brought back by a device.
+                return IngestResult(
+                    DELETED_RESEND, doc.form_id, doc.instance_id, same.root_id,
+                    message="This submission has been deleted. You may not resubmit it.",
+                )  # fmt: skip
             if self._same_content(parsed, same):
                 return self._resend(parsed, doc, same, received)
             return IngestResult(
@@ -1129,6 +1136,15 @@ class _BatchWriter:
                 message=f"The edited copy ({deprecated}) is no longer the current version.",
             )  # fmt: skip
         return self._edit(parsed, doc, base.root_id, deprecated, received)
+
+    def _deleted(self, form_id: str, root_id: str | None) -> bool:
+        sub = t.submissions
+        return (
+            self.conn.execute(
+                select(sub.c.deleted_at).where(sub.c.form_id == form_id, sub.c.root_id == root_id)
+            ).scalar()
+            is not None
+        )
 
     def _same_content(self, parsed: _Parsed, same) -> bool:
         """Is this the stored version again (byte-identical, or the same data from Central)?"""

@@ -82,9 +82,7 @@ class CentralSettings:
             base_url, username, password = central.base_url, central.username, central.password
             project_id = project_id or central.default_project_id
         missing = [
-            name
-            for name, value in (("username", username), ("password", password))
-            if not value
+            name for name, value in (("username", username), ("password", password)) if not value
         ]
         if missing:
             raise ConfigError(

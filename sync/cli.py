@@ -93,9 +93,7 @@ def central_app_users(config, names, form_ids, qr_dir) -> None:
         if user is None:
             click.echo(f"{name}: no active app user (revoked?)")
             continue
-        url = (
-            f"{central_.settings.shown_url}/v1/key/{user['token']}/projects/{central_.project_id}"
-        )
+        url = f"{central_.settings.shown_url}/v1/key/{user['token']}/projects/{central_.project_id}"
         click.echo(f"{name} (app user {user['id']}): forms {', '.join(forms)}")
         _print_qr(url, project, name, qr_dir)
 

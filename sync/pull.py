@@ -131,7 +131,8 @@ class FormPuller:
             xml = self.central.get(
                 self.central.path(
                     "projects/{project_id}/forms/{form_id}/versions/{version}.xml",
-                    form_id=self.form_id, version=version,
+                    form_id=self.form_id,
+                    version=version,
                 )  # fmt: skip
             ).content
             try:

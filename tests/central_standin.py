@@ -847,8 +847,10 @@ class CentralStandin:
         form = self._get_form(pid, fid)
         svc = self._svc(pid, fid)
         tables = ["Submissions", *form.repeats]
-        body = {"@odata.context": f"{svc}/$metadata",
-                "value": [{"name": t, "kind": "EntitySet", "url": t} for t in tables]}
+        body = {
+            "@odata.context": f"{svc}/$metadata",
+            "value": [{"name": t, "kind": "EntitySet", "url": t} for t in tables],
+        }
         response = self._json(body)
         response.headers["Content-Type"] = JSON + "; odata.metadata=minimal"
         return self._odata_headers(response)
@@ -861,9 +863,12 @@ class CentralStandin:
                 raise problem(501, 501.1, f"The requested feature {key} is not supported by "
                               "this server.")  # fmt: skip
         if args.get("$format", "json") != "json":  # [310]
-            raise problem(406, 406.1, "Requested format not acceptable; this resource allows: "
-                          "application/json,json.",
-                          {"allowed": ["application/json", "json"], "got": args["$format"]})
+            raise problem(
+                406,
+                406.1,
+                "Requested format not acceptable; this resource allows: application/json,json.",
+                {"allowed": ["application/json", "json"], "got": args["$format"]},
+            )
         if "$expand" in args and args["$expand"] != "*":  # [305]
             text = args["$expand"]
             raise problem(501, 501.6, "The given OData expand expression is not supported by "
@@ -928,8 +933,7 @@ class CentralStandin:
                     )  # fmt: skip
                     self._count_cache = {key: count}
             svc = self._svc(pid, fid)
-            body: dict[str, Any] = {"value": rows,
-                                    "@odata.context": f"{svc}/$metadata#Submissions"}
+            body: dict[str, Any] = {"value": rows, "@odata.context": f"{svc}/$metadata#Submissions"}
             if more and last is not None:
                 body["@odata.nextLink"] = _next_link(
                     f"{svc}/Submissions", args, {"instanceId": last}
@@ -968,8 +972,10 @@ class CentralStandin:
                 rows += _walk_repeat(sub.row, parts, "__Submissions", root)
             svc = self._svc(form.project_id, form.form_id)
             page = rows[skip:]
-            body: dict[str, Any] = {"value": page[:top] if top is not None else page,
-                                    "@odata.context": f"{svc}/$metadata#{table}"}
+            body: dict[str, Any] = {
+                "value": page[:top] if top is not None else page,
+                "@odata.context": f"{svc}/$metadata#{table}",
+            }
             if request.args.get("$count", "").lower() == "true":
                 body["@odata.count"] = len(rows)
             payload = orjson.dumps(body)

@@ -132,3 +132,15 @@ def test_server_settings_are_checked_at_start():
     ):
         with pytest.raises(ConfigError, match=complaint):
             load_config(environ={name: value})
+
+
+def test_reading_only_the_envelope_gives_the_same_ids(central_dir):
+    from store.document import from_openrosa_xml
+
+    for name in ("v01.xml", "v05-edit1.xml", "encrypted/e01.manifest.xml", "no-instanceid.xml"):
+        xml = (central_dir / "submissions" / name).read_bytes()
+        full, envelope = from_openrosa_xml(xml), from_openrosa_xml(xml, with_data=False)
+        for attribute in ("form_id", "form_version", "instance_id", "deprecated_id", "encrypted"):
+            assert getattr(envelope, attribute) == getattr(full, attribute), (name, attribute)
+        assert set(envelope.data) <= {"meta"}  # the answers were not read
+        assert name.startswith(("encrypted", "no-")) or len(full.data) > 1

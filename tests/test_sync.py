@@ -131,9 +131,10 @@ def test_standin_answers_like_the_recorded_central(standin, central_dir):
     service = get("/v1/projects/1/forms/rec_visit.svc").json()
     want = recorded("127-odata-service-document.json")["response_body"]
     assert service["value"] == want["value"]
-    assert service["@odata.context"].replace(standin.base_url, RECORDED_ORIGIN) == want[
-        "@odata.context"
-    ]
+    assert (
+        service["@odata.context"].replace(standin.base_url, RECORDED_ORIGIN)
+        == want["@odata.context"]
+    )
 
     for name in ("301-err-odata-filter-data-field.json", "299-err-odata-filter-syntax.json",
                  "308-err-odata-skiptoken-bad.json"):  # fmt: skip
@@ -141,18 +142,23 @@ def test_standin_answers_like_the_recorded_central(standin, central_dir):
         answer = get(exchange["path"])
         assert answer.status_code == exchange["status"]
         assert answer.json()["code"] == exchange["response_body"]["code"]
-    assert get(recorded("301-err-odata-filter-data-field.json")["path"]).json() == recorded(
-        "301-err-odata-filter-data-field.json"
-    )["response_body"]
-    assert get(recorded("308-err-odata-skiptoken-bad.json")["path"]).json() == recorded(
-        "308-err-odata-skiptoken-bad.json"
-    )["response_body"]
+    assert (
+        get(recorded("301-err-odata-filter-data-field.json")["path"]).json()
+        == recorded("301-err-odata-filter-data-field.json")["response_body"]
+    )
+    assert (
+        get(recorded("308-err-odata-skiptoken-bad.json")["path"]).json()
+        == recorded("308-err-odata-skiptoken-bad.json")["response_body"]
+    )
 
     # Deleted rows only for a filter that mentions deletedAt (fact 22, [248]).
     standin.delete(FORM, V06)
-    assert get("/v1/projects/1/forms/rec_visit.svc/Submissions?%24top=0&%24count=true").json()[
-        "@odata.count"
-    ] == 29
+    assert (
+        get("/v1/projects/1/forms/rec_visit.svc/Submissions?%24top=0&%24count=true").json()[
+            "@odata.count"
+        ]
+        == 29
+    )
     deleted = get(recorded("248-odata-deleted-filter.json")["path"]).json()["value"]
     assert [r["__id"] for r in deleted] == [V06]
     assert list(deleted[0]) == list(recorded("248-odata-deleted-filter.json")["response_body"]
@@ -572,8 +578,9 @@ def test_standin_odata_edges_match_the_recordings(standin, central_dir):
     body = get(exchange["path"]).json()
     assert list(body) == list(exchange["response_body"])
     ours, theirs = body["@odata.nextLink"], exchange["response_body"]["@odata.nextLink"]
-    assert ours.split("skiptoken=")[0].replace(standin.base_url, RECORDED_ORIGIN) == (
-        theirs.split("skiptoken=")[0]
+    assert (
+        ours.split("skiptoken=")[0].replace(standin.base_url, RECORDED_ORIGIN)
+        == (theirs.split("skiptoken=")[0])
     )
     exchange = recorded("320")  # $skip without $top: a nextLink all the same ...
     body = get(exchange["path"]).json()

@@ -130,7 +130,10 @@ def test_settings_from_nigraan_or_from_pyodks_file(tmp_path, monkeypatch):
     monkeypatch.setenv("PYODK_CONFIG_FILE", str(pyodk_file))
     from_file = CentralSettings.from_config(load_config(environ={}))
     assert (from_file.base_url, from_file.username, from_file.project_id) == (
-        "https://odk.example.org", "me@example.org", 7)
+        "https://odk.example.org",
+        "me@example.org",
+        7,
+    )
     assert "from-file" not in repr(from_file)
 
     monkeypatch.setenv("PYODK_CONFIG_FILE", str(tmp_path / "missing.toml"))
