@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import waitress
 
@@ -37,6 +38,9 @@ def serve(config: Config, echo=print) -> None:
             f"{config['server.port']}), so QR codes carry a reachable URL."
         )
     echo("  Ctrl-C stops it.")
+    # A service manager stops servers with SIGTERM: shut down as on Ctrl-C, so the store
+    # process finishes its batch and stops cleanly.
+    signal.signal(signal.SIGTERM, _stop)
     try:
         waitress.serve(
             app,
@@ -52,6 +56,11 @@ def serve(config: Config, echo=print) -> None:
             connection_limit=max(100, 4 * config["server.threads"]),
             clear_untrusted_proxy_headers=True,
             _quiet=True,
-        )
+        )  # returns on Ctrl-C or SIGTERM (waitress catches the KeyboardInterrupt)
+        echo("Stopping: the submissions in hand are stored first.")
     finally:
         services.close()
+
+
+def _stop(_signum, _frame) -> None:
+    raise KeyboardInterrupt

@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
+import signal
 import threading
 from concurrent.futures import Future
 from typing import Any
@@ -117,14 +118,19 @@ class StoreProcess:
                 # keeps it open, so the store process would never see it close.
                 self._conn.send((None, STOP, None))
         self._process.join(60)
-        if self._process.is_alive():
-            self._process.terminate()
+        if self._process.is_alive():  # stuck for a minute: it ignores SIGTERM, so kill it
+            self._process.kill()
             self._process.join(5)
         self._conn.close()
 
 
 def run_store_process(database_url: str, conn) -> None:
     """The store process: receive submissions and forms, answer when committed."""
+    # Ctrl-C reaches the whole process group; the server process decides when this one stops
+    # (it sends STOP, or its end of the pipe closes), so a batch is never cut short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
     from server.submission_writer import SubmissionWriter
     from store.store import Store
 

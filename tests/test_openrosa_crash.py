@@ -135,3 +135,18 @@ def test_a_dead_store_process_is_replaced(serve_openrosa, tmp_path):
         assert store.submission("rec_visit", first) is not None
     finally:
         store.close()
+
+
+def test_sigterm_stops_server_and_store_process_cleanly(serve_openrosa, tmp_path):
+    server = serve_openrosa(f"sqlite:///{tmp_path / 's.sqlite3'}")
+    instance = f"uuid:{uuid.uuid4()}"
+    assert CollectClient(server.token_url).send(visit_xml(instance)).status_code == 201
+    children = _children(server.proc.pid)
+    assert children
+    server.proc.terminate()
+    assert server.proc.wait(30) == 0
+    assert "Stopping: the submissions in hand are stored first." in server.log_path.read_text()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{c}").exists() for c in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [c for c in children if Path(f"/proc/{c}").exists()]

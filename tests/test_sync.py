@@ -275,6 +275,11 @@ def test_a_sync_killed_mid_pass_resumes_and_converges(standin, store, open_store
     assert snapshot(store) == snapshot(fresh_full_sync(standin, open_store))
 
 
+def _resume_link(store) -> str | None:
+    scopes = _scopes(store)
+    return store.sync_state(scopes[0])["resume_link"] if len(scopes) == 1 else None
+
+
 def _scopes(store):
     from sqlalchemy import select
 
@@ -427,8 +432,10 @@ def test_a_killed_sync_process_resumes(standin, new_database, open_store, tmp_pa
     )  # fmt: skip
     watcher = open_store(url)
     try:
-        for _ in range(200):  # page 1 committed, page 2 asked for
-            if watcher.live_count(FORM) == 5 and standin.in_flight("skiptoken"):
+        for _ in range(200):  # page 1 committed with its next link, page 2 asked for
+            # (page 2 is fetched while page 1 is stored, so wait for the link to be saved too)
+            if (watcher.live_count(FORM) == 5 and standin.in_flight("skiptoken")
+                    and _resume_link(watcher)):  # fmt: skip
                 break
             time.sleep(0.05)
         else:
