@@ -412,3 +412,32 @@ def test_the_server_does_not_start_with_a_form_the_store_refuses(serve_openrosa,
     again = ServerProcess(server.env, port=server.port)
     with pytest.raises(RuntimeError, match="Give the changed form a new version"):
         again.start(timeout=20)
+
+
+def test_an_envelope_in_collects_namespace_is_stored_encrypted(server, store_of):
+    """Collect writes http://www.opendatakit.org/xforms/encrypted, not the spec's namespace."""
+    manifest = (server.central_dir / "submissions/encrypted/e02.manifest.xml").read_bytes()
+    collect_style = manifest.replace(
+        b'xmlns="http://opendatakit.org/submissions"',
+        b'xmlns="http://www.opendatakit.org/xforms/encrypted"',
+    )
+    assert collect_style != manifest
+    encrypted_xml = (
+        server.central_dir / "submissions/encrypted/e02.submission.xml.enc"
+    ).read_bytes()
+    device = CollectClient(server.token_url)
+    sent = device.send(
+        collect_style, [("submission.xml.enc", encrypted_xml, "application/octet-stream")]
+    )
+    assert sent.status_code == 201, sent.text
+    store = store_of(server)
+    [row] = [
+        r
+        for r in (store.submission("rec_encrypted", "uuid:607247a4-b2ea-4e9c-a887-ea3b425b5121"),)
+        if r
+    ]
+    assert row["encrypted"] and row["normalised"] == "raw_only"
+    assert (
+        store.attachment("rec_encrypted", row["current_instance_id"], "submission.xml.enc")
+        == encrypted_xml
+    )
