@@ -211,11 +211,6 @@ def run_baseline(work: Path, uploads, devices: int, threads: int):
         proc.wait(10)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    return sum(cpu_split(pid))
-
-
 def cpu_split(pid: int) -> tuple[float, float]:
     """(user, system) CPU seconds of a process and the processes it started (the store's)."""
     user = system = 0.0

@@ -12,11 +12,11 @@ from nigraan.config import BY_NAME, SETTINGS, load_config
 from nigraan.errors import NigraanError
 
 
-def _fail(exc: NigraanError) -> None:
+def _fail(exc: NigraanError, code: int = 2) -> None:
     click.secho(f"Error: {exc.message}", fg="red", err=True)
     if exc.hint:
         click.echo(f"  {exc.hint}", err=True)
-    sys.exit(2)
+    sys.exit(code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,6 +8,7 @@ password is needed; a Digest account puts username and password in `general`.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import zlib
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import segno
+
+from nigraan.private_files import write_private
 
 
 def collect_settings(
@@ -60,10 +63,9 @@ def write_qr(settings: dict[str, Any], png_path: str | os.PathLike) -> str:
     code = segno.make(encode_settings(settings), error="m", micro=False)
     path = Path(png_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        code.save(out, kind="png", scale=6, border=4)
-    os.chmod(path, 0o600)
+    png = io.BytesIO()
+    code.save(png, kind="png", scale=6, border=4)
+    write_private(path, png.getvalue())
     return terminal_text(code)
 
 

@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import click
 
+from nigraan.cli import _fail, _open_store  # defined before nigraan.cli adds these commands
 from nigraan.collect_qr import collect_settings, write_qr
 from nigraan.errors import NigraanError
-
-
-def _fail(exc: NigraanError) -> None:
-    click.secho(f"Error: {exc.message}", fg="red", err=True)
-    if exc.hint:
-        click.echo(f"  {exc.hint}", err=True)
-    sys.exit(2)
-
-
-def _open_store(config):
-    from store.store import Store
-
-    try:
-        return Store.from_config(config)
-    except NigraanError as exc:
-        _fail(exc)
+from nigraan.private_files import write_private
 
 
 def _built_forms(config) -> list[str]:
@@ -42,12 +27,6 @@ def card_path(config, name: str) -> Path:
     """What `create` printed (URL, password, QR drawing), kept beside the PNG, owner-only, so
     `create --if-missing` (the run script) can show it again: nigraan keeps no secret itself."""
     return qr_path(config, name).with_suffix(".txt")
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
 
 
 @click.command("serve")
@@ -147,7 +126,7 @@ def app_users_create(config, name, forms, all_forms, if_missing) -> None:
         "Keep the URL, password and QR code private: they let a tablet send forms. "
         "`nigraan app-users revoke` cuts them off.",
     ])  # fmt: skip
-    _write_private(card_path(config, name), card)
+    write_private(card_path(config, name), card.encode("utf-8"))
     click.echo(card)
     if config["server.host"] in ("0.0.0.0", "::") and not config["server.public_url"]:
         click.echo("Note: set server.public_url to the address tablets reach; this URL says "

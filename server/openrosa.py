@@ -8,11 +8,11 @@ One blueprint, mounted under several prefixes (see create_app): Central's app-us
 from __future__ import annotations
 
 import logging
+import re
 from email.utils import formatdate
 from urllib.parse import quote, urlsplit
 
-from flask import Blueprint, Response, current_app, g, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Blueprint, Response, current_app, g, request, url_for
 
 from server import problems
 from server.device_accounts import PROJECT_ID
@@ -72,12 +72,6 @@ def problem_response(problem: problems.OpenRosaProblem) -> Response:
     return response
 
 
-@bp.errorhandler(RequestEntityTooLarge)
-def _too_large(_exc) -> Response:
-    limit = services().config["server.max_submission_bytes"]
-    return problem_response(problems.too_large(limit))
-
-
 def require_openrosa_header() -> None:
     if request.headers.get("X-OpenRosa-Version", "").strip() != "1.0":
         raise problems.missing_openrosa_header()
@@ -116,8 +110,6 @@ def base_url() -> str:
 
 
 def url_for_device(endpoint: str, **values) -> str:
-    from flask import url_for
-
     return base_url() + url_for(endpoint, **values)
 
 
@@ -232,7 +224,6 @@ def submission() -> Response:
 
     form_id = doc.form_id
     svc = services()
-    svc.forms.refresh()
     known = svc.store.form_versions(form_id, doc.form_version)
     if known is None or form_id not in svc.forms.refresh():
         raise problems.unknown_form(form_id)
@@ -312,6 +303,4 @@ def _unreadable(exc: SubmissionError, xml: bytes) -> problems.OpenRosaProblem:
 
 def _has_root_with_id(xml: bytes) -> bool:
     """Did the XML get as far as a root element with an id (so it was cut off, not garbage)?"""
-    import re
-
     return re.search(rb"<[A-Za-z_][\w.:-]*\s[^>]*\bid=", xml[:4096]) is not None

@@ -81,9 +81,6 @@ class StoreProcess:
         return done
 
     def write(self, item: Incoming, timeout: float = 120.0) -> IngestResult:
-        # Only the bytes cross: the store process parses them (cheaper than pickling a tree).
-        item = Incoming(item.payload, item.source, item.form_id, item.attachments,
-                        item.received_at, None, item.submitter, item.device_id)  # fmt: skip
         return self._send(INGEST, item).result(timeout=timeout)
 
     def register_form(self, xform: bytes, timeout: float = 300.0):

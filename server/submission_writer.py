@@ -18,7 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from store.store import Incoming, IngestResult, Store
+from store.store import Incoming, Store
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 64
@@ -39,14 +39,6 @@ class SubmissionWriter:
     def submit_call(self, fn: Callable[[], Any]) -> Future:
         """Queue `fn` to run on the writer thread, between batches."""
         return self._put(_Call(fn))
-
-    def write(self, item: Incoming, timeout: float = 120.0) -> IngestResult:
-        """Store one submission; returns once it is committed (or raises)."""
-        return self.submit(item).result(timeout=timeout)
-
-    def call(self, fn: Callable[[], Any], timeout: float = 300.0) -> Any:
-        """Run `fn` on the writer thread, between batches; returns its result or raises."""
-        return self.submit_call(fn).result(timeout=timeout)
 
     def _put(self, work) -> Future:
         if not self._thread.is_alive():

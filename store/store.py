@@ -52,9 +52,6 @@ class Incoming:
     form_id: str | None = None  # required for OData rows, which do not name their form
     attachments: Mapping[str, tuple[bytes, str | None]] = field(default_factory=dict)
     received_at: datetime | None = None
-    # The payload already read by from_openrosa_xml (the server checks it before storing),
-    # so it is not parsed twice; it must be the reading of exactly `payload`.
-    document: SubmissionDocument | None = None
     submitter: str | None = None  # the device account that sent it (OpenRosa server)
     device_id: str | None = None  # Collect's deviceID query parameter
 
@@ -873,7 +870,7 @@ class _BatchWriter:
             payload = bytes(item.payload)
             digest = _sha256(payload)
             try:
-                doc = item.document or from_openrosa_xml(payload)
+                doc = from_openrosa_xml(payload)
             except SubmissionError as exc:
                 return _Parsed(item, None, payload, "xml", digest, error=exc.message)
             form = self.store._form(self.conn, doc.form_id)

@@ -10,14 +10,8 @@ from pathlib import Path
 
 import click
 
+from nigraan.cli import _fail, _open_store  # defined before nigraan.cli adds these commands
 from nigraan.errors import NigraanError
-
-
-def _fail(exc: NigraanError, code: int = 2) -> None:
-    click.secho(f"Error: {exc.message}", fg="red", err=True)
-    if exc.hint:
-        click.echo(f"  {exc.hint}", err=True)
-    sys.exit(code)
 
 
 def _central(config):
@@ -25,15 +19,6 @@ def _central(config):
 
     try:
         return Central.from_config(config)
-    except NigraanError as exc:
-        _fail(exc)
-
-
-def _store(config):
-    from store.store import Store
-
-    try:
-        return Store.from_config(config)
     except NigraanError as exc:
         _fail(exc)
 
@@ -126,7 +111,7 @@ def sync_command(config, form_ids, full) -> None:
     from sync.review_outbox import push_reviews
 
     central_ = _central(config)
-    store = _store(config)
+    store = _open_store(config)
     bars: dict[str, click.progressbar] = {}
 
     def progress(form_id: str, done: int, total: int | None) -> None:
@@ -213,7 +198,7 @@ def review_command(config, submission, state, comment, form_id, push) -> None:
     """
     from sync.review_outbox import push_reviews
 
-    store = _store(config)
+    store = _open_store(config)
     try:
         if submission:
             if not state and not comment:
