@@ -201,7 +201,7 @@ def _fill(tree: list, rand, root_id: str, chain: list, link: str) -> dict:
         if kind is LEAF:
             out[name] = spec(rand)
         elif kind is GROUP:
-            out[name] = _fill(spec, rand, root_id, chain, link)
+            out[name] = _fill(spec, rand, root_id, chain + [(name, None)], f"{link}/{name}")
         elif kind is INSTANCE:
             out[name] = root_id
         else:

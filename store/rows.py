@@ -50,9 +50,18 @@ class Rows:
         }
 
 
-def repeat_row_id(root_id: str, chain: list[tuple[str, int]]) -> str:
-    """Central's repeat row __id: sha1 of 'Submissions#<root>%%<repeat>#<i>...' (0-based i)."""
-    key = f"Submissions#{root_id}" + "".join(f"%%{name}#{i}" for name, i in chain)
+def repeat_row_id(root_id: str, chain: list[tuple[str, int | None]]) -> str:
+    """Central's repeat row __id: sha1 of the row's path from the submission.
+
+    Every step from the submission down to the row is in `chain`: an enclosing group as
+    (name, None), written `name#`, a repeat as (name, i), written `name#i` with i its 0-based
+    position in its parent; steps are joined with `%%` after `Submissions#<root id>`. The first
+    `person` of a repeat inside group `people` is `Submissions#<root>%%people#%%person#0`
+    (central-backend lib/data/odata.js hashId; recorded exchanges 345-347).
+    """
+    key = f"Submissions#{root_id}" + "".join(
+        f"%%{name}#" if i is None else f"%%{name}#{i}" for name, i in chain
+    )
     return hashlib.sha1(key.encode("utf-8")).hexdigest()
 
 
@@ -383,9 +392,10 @@ def _children(node, data, root_id, parent_id, chain, prefix, tables, problems) -
             items = [items]
         rows = tables.setdefault(child.table, [])
         path = prefix + "/".join(parts) + "/"
+        groups = [(name, None) for name in parts[:-1]]  # groups between parent and repeat
         for i, item in enumerate(items):
             item = item if type(item) is dict else {}
-            link = chain + [(child.name, i)]
+            link = chain + groups + [(child.name, i)]
             row_id = repeat_row_id(root_id, link)
             row = _row(child, item, problems)
             row[0], row[1], row[2], row[3] = row_id, root_id, parent_id, i + 1

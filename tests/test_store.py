@@ -240,6 +240,44 @@ def test_rebuild_reproduces_every_table(central_dir, xform, store):
     assert _snapshot(reopened) == before
 
 
+def test_rebuild_gives_stored_repeat_rows_centrals_ids(central_dir, store):
+    """Rows stored with the ids nigraan used to give repeats inside groups (no group steps:
+    sha1 of `Submissions#<root>%%person#0`) get Central's ids from a rebuild (fact 42)."""
+    store.register_form((central_dir / "forms" / "rec_grouprepeat.xml").read_bytes())
+    store.ingest(_submission(central_dir, "grouprepeat-1.xml"))
+    [row] = odata_rows(central_dir, "345-odata-grouprepeat-expand-all.json")
+    root = row["__id"]
+
+    def old_id(*chain):
+        key = f"Submissions#{root}" + "".join(f"%%{name}#{i}" for name, i in chain)
+        return hashlib.sha1(key.encode()).hexdigest()
+
+    person = store.form_table("rec_grouprepeat", "people/person")
+    visits = store.form_table("rec_grouprepeat", "people/person/details/visits")
+    with store.engine.begin() as conn:  # the rows as an older nigraan wrote them
+        position = {r[0]: r[1] for r in conn.execute(select(person.c.__id, person.c.__position))}
+        for row_id, i in position.items():
+            conn.execute(person.update().where(person.c.__id == row_id)
+                         .values(__id=old_id(("person", i - 1))))  # fmt: skip
+        for row_id, parent, j in conn.execute(
+            select(visits.c.__id, visits.c.__parent_id, visits.c.__position)
+        ).all():
+            chain = [("person", position[parent] - 1)]
+            conn.execute(visits.update().where(visits.c.__id == row_id)
+                         .values(__id=old_id(*chain, ("visits", j - 1)),
+                                 __parent_id=old_id(*chain)))  # fmt: skip
+    assert old_id(("person", 0)) in {r["__id"] for r in store.rows(person.name)}
+    assert store.rebuild("rec_grouprepeat") == 1
+    recorded_person = odata_rows(central_dir, "346-odata-grouprepeat-person.json")
+    recorded_visits = odata_rows(central_dir, "347-odata-grouprepeat-visits.json")
+    assert {(r["__id"], r["__parent_id"]) for r in store.rows(person.name)} == {
+        (r["__id"], r["__Submissions-id"]) for r in recorded_person
+    }
+    assert {(r["__id"], r["__parent_id"]) for r in store.rows(visits.name)} == {
+        (r["__id"], r["__Submissions-people-person-id"]) for r in recorded_visits
+    }
+
+
 def test_form_versions_evolve_without_losing_values(central_dir, xform, store):
     store.register_form(xform)
     store.ingest(_submission(central_dir, "v01.xml"))

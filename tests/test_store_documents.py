@@ -178,6 +178,38 @@ def test_repeat_row_ids_are_centrals(central_dir, rec_visit):
     assert tables["form_rec_visit__detainee"][0]["__id"] == detainee["__id"]
 
 
+GROUPREPEAT = (
+    "345-odata-grouprepeat-expand-all.json",
+    "346-odata-grouprepeat-person.json",
+    "347-odata-grouprepeat-visits.json",
+)
+
+
+@pytest.mark.parametrize("source", ["xml", "odata"])
+def test_repeat_row_ids_inside_groups_are_centrals(central_dir, source):
+    """A repeat inside a group, and one inside a group inside it: the row ids and parent ids
+    Central recorded (exchanges 346, 347), from the XML as from the OData row (fact 42)."""
+    schema = parse_xform((central_dir / "forms" / "rec_grouprepeat.xml").read_bytes())
+    plan = RowPlan(schema, plan_layout(schema, None, set()).layout)
+    [row] = odata_rows(central_dir, GROUPREPEAT[0])
+    if source == "xml":
+        xml = (central_dir / "submissions" / "grouprepeat-1.xml").read_bytes()
+        doc = from_openrosa_xml(xml, schema.repeat_paths)
+    else:
+        doc = from_odata(row, "rec_grouprepeat")
+    tables = document_rows(doc, plan, row["__id"]).dicts()
+    person, visits = odata_rows(central_dir, GROUPREPEAT[1]), odata_rows(central_dir, GROUPREPEAT[2])
+    person_table = plan.layout.tables["people/person"]
+    visits_table = plan.layout.tables["people/person/details/visits"]
+    assert [(r["__id"], r["__parent_id"]) for r in tables[person_table]] == [
+        (r["__id"], r["__Submissions-id"]) for r in person
+    ]
+    assert [(r["__id"], r["__parent_id"]) for r in tables[visits_table]] == [
+        (r["__id"], r["__Submissions-people-person-id"]) for r in visits
+    ]
+    assert repeat_row_id(row["__id"], [("people", None), ("person", 0)]) == person[0]["__id"]
+
+
 def test_absent_repeats_give_no_rows(central_dir, rec_visit):
     schema, plan = rec_visit
     xml = (central_dir / "submissions" / "v02.xml").read_bytes()
