@@ -951,10 +951,9 @@ class CentralStandin:
             if sub is None or sub.deleted:
                 raise problem(*NOT_FOUND)
             svc = self._svc(form.project_id, form.form_id)
-            if rest:
-                items = sub.row.get(rest) or []
-                rows = [_repeat_row(i, "__Submissions-id", root_id) for i in items]
-                context = f"{svc}/$metadata#Submissions.{rest}"
+            if rest:  # e.g. people/person('<id>')/details/visits, as in navigation links
+                rows, table = _navigate(sub.row, rest, root_id)
+                context = f"{svc}/$metadata#{table}"
             else:
                 rows = [_shape(sub.row, request.args.get("$expand") == "*", None)]
                 context = f"{svc}/$metadata#Submissions"
@@ -969,7 +968,7 @@ class CentralStandin:
                 sub = form.subs.get(root)
                 if sub is None or sub.deleted:
                     continue
-                rows += _walk_repeat(sub.row, parts, "__Submissions", root)
+                rows += _walk_repeat(sub.row, parts, "__Submissions-id", root)
             svc = self._svc(form.project_id, form.form_id)
             page = rows[skip:]
             body: dict[str, Any] = {
@@ -1088,34 +1087,73 @@ def _shape(row: dict, expand: bool, select) -> dict:
         return out
     if expand:
         return row
-    return {k: v for k, v in row.items() if not isinstance(v, list)}
+    return _without_repeats(row)
+
+
+def _without_repeats(data: dict) -> dict:
+    """The data without inlined repeats, at any depth of groups; their navigation links stay
+    (a repeat is the key beside `<name>@odata.navigationLink`) [346]."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if f"{key}@odata.navigationLink" in data:
+            continue
+        if isinstance(value, dict) and any(k.endswith("@odata.navigationLink") for k in value):
+            value = _without_repeats(value)  # a group holding a repeat
+        out[key] = value
+    return out
 
 
 def _repeat_row(item: dict, parent_key: str, parent_id: str) -> dict:
-    """A repeat-table row: its fields, __id, the parent key, then navigation links [260]."""
+    """A repeat-table row: its fields, __id, the parent key, then navigation links [260, 346]."""
     out: dict[str, Any] = {}
-    for key, value in item.items():
-        if isinstance(value, list):
-            continue
+    for key, value in _without_repeats(item).items():
         out[key] = value
         if key == "__id":
             out[parent_key] = parent_id
     return out
 
 
-def _walk_repeat(node: dict, parts: list[str], parent_name: str, parent_id: str) -> list[dict]:
+def _walk_repeat(node: dict, parts: list[str], parent_key: str, parent_id: str,
+                 trail: tuple[str, ...] = ()) -> list[dict]:  # fmt: skip
+    """Rows of the repeat at `parts` below `node`. The parent key names every step from the
+    submission to the parent repeat, groups included: `__Submissions-people-person-id` [347]."""
     value = node.get(parts[0])
+    trail = trail + (parts[0],)
     if isinstance(value, dict):  # a group
-        return _walk_repeat(value, parts[1:], parent_name, parent_id) if len(parts) > 1 else []
+        if len(parts) == 1:
+            return []
+        return _walk_repeat(value, parts[1:], parent_key, parent_id, trail)
     if not isinstance(value, list):
         return []
-    name = f"{parent_name}-{parts[0]}"
     if len(parts) == 1:
-        return [_repeat_row(item, parent_name + "-id", parent_id) for item in value]
+        return [_repeat_row(item, parent_key, parent_id) for item in value]
+    key = "__" + "-".join(("Submissions", *trail)) + "-id"
     rows = []
     for item in value:
-        rows += _walk_repeat(item, parts[1:], name, item["__id"])
+        rows += _walk_repeat(item, parts[1:], key, item["__id"], trail)
     return rows
+
+
+def _navigate(row: dict, rest: str, root_id: str) -> tuple[list[dict], str]:
+    """The repeat rows a navigation link below `Submissions('<id>')` leads to, and the table."""
+    node: Any = row
+    key, parent_id, trail = "__Submissions-id", root_id, ["Submissions"]
+    steps = rest.split("/")
+    for n, step in enumerate(steps):
+        m = re.fullmatch(r"([^(]+)(?:\('([^']*)'\))?", step)
+        if m is None or not isinstance(node, dict):
+            raise problem(*NOT_FOUND)
+        name, wanted = m.groups()
+        trail.append(name)
+        node = node.get(name)
+        if wanted is not None:  # one instance of a repeat, by its __id
+            node = next((i for i in node or [] if i.get("__id") == wanted), None)
+            if node is None:
+                raise problem(*NOT_FOUND)
+            key, parent_id = "__" + "-".join(trail) + "-id", wanted
+        elif n == len(steps) - 1 and not isinstance(node, list | None):
+            raise problem(*NOT_FOUND)
+    return [_repeat_row(item, key, parent_id) for item in node or []], ".".join(trail)
 
 
 def _media_names(xml: bytes) -> list[str]:

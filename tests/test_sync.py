@@ -621,3 +621,78 @@ def test_next_links_are_followed_on_the_configured_origin(standin, central, stor
     standin.domain = "http://127.0.0.2:9"  # not where nigraan reaches Central (refused)
     assert sync(central, store, [FORM])[0].new == 30
     assert len(standin.requests("skiptoken")) == 4  # pages of 7: 30 rows in 5 pages
+
+
+GROUPREPEAT = "rec_grouprepeat"
+
+
+@pytest.fixture
+def grouprepeat_standin(central_dir):
+    """A stand-in holding the recorded rec_grouprepeat submission (repeats inside groups)."""
+    server = CentralStandin().serve()
+    server.add_form((central_dir / "forms" / "rec_grouprepeat.xml").read_bytes())
+    rows = odata_rows(central_dir, "345-odata-grouprepeat-expand-all.json")
+    server.add_rows(GROUPREPEAT, rows, keep_dates=True)
+    yield server
+    server.stop()
+
+
+def test_standin_repeats_inside_groups_match_the_recordings(grouprepeat_standin, central_dir):
+    """Table names, parent keys and navigation links through groups [345-347, fact 42]."""
+    standin = grouprepeat_standin
+
+    def recorded(number):
+        [path] = (central_dir / "exchanges").glob(f"{number}-*.json")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    login = {"email": "admin@example.com", "password": "pw-not-real"}
+    token = requests.post(f"{standin.base_url}/v1/sessions", json=login).json()["token"]
+
+    def get(path):
+        answer = requests.get(standin.base_url + path,
+                              headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    for number in ("345", "346", "347"):
+        exchange = recorded(number)
+        body = get(exchange["path"])
+        want = exchange["response_body"]["value"]
+        assert body["value"] == want
+        assert [list(r) for r in body["value"]] == [list(r) for r in want]
+        assert body["@odata.context"].endswith(
+            exchange["response_body"]["@odata.context"].split("/$metadata")[1]
+        )
+    service = get("/v1/projects/1/forms/rec_grouprepeat.svc")["value"]
+    assert [s["name"] for s in service] == [
+        "Submissions", "Submissions.people.person", "Submissions.people.person.details.visits",
+    ]  # fmt: skip
+
+    [row] = get("/v1/projects/1/forms/rec_grouprepeat.svc/Submissions")["value"]
+    [expanded] = recorded("345")["response_body"]["value"]
+    assert row["people"] == {"person@odata.navigationLink":
+                             expanded["people"]["person@odata.navigationLink"]}  # fmt: skip
+    link = expanded["people"]["person"][0]["details"]["visits@odata.navigationLink"]
+    visits = get(f"/v1/projects/1/forms/rec_grouprepeat.svc/{link}")["value"]
+    assert visits == recorded("347")["response_body"]["value"][:2]  # the first person's visits
+
+
+def test_repeat_rows_inside_groups_sync_with_centrals_ids(grouprepeat_standin, store,
+                                                          central_dir):  # fmt: skip
+    """The typed repeat rows carry the __id Central gives them, so they join with its exports."""
+    client = Central(_settings(grouprepeat_standin))
+    try:
+        [result] = sync(client, store, [GROUPREPEAT])
+    finally:
+        client.close()
+    assert (result.new, result.problems) == (1, [])
+    person = store.form_table(GROUPREPEAT, "people/person")
+    visits = store.form_table(GROUPREPEAT, "people/person/details/visits")
+    recorded_person = odata_rows(central_dir, "346-odata-grouprepeat-person.json")
+    recorded_visits = odata_rows(central_dir, "347-odata-grouprepeat-visits.json")
+    assert {(r["__id"], r["__parent_id"], r["pname"]) for r in store.rows(person.name)} == {
+        (r["__id"], r["__Submissions-id"], r["pname"]) for r in recorded_person
+    }
+    assert {(r["__id"], r["__parent_id"]) for r in store.rows(visits.name)} == {
+        (r["__id"], r["__Submissions-people-person-id"]) for r in recorded_visits
+    }
