@@ -172,7 +172,9 @@ submissions = Table(
     UniqueConstraint("form_id", "root_id"),
 )
 
-# Every version of every submission, verbatim. Nothing here is ever updated but `current`.
+# Every version of every submission, verbatim; a submission's versions in id order are its history.
+# Nothing here is ever updated but `current`, except that Store.add_history writes versions again
+# (same payload) after a version Central held that arrived late, with Central's deprecatedID.
 submission_versions = Table(
     "submission_versions",
     metadata,

@@ -171,6 +171,9 @@ def _print_summary(results) -> None:
             + ("  (resumed)" if r.resumed else "")
         )
     for r in results:
+        if r.versions:
+            click.echo(f"  {r.form_id}: {r.versions} earlier versions of edited submissions read "
+                       "from Central's edit history")  # fmt: skip
         if r.encrypted:
             click.echo(f"  {r.form_id}: {r.encrypted} encrypted submissions read (stored raw: "
                        "Central's OData never decrypts)")  # fmt: skip

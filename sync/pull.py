@@ -16,6 +16,13 @@ Per form, in this order:
    every id settles what was missed (purged, deleted before we ever saw it, ...);
 5. attachments the stored submissions name but do not hold yet, over REST, by name.
 
+Edits: a row is the newest version only. When its `__system/edits` says Central holds more
+versions than the store (an edit before the first sync, two edits between syncs), the
+versions Central lists (`…/submissions/<id>/versions`) that are missing are read
+(`…/versions/<instanceID>.xml`) and stored as past versions, in Central's order, right after
+the page that brought the row (before its next-page link is saved, so a stopped sync reads
+them again).
+
 Re-reading a row is harmless: the store recognises the same data (`duplicate`) and keeps
 Central's newest review metadata.
 """
@@ -50,6 +57,7 @@ class FormSync:
     attachments: int = 0
     attachments_waiting: int = 0
     encrypted: int = 0
+    versions: int = 0  # past versions read from Central's history
     problems: list[str] = field(default_factory=list)
     resumed: bool = False
     full: bool = False
@@ -209,6 +217,37 @@ class FormPuller:
             self.result.problems += [
                 f"{row.get('__id')}: {p.code} {p.path or ''}".rstrip() for p in outcome.problems
             ]
+        self.history(rows)
+
+    def history(self, rows: list[dict[str, Any]]) -> None:
+        """Store the versions Central holds of these rows' submissions that the store lacks."""
+        edits = {}
+        for row in rows:
+            system = row.get("__system") or {}
+            if system.get("edits") and not system.get("deletedAt") and row.get("__id"):
+                edits[row["__id"]] = int(system["edits"])
+        if not edits:
+            return
+        stored = self.store.version_ids(self.form_id, edits)
+        base = "projects/{project_id}/forms/{form_id}/submissions/{root_id}/versions"
+        for root_id, count in edits.items():
+            have = stored.get(root_id)
+            if have is None or len(have) > count:  # not stored (refused), or nothing missing
+                continue
+            listing = self.central.get(
+                self.central.path(base, form_id=self.form_id, root_id=root_id), ok=(200, 404)
+            )  # fmt: skip
+            if listing.status_code == 404:  # deleted in Central since this page was read
+                continue
+            order = [v["instanceId"] for v in reversed(orjson.loads(listing.content))]
+            xml = {}
+            for instance_id in order:
+                if instance_id not in have:
+                    xml[instance_id] = self.central.get(
+                        self.central.path(base + "/{instance_id}.xml", form_id=self.form_id,
+                                          root_id=root_id, instance_id=instance_id)
+                    ).content  # fmt: skip
+            self.result.versions += self.store.add_history(self.form_id, root_id, order, xml)
 
     def deletions(self) -> None:
         """Apply Central's deletions, and restores of submissions deleted here."""

@@ -5,8 +5,10 @@ Built from the exchanges recorded against a real Central (tests/data/central, RE
 app users and form assignments, the OData service document and `Submissions` feed (`$expand=*`,
 `$top`, `$skip`, `$count`, `$select`, `$skiptoken` nextLinks built from the server's own base
 URL, newest first, `$filter` on `__id` and `__system` fields only, deleted rows visible only when
-the filter mentions deletedAt), single rows, repeat tables, REST submissions (listing, one,
-delete, restore, review PATCH, comments, attachments). It holds an in-memory data set that
+the filter mentions deletedAt), single rows, repeat tables (repeats inside groups too [345-347]),
+REST submissions (listing, one, delete, restore, review PATCH, comments, attachments, versions
+and each version's XML [174-177, 201]: recorded XML given to `add_rows`, or XML the stand-in
+writes from the row for versions it holds only as rows). It holds an in-memory data set that
 tests change (add, edit, review, delete, restore) and faults they inject (5xx, slow answers,
 expired tokens).
 
@@ -229,11 +231,20 @@ def _comparator(left, op, right) -> Callable[[dict], bool]:
 
 
 @dataclass
+class Version:
+    """One version of a submission as Central keeps it: its instance XML, served verbatim."""
+
+    instance_id: str
+    created: str  # createdAt, as Central writes it
+    xml: bytes | None  # None: written from the row when first asked for (`_row_xml`)
+
+
+@dataclass
 class Submission:
     seq: int
     row: dict[str, Any]  # the OData row with $expand=* shape, __system included
     created: datetime
-    xml_versions: list[str] = field(default_factory=list)  # instanceIDs, oldest first
+    versions: list[Version] = field(default_factory=list)  # oldest first; the last is current
     attachments: dict[str, tuple[bytes, str] | None] = field(default_factory=dict)
     comments: list[dict] = field(default_factory=list)
     submitter_id: int = 7
@@ -243,6 +254,11 @@ class Submission:
     @property
     def root_id(self) -> str:
         return self.row["__id"]
+
+    @property
+    def xml_versions(self) -> list[str]:
+        """instanceIDs of every version, oldest first."""
+        return [v.instance_id for v in self.versions]
 
     @property
     def deleted(self) -> bool:
@@ -367,8 +383,14 @@ class CentralStandin:
 
     def add_rows(self, form_id: str, rows: list[dict], *, keep_dates: bool = False,
                  attachments: dict[str, dict[str, tuple[bytes, str] | None]] | None = None,
+                 versions: dict[str, list[bytes]] | None = None,
                  project_id: int = 1) -> None:  # fmt: skip
-        """Submissions as OData rows ($expand=* shape); oldest first unless keep_dates."""
+        """Submissions as OData rows ($expand=* shape); oldest first unless keep_dates.
+
+        `versions` gives, per root id, the instance XML of every version oldest first (the
+        last is the row's); an edited row (`__system.edits` > 0) needs them. Without them a
+        row's one version is its XML written from the row (`_row_xml`).
+        """
         form = self.form(form_id, project_id)
         with self.lock:
             ordered = rows
@@ -384,7 +406,7 @@ class CentralStandin:
                     row["__system"]["submissionDate"] = iso(created)
                     row["__system"].setdefault("updatedAt", None)
                 sub = Submission(next(self._seq), row, created)
-                sub.xml_versions = [row["meta"]["instanceID"]] if "meta" in row else [row["__id"]]
+                sub.versions = self._row_versions(form, row, (versions or {}).get(row["__id"]))
                 names = (attachments or {}).get(row["__id"])
                 if names:
                     sub.attachments = dict(names)
@@ -393,19 +415,42 @@ class CentralStandin:
                 form.order.append(sub.root_id)
             form.revision += 1
 
+    def _row_versions(self, form: Form, row: dict, xmls: list[bytes] | None) -> list[Version]:
+        system = row["__system"]
+        current = (row.get("meta") or {}).get("instanceID") or row["__id"]
+        if xmls is None:
+            if system.get("edits"):
+                raise ValueError(f"{row['__id']} has {system['edits']} edits: give the XML of "
+                                 "every version (add_rows(versions=...)).")  # fmt: skip
+            return [Version(current, system["submissionDate"], None)]
+        out = []
+        for n, xml in enumerate(xmls):
+            meta = etree.fromstring(xml).find("meta")
+            instance_id = meta.findtext("instanceID") if meta is not None else None
+            created = system["submissionDate"] if n == 0 else system.get("updatedAt")
+            out.append(Version(instance_id or row["__id"], created, xml))
+        if out[-1].instance_id != current or len(out) != (system.get("edits") or 0) + 1:
+            raise ValueError(f"The versions given for {row['__id']} do not end with its current "
+                             f"version {current} or do not number edits + 1.")  # fmt: skip
+        return out
+
     def edit(self, form_id: str, root_id: str, change: Callable[[dict], None]) -> str:
         """A new version: `change` edits the row's data; a new meta/instanceID; edited."""
         form = self.form(form_id)
         with self.lock:
             sub = form.subs[root_id]
+            previous = sub.versions[-1]
+            if previous.xml is None:  # the version being replaced, before its data changes
+                previous.xml = _row_xml(form, sub.row, None)
             change(sub.row)
-            new_id = f"uuid:{secrets.token_hex(4)}-edit-{len(sub.xml_versions)}"
+            new_id = f"uuid:{secrets.token_hex(4)}-edit-{len(sub.versions)}"
             sub.row["meta"]["instanceID"] = new_id
-            sub.xml_versions.append(new_id)
             system = sub.row["__system"]
-            system["edits"] = len(sub.xml_versions) - 1
+            system["edits"] = len(sub.versions)
             system["reviewState"] = "edited"
             system["updatedAt"] = iso(self.now())
+            xml = _row_xml(form, sub.row, previous.instance_id)
+            sub.versions.append(Version(new_id, system["updatedAt"], xml))
             form.revision += 1
             return new_id
 
@@ -802,6 +847,37 @@ class CentralStandin:
         self.review(fid, iid, state)
         return self._json(self._sub_meta(sub, current_version=False))
 
+    def _submission_versions(self, request: Request, pid: str, fid: str, iid: str) -> Response:
+        """Every version, newest first, `current` on the newest [174, 201]."""
+        sub = self._sub(pid, fid, iid)
+        form = self._get_form(pid, fid)
+        with self.lock:
+            body = [
+                {"submitterId": sub.submitter_id, "createdAt": v.created,
+                 "instanceName": _instance_name(self._version_xml_bytes(form, sub, v)),
+                 "instanceId": v.instance_id,
+                 "current": n == len(sub.versions) - 1, "deviceId": sub.device_id,
+                 "userAgent": sub.user_agent}
+                for n, v in reversed(list(enumerate(sub.versions)))
+            ]  # fmt: skip
+        return self._json(body)
+
+    def _submission_version_xml(self, request: Request, pid: str, fid: str, iid: str,
+                                vid: str) -> Response:  # fmt: skip
+        """One version's XML, byte for byte [176, 177]."""
+        sub = self._sub(pid, fid, iid)
+        version = next((v for v in sub.versions if v.instance_id == vid), None)
+        if version is None:
+            raise problem(*NOT_FOUND)
+        xml = self._version_xml_bytes(self._get_form(pid, fid), sub, version)
+        return Response(xml, content_type="application/xml; charset=utf-8")
+
+    def _version_xml_bytes(self, form: Form, sub: Submission, version: Version) -> bytes:
+        with self.lock:
+            if version.xml is None:  # only ever the current version (edit() writes the others)
+                version.xml = _row_xml(form, sub.row, None)
+            return version.xml
+
     def _comments(self, request: Request, pid: str, fid: str, iid: str) -> Response:
         sub = self._sub(pid, fid, iid)
         return self._json(list(reversed(sub.comments)))
@@ -1016,6 +1092,8 @@ for _method, _pattern, _handler in (
     ("DELETE", S, CentralStandin._delete_submission),
     ("PATCH", S, CentralStandin._patch_submission),
     ("POST", S + r"/restore", CentralStandin._restore_submission),
+    ("GET", S + r"/versions", CentralStandin._submission_versions),
+    ("GET", S + r"/versions/(?P<vid>[^/]+)\.xml", CentralStandin._submission_version_xml),
     ("GET", S + r"/comments", CentralStandin._comments),
     ("POST", S + r"/comments", CentralStandin._add_comment),
     ("GET", S + r"/attachments", CentralStandin._attachments),
@@ -1154,6 +1232,58 @@ def _navigate(row: dict, rest: str, root_id: str) -> tuple[list[dict], str]:
         elif n == len(steps) - 1 and not isinstance(node, list | None):
             raise problem(*NOT_FOUND)
     return [_repeat_row(item, key, parent_id) for item in node or []], ".".join(trail)
+
+
+def _instance_name(xml: bytes) -> str | None:
+    meta = etree.fromstring(xml).find("meta")
+    return meta.findtext("instanceName") if meta is not None else None
+
+
+def _row_xml(form: Form, row: dict, deprecated_id: str | None) -> bytes:
+    """Instance XML for a version the stand-in holds only as an OData row: Central's OData
+    rules run backwards (numbers and GeoJSON points in their XML spelling, null as an empty
+    element, a repeat as repeated elements) and `meta/deprecatedID` for an edit."""
+    instance = etree.fromstring(form.versions[-1][1]).find(
+        ".//{http://www.w3.org/2002/xforms}instance"
+    )
+    template = next(iter(instance))
+    root = etree.Element(etree.QName(template).localname, id=form.form_id,
+                         version=row["__system"].get("formVersion") or "")  # fmt: skip
+
+    def text(value: Any) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        if isinstance(value, dict):  # GeoJSON point
+            lon, lat, *alt = value["coordinates"]
+            accuracy = (value.get("properties") or {}).get("accuracy")
+            parts = [lat, lon, *(alt or [0])] + ([accuracy] if accuracy is not None else [])
+            return " ".join(text(p) for p in parts)
+        return str(value)
+
+    def put(parent, data: dict) -> None:
+        for key, value in data.items():
+            if key.startswith("__") or "@" in key:
+                continue
+            if isinstance(value, list):
+                for item in value:
+                    put(etree.SubElement(parent, key), item)
+            elif isinstance(value, dict) and value.get("type") != "Point":
+                put(etree.SubElement(parent, key), value)
+            else:
+                etree.SubElement(parent, key).text = text(value)
+
+    put(root, row)
+    meta = root.find("meta")
+    if deprecated_id and meta is not None:
+        instance_id = meta.find("instanceID")
+        deprecated = etree.Element("deprecatedID")
+        deprecated.text = deprecated_id
+        instance_id.addnext(deprecated)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
 def _media_names(xml: bytes) -> list[str]:

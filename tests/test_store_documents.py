@@ -198,7 +198,8 @@ def test_repeat_row_ids_inside_groups_are_centrals(central_dir, source):
     else:
         doc = from_odata(row, "rec_grouprepeat")
     tables = document_rows(doc, plan, row["__id"]).dicts()
-    person, visits = odata_rows(central_dir, GROUPREPEAT[1]), odata_rows(central_dir, GROUPREPEAT[2])
+    person = odata_rows(central_dir, GROUPREPEAT[1])
+    visits = odata_rows(central_dir, GROUPREPEAT[2])
     person_table = plan.layout.tables["people/person"]
     visits_table = plan.layout.tables["people/person/details/visits"]
     assert [(r["__id"], r["__parent_id"]) for r in tables[person_table]] == [

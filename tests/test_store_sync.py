@@ -116,3 +116,30 @@ def test_reviews_of_submissions_not_from_central_are_kept_not_queued(loaded):
     assert loaded.pending_reviews() == []
     [kept] = loaded.reviews()
     assert kept["comment"] == "check the dates" and kept["done_at"] is not None
+
+
+V05 = "uuid:d4211011-26dc-4d6b-8a33-323d31658545"  # edited once over OpenRosa
+V05_EDIT = "uuid:5b3c44ca-17fb-44d3-9676-a676816210d1"
+
+
+def test_history_from_central_goes_before_the_current_version(loaded, central_dir):
+    """The recorded V05 row is its edit; its original (v05.xml) arrives as a past version."""
+    original = (central_dir / "submissions" / "v05.xml").read_bytes()
+    typed = _typed(loaded)
+    [current] = loaded.versions(FORM, V05)
+    assert loaded.add_history("rec_visit", "uuid:not-stored", [V05], {V05: original}) == 0
+    assert loaded.add_history(FORM, V05, [V05, V05_EDIT], {V05: original}) == 1
+    first, second = loaded.versions(FORM, V05)
+    assert (first["instance_id"], first["current"], first["deprecated_id"]) == (V05, False, None)
+    assert (first["payload_kind"], bytes(first["payload"])) == ("xml", original)
+    assert (second["instance_id"], second["current"], second["deprecated_id"]) == (
+        V05_EDIT, True, V05
+    )  # fmt: skip
+    assert bytes(second["payload"]) == bytes(current["payload"])
+    assert _typed(loaded) == typed  # the current version stays the one typed
+    assert loaded.add_history(FORM, V05, [V05, V05_EDIT], {V05: original}) == 0  # idempotent
+    # An instanceID another submission holds is never taken over.
+    assert loaded.add_history(FORM, V03, [V05, V03], {V05: original}) == 0
+    assert len(loaded.versions(FORM, V03)) == 1
+    loaded.rebuild()
+    assert _typed(loaded) == typed

@@ -36,6 +36,16 @@ def _photos(central_dir, rows) -> dict:
     return out
 
 
+def _recorded_versions(central_dir) -> dict[str, list[bytes]]:
+    """The XML of every version of the recorded edited submissions, oldest first, by root id."""
+    index = json.loads((central_dir / "submissions" / "INDEX.json").read_text())[FORM]
+    return {
+        entry["instanceID"]: [(central_dir / name).read_bytes()
+                              for name in [entry["instance_file"], *entry["edit_files"]]]
+        for entry in index.values() if entry.get("edit_files")
+    }  # fmt: skip
+
+
 @pytest.fixture
 def recorded_rows(central_dir):
     return odata_rows(central_dir, *FINAL_PAGES)
@@ -46,7 +56,8 @@ def standin(central_dir, recorded_rows):
     server = CentralStandin().serve()
     server.add_form((central_dir / "forms" / "rec_visit.xml").read_bytes())
     server.add_rows(FORM, recorded_rows, keep_dates=True,
-                    attachments=_photos(central_dir, recorded_rows))  # fmt: skip
+                    attachments=_photos(central_dir, recorded_rows),
+                    versions=_recorded_versions(central_dir))  # fmt: skip
     yield server
     server.stop()
 
@@ -696,3 +707,117 @@ def test_repeat_rows_inside_groups_sync_with_centrals_ids(grouprepeat_standin, s
     assert {(r["__id"], r["__parent_id"]) for r in store.rows(visits.name)} == {
         (r["__id"], r["__Submissions-people-person-id"]) for r in recorded_visits
     }
+
+
+# ------------------------------------------------------------------ edit history
+
+V05 = "uuid:d4211011-26dc-4d6b-8a33-323d31658545"
+V11 = "uuid:07d5c861-efd7-42e5-8e45-b69fb5c4406a"
+
+
+def test_standin_versions_answer_like_the_recorded_central(standin, central_dir):
+    """`…/submissions/<root>/versions` and `…/versions/<instanceID>.xml` [174, 176, 177, 201]."""
+
+    def recorded(number):
+        [path] = (central_dir / "exchanges").glob(f"{number}-*.json")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    login = {"email": "admin@example.com", "password": "pw-not-real"}
+    token = requests.post(f"{standin.base_url}/v1/sessions", json=login).json()["token"]
+
+    def get(path):
+        return requests.get(standin.base_url + path, headers={"Authorization": f"Bearer {token}"})
+
+    for number in ("174", "201"):
+        exchange = recorded(number)
+        body = get(exchange["path"]).json()
+        want = exchange["response_body"]
+        assert [list(v) for v in body] == [list(v) for v in want]  # newest first, same keys
+        assert [(v["instanceId"], v["current"], v["instanceName"]) for v in body] == [
+            (v["instanceId"], v["current"], v["instanceName"]) for v in want
+        ]
+    assert [v["createdAt"] for v in get(recorded("174")["path"]).json()] == [
+        v["createdAt"] for v in recorded("174")["response_body"]
+    ]
+    for number in ("176", "177"):
+        exchange = recorded(number)
+        answer = get(exchange["path"])
+        assert answer.status_code == 200
+        assert answer.headers["Content-Type"] == exchange["response_headers"]["Content-Type"]
+        assert answer.content == exchange["response_body"].encode("utf-8")  # byte for byte
+    unknown = get(recorded("176")["path"].replace("d4211011-26dc", "00000000-0000"))
+    assert (unknown.status_code, unknown.json()["code"]) == (404, 404.1)
+
+
+def _history(store, root_id) -> list[tuple[str, str | None, bool]]:
+    return [(v["instance_id"], v["deprecated_id"], v["current"])
+            for v in store.versions(FORM, root_id)]  # fmt: skip
+
+
+def _central_history(standin, root_id) -> list[tuple[str, str | None, bool]]:
+    ids = standin.form(FORM).subs[root_id].xml_versions
+    return [(i, ids[n - 1] if n else None, n == len(ids) - 1) for n, i in enumerate(ids)]
+
+
+def _renamer(name):
+    def rename(row):
+        row["visitor_name"] = name
+
+    return rename
+
+
+def test_edits_before_the_first_sync_and_between_syncs_are_all_stored(standin, central, store,
+                                                                      central_dir):  # fmt: skip
+    """Every version Central holds, in Central's order, with the current version typed."""
+    standin.edit(FORM, V18, _renamer("first edit"))
+    standin.edit(FORM, V18, _renamer("second edit"))  # three versions before nigraan looks
+    result = sync(central, store, [FORM])[0]
+    assert (result.new, result.problems) == (30, [])
+    assert result.versions == 4  # V18's first two; V05's and V11's originals (recorded)
+    for root in (V18, V05, V11):
+        assert _history(store, root) == _central_history(standin, root)
+    held = {v.instance_id: v.xml for v in standin.form(FORM).subs[V18].versions}
+    for version in store.versions(FORM, V18)[:-1]:  # past versions: Central's XML, verbatim
+        assert (version["payload_kind"], bytes(version["payload"])) == (
+            "xml", held[version["instance_id"]]
+        )  # fmt: skip
+    [original, _] = store.versions(FORM, V05)  # the recorded XML Collect sent, as Central kept it
+    assert bytes(original["payload"]) == _recorded_versions(central_dir)[V05][0]
+    [row] = [r for r in store.rows("form_rec_visit") if r["__id"] == V18]
+    assert row["visitor_name"] == "second edit"
+    assert store.submission(FORM, V18)["edits"] == 2
+
+    standin.edit(FORM, V16, _renamer("edit one"))  # two edits between syncs
+    standin.edit(FORM, V16, _renamer("edit two"))
+    again = sync(central, store, [FORM])[0]
+    assert (again.changed, again.versions) == (1, 1)
+    assert _history(store, V16) == _central_history(standin, V16)
+    assert len(store.versions(FORM, V16)) == 3
+    [row] = [r for r in store.rows("form_rec_visit") if r["__id"] == V16]
+    assert row["visitor_name"] == "edit two"
+    before = tables(store)
+    store.rebuild(FORM)  # the current versions stay the ones typed
+    assert tables(store) == before
+    assert sync(central, store, [FORM])[0].versions == 0  # nothing missing: nothing read
+
+
+def test_a_full_sync_fills_the_holes_earlier_syncs_left(standin, central, store, monkeypatch):
+    """A store synced before history was read (edits missing) gets every version, in order,
+    from `sync --full`; the current version and its typed rows stay as they were."""
+    with monkeypatch.context() as m:
+        m.setattr(FormPuller, "history", lambda self, rows: None)  # what nigraan used to do
+        standin.edit(FORM, V18, _renamer("first edit"))
+        sync(central, store, [FORM])
+        standin.edit(FORM, V18, _renamer("second edit"))
+        sync(central, store, [FORM])
+    assert len(store.versions(FORM, V18)) == 2  # the original is missing
+    current = store.versions(FORM, V18)[-1]
+    before = tables(store)
+    result = sync(central, store, [FORM], full=True)[0]
+    assert result.versions == 3  # V18's original; V05's and V11's
+    assert _history(store, V18) == _central_history(standin, V18)
+    after = store.versions(FORM, V18)[-1]
+    assert {k: v for k, v in after.items() if k != "id"} == {
+        k: v for k, v in current.items() if k != "id"
+    }  # the same current version, written again after the one that came before it
+    assert tables(store) == before
