@@ -821,3 +821,29 @@ def test_a_full_sync_fills_the_holes_earlier_syncs_left(standin, central, store,
         k: v for k, v in current.items() if k != "id"
     }  # the same current version, written again after the one that came before it
     assert tables(store) == before
+
+
+def test_standin_writes_a_rows_xml_as_collect_sent_it(standin, central_dir, recorded_rows):
+    """The XML the stand-in writes for versions it holds only as rows types like the XML
+    Collect posted (recorded): what nigraan stores from it is the version's data."""
+    from store.document import from_openrosa_xml
+    from store.layout import plan_layout
+    from store.rows import RowPlan, document_rows
+    from store.schema import parse_xform
+    from tests.central_standin import _row_xml
+
+    schema = parse_xform((central_dir / "forms" / "rec_visit.xml").read_bytes())
+    plan = RowPlan(schema, plan_layout(schema, None, set()).layout)
+    index = json.loads((central_dir / "submissions" / "INDEX.json").read_text())[FORM]
+    compared = 0
+    for entry in index.values():
+        row = next((r for r in recorded_rows if r["__id"] == entry["instanceID"]), None)
+        if row is None or row["__system"]["edits"]:
+            continue
+        posted = (central_dir / entry["instance_file"]).read_bytes()
+        written = _row_xml(standin.form(FORM), row, None)
+        a = document_rows(from_openrosa_xml(posted, schema.repeat_paths), plan, row["__id"])
+        b = document_rows(from_openrosa_xml(written, schema.repeat_paths), plan, row["__id"])
+        assert (b.tables, b.problems) == (a.tables, a.problems), entry["instance_file"]
+        compared += 1
+    assert compared >= 25
