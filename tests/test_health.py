@@ -272,6 +272,21 @@ def test_health_is_ok_on_a_sound_server(serve_openrosa, tmp_path):
     assert server.password not in json.dumps(report) and "token" not in json.dumps(report)
 
 
+def test_status_reports_what_the_running_server_says(serve_openrosa, tmp_path, runner, faults):
+    server = serve_openrosa(f"sqlite:///{tmp_path / 's.sqlite3'}")
+    env = {"NIGRAAN_INSTANCE_DIR": str(tmp_path / "cli"), "NIGRAAN_SERVER_PORT": str(server.port),
+           "NIGRAAN_DATABASE_URL": server.database_url}  # fmt: skip
+    result = runner.invoke(main, ["status"], env=env)
+    assert result.exit_code == 0, result.output
+    assert f"server         ok    http://127.0.0.1:{server.port}/health: ok" in result.output
+    faults("eio")
+    assert CollectClient(server.token_url).send(_new_visit()).status_code == 500
+    result = runner.invoke(main, ["status"], env=env)
+    assert result.exit_code == 1, result.output
+    assert "server         fail" in result.output
+    assert "  server: store_disk: cannot write " in result.output and "I/O errors" in result.output
+
+
 def test_a_full_disk_is_said_once_with_its_remedy_and_health_shows_it(
     serve_openrosa, tmp_path, faults
 ):
@@ -401,3 +416,128 @@ def test_a_database_that_goes_away_is_said_and_health_follows(
     cut_off(False)
     assert _wait_for(lambda: _health(server)[0] == 200, 30)
     assert [device.send(xml).status_code for xml in held] == [201] * 3
+
+
+def test_psycopg_lines_after_a_lost_connection_are_left_out(capsys):
+    """psycopg logs 'error ignored terminating <psycopg.Pipeline [BAD]>' at WARNING when a
+    connection drops mid-pipeline; nigraan's own classified line already says it."""
+    from nigraan.logs import setup_logging
+
+    setup_logging("INFO")
+    logging.getLogger("psycopg").warning(
+        "error ignored terminating %r: %s", "<psycopg.Pipeline [BAD]>", "the connection is lost"
+    )
+    logging.getLogger("server.health").error("a line of ours")
+    err = capsys.readouterr().err
+    assert "error ignored terminating" not in err
+    assert " ERROR server.health: a line of ours" in err
+
+
+@pytest.mark.postgres
+def test_connections_terminated_mid_load_lose_nothing_and_log_no_noise(
+    serve_openrosa, own_postgres_database
+):
+    """PostgreSQL ends every session of the database (as on a restart) while devices upload:
+    what was acknowledged is stored, the rest is sent again, and the log has no library noise."""
+    import threading
+
+    url, _name, cut_off = own_postgres_database
+    server = serve_openrosa(url)
+    acked: list[str] = []
+    stop = threading.Event()
+
+    def upload(device: CollectClient) -> None:
+        for _ in range(400):
+            if stop.is_set():
+                return
+            instance = f"uuid:{uuid.uuid4()}"
+            for _attempt in range(20):  # Collect keeps it and sends it again
+                if device.send(visit_xml(instance)).status_code == 201:
+                    acked.append(instance)
+                    break
+                time.sleep(0.05)
+
+    devices = [threading.Thread(target=upload, args=(CollectClient(server.token_url),))
+               for _ in range(4)]  # fmt: skip
+    for d in devices:
+        d.start()
+    try:
+        for _ in range(3):
+            time.sleep(0.7)
+            cut_off(True)
+            cut_off(False)
+    finally:
+        stop.set()
+        for d in devices:
+            d.join(60)
+    assert len(acked) > 20
+    store = Store.open(url)
+    try:
+        assert all(store.submission("rec_visit", i) is not None for i in acked)
+        assert store.counts()["rec_visit"]["submissions"] == len(set(acked))
+    finally:
+        store.close()
+    log = _log(server)
+    assert "error ignored terminating" not in log and "Background on this error" not in log
+    assert "Traceback" not in log, log
+    for line in log.splitlines():
+        if " ERROR " in line:
+            assert "unreachable or shutting down" in line, line
+
+
+@pytest.fixture
+def small_volume(tmp_path):
+    """An 8 MiB tmpfs of the test's own (needs root; skipped elsewhere), unmounted afterwards."""
+    import os
+    import subprocess
+
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs",
+                              str(volume)], capture_output=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
+    yield volume
+    subprocess.run(["umount", "-l", str(volume)], check=False)
+
+
+def _fill(volume: Path) -> Path:
+    """Take every free byte of `volume`; the file to delete to free it again."""
+    import os
+
+    filler = volume / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for _ in range(10_000):  # 8 MiB in 4 KiB pieces at most
+            try:
+                os.write(fd, b"\0" * 4096)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                break
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_really_full_volume_is_said_and_health_follows(serve_openrosa, small_volume):
+    database = small_volume / "nigraan.sqlite3"
+    server = serve_openrosa(f"sqlite:///{database}")
+    device = CollectClient(server.token_url)
+    assert device.send(_new_visit()).status_code == 201
+    filler = _fill(small_volume)
+    held = [visit_xml(f"uuid:{uuid.uuid4()}", photo="p.jpg") for _ in range(5)]
+    photo = ("p.jpg", b"\xff\xd8" + bytes(range(256)) * 4000, "image/jpeg")
+    assert [device.send(xml, [photo]).status_code for xml in held] == [500] * 5
+    status, report = _health(server)
+    assert status == 503, report
+    assert report["checks"]["store_disk"]["cause"] == "disk_full"
+    log = _log(server)
+    assert (f"ERROR server.submission_writer: cannot store submissions: the disk holding "
+            f"{database} is full (") in log  # fmt: skip
+    assert "submission to rec_visit not saved: cannot store submissions: the disk holding" in log
+    assert "Background on this error" not in log and "Traceback" not in log
+    filler.unlink()
+    assert _health(server)[0] == 200
+    assert [device.send(xml, [photo]).status_code for xml in held] == [201] * 5
