@@ -329,5 +329,5 @@ class RepeatedLog:
                 continue
             del self._open[key]
             if repeats:
-                self.logger.log(level, "%s … %d more in the last %s s", message, repeats,
-                                f"{now - started:.0f}", extra=extra)  # fmt: skip
+                self.logger.log(level, "%s … %d more in the last %d s", message, repeats,
+                                max(1, round(now - started)), extra=extra)  # fmt: skip

@@ -136,6 +136,14 @@ def status_report(config) -> dict[str, Any]:
 
     location = StoreLocation.from_url(config["database.url"])
     engine = create_store_engine(config["database.url"])
+    file = engine.url.database if engine.dialect.name == "sqlite" else None
+    if file and file != ":memory:" and not Path(file).exists():  # never make an empty one
+        engine.dispose()
+        missing = (f"there is no store at {location.shown} — run `nigraan store init` (or "
+                   "check database.url)")  # fmt: skip
+        checks = {"database": {"status": FAIL, "backend": "sqlite", "message": missing}}
+        checks["server"] = _server_health(server_url(config) + "/health")
+        return {"status": overall(checks), "time": now_iso(), "checks": checks}
     try:
         watch = WalWatch(engine, location, config["health.max_wal_mb"])
         checks = store_checks(engine, watch, config["health.min_free_mb"])

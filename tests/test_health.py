@@ -126,6 +126,15 @@ def test_a_repeated_cause_is_logged_once_then_counted(caplog):
     )
 
 
+def test_the_summary_comes_when_the_window_ends_even_if_the_fault_stops(caplog):
+    caplog.set_level(logging.INFO, logger="t.timer")
+    repeats = RepeatedLog(logging.getLogger("t.timer"), window=0.2)
+    for _ in range(3):
+        repeats.log("store:disk_full", "the disk is full")
+    assert _wait_for(lambda: len(caplog.records) == 2, 5)
+    assert caplog.records[-1].getMessage() == "the disk is full … 2 more in the last 1 s"
+
+
 def test_json_lines_carry_time_level_component_and_cause():
     record = logging.LogRecord("server.openrosa", logging.ERROR, __file__, 1,
                                "submission to %s not saved", ("custody_visit",), None)  # fmt: skip
@@ -215,6 +224,15 @@ def test_status_fails_when_the_database_is_unreachable(runner, tmp_path):
     assert (f"cannot reach the store: the database (PostgreSQL at 127.0.0.1:{port}/x) is "
             "unreachable or shutting down") in result.output  # fmt: skip
     assert "s3cret" not in result.output
+
+
+def test_status_does_not_make_an_empty_store(runner, tmp_path):
+    env = {"NIGRAAN_INSTANCE_DIR": str(tmp_path / "instance"),
+           "NIGRAAN_SERVER_PORT": str(_closed_port())}  # fmt: skip
+    result = runner.invoke(main, ["status"], env=env)
+    assert result.exit_code == 1, result.output
+    assert "there is no store at " in result.output and "nigraan store init" in result.output
+    assert not (tmp_path / "instance" / "nigraan.sqlite3").exists()
 
 
 def _closed_port() -> int:
