@@ -559,3 +559,16 @@ def test_a_really_full_volume_is_said_and_health_follows(serve_openrosa, small_v
     filler.unlink()
     assert _health(server)[0] == 200
     assert [device.send(xml, [photo]).status_code for xml in held] == [201] * 5
+
+
+def test_json_lines_from_server_and_store_process(serve_openrosa, tmp_path, faults):
+    server = serve_openrosa(f"sqlite:///{tmp_path / 's.sqlite3'}", log__format="json")
+    faults("enospc")
+    assert CollectClient(server.token_url).send(_new_visit()).status_code == 500
+    entries = [json.loads(ln) for ln in _log(server).splitlines() if ln.startswith("{")]
+    by_component = {e["component"]: e for e in entries if e["level"] == "ERROR"}
+    assert by_component["server.submission_writer"]["cause"] == "disk_full"
+    assert by_component["server.health"]["cause"] == "disk_full"
+    assert by_component["server.health"]["message"].startswith(
+        "submission to rec_visit not saved: cannot store submissions: the disk holding "
+    )
