@@ -2,24 +2,50 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from nigraan.config import BY_NAME, SETTINGS, load_config
+from nigraan.config import BY_NAME, SETTINGS, Config, load_config
 from nigraan.errors import NigraanError
+from nigraan.logs import setup_from_config, setup_logging
+
+log = logging.getLogger("nigraan")
 
 
 def _fail(exc: NigraanError, code: int = 2) -> None:
-    click.secho(f"Error: {exc.message}", fg="red", err=True)
-    if exc.hint:
-        click.echo(f"  {exc.hint}", err=True)
+    """Log the error, what to do, and exit with `code`."""
+    log.error("%s", f"{exc.message} — {exc.hint}" if exc.hint else exc.message)
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The `nigraan` group: a full disk, a failing disk or a database that went away stops any
+    command with one line saying so and what to do, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from nigraan.logs import OTHER, StoreLocation, classify, explain
+
+        try:
+            return super().invoke(ctx)
+        except (SQLAlchemyError, OSError) as exc:
+            cause = classify(exc)
+            if cause.kind == OTHER or not isinstance(ctx.obj, Config):
+                raise
+            location = StoreLocation.from_url(ctx.obj["database.url"])
+            after = ("; the next `nigraan sync` carries on where this one stopped"
+                     if ctx.invoked_subcommand == "sync" else "")  # fmt: skip
+            log.error("%s", explain(cause, location, "cannot use the store", after),
+                      extra={"cause": cause.kind})  # fmt: skip
+            sys.exit(1)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_file",
@@ -29,10 +55,12 @@ def _fail(exc: NigraanError, code: int = 2) -> None:
 @click.pass_context
 def main(ctx: click.Context, config_file: str | None) -> None:
     """nigraan: ODK forms backend for custody monitoring and survivor support."""
+    setup_logging()  # until the settings are read
     try:
         ctx.obj = load_config(config_file)
     except NigraanError as exc:
         _fail(exc)
+    setup_from_config(ctx.obj)
 
 
 @main.command("config")
@@ -168,10 +196,10 @@ def keys_create(config, passphrase_env, no_passphrase, if_missing) -> None:
     click.echo(f"Public key:  {public_path}")
     click.echo(f"Private key: {private_path} (mode 0600)")
     if passphrase is None:
-        click.secho(
-            "Warning: the private key is not protected by a passphrase. Anyone who can read "
-            "it can read every identity_register submission.",
-            fg="yellow",
+        log.warning(
+            "the private key is not protected by a passphrase: anyone who can read it can read "
+            "every identity_register submission — move it off this machine, or make a new pair "
+            "with --passphrase-env"
         )
 
 
@@ -328,6 +356,57 @@ def store_status(config) -> None:
             f"{form_id:24} {row.get('submissions', 0):>11} {row.get('versions', 0):>8} "
             f"{row.get('problems', 0):>8} {row.get('deleted', 0):>7}"
         )
+
+
+@main.command("status")
+@click.option("--json", "as_json", is_flag=True, help="The checks as JSON (as /health has them).")
+@click.pass_obj
+def status_command(config, as_json) -> None:
+    """Health: database reachable, free space on the disk holding the store, the WAL and its
+    checkpoints (SQLite), the last sync with Central, and the running server's /health.
+
+    Exit 1 if a check fails; warnings (little free space, a large WAL) exit 0.
+    """
+    import json
+
+    from server.health import status_report
+
+    report = status_report(config)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+    else:
+        click.echo(f"Store: {BY_NAME['database.url'].display(config['database.url'])}")
+        for name, check in report["checks"].items():
+            click.echo(f"{name:14} {check['status']:5} {_check_details(name, check)}")
+        for name, check in report["checks"].items():
+            if check["status"] != "ok" and check.get("message"):
+                click.echo(f"  {name}: {check['message']}")
+        click.echo(f"Overall: {report['status']}")
+    sys.exit(1 if report["status"] == "fail" else 0)
+
+
+def _check_details(name: str, check: dict) -> str:
+    if name == "database":
+        return f"{check.get('backend', '')} answered in {check.get('answered_ms', '?')} ms"
+    if "free_mb" in check:
+        return f"{check['free_mb']} MB free"
+    if name == "wal":
+        if not check.get("applies", True):
+            return "not SQLite: no WAL to watch"
+        return (
+            f"{check.get('wal_mb', 0)} MB, {check.get('failed_checkpoints_in_a_row', 0)} "
+            f"failed checkpoints in a row, last {check.get('last_checkpoint_at')}"
+        )
+    if name == "sync":
+        forms = check.get("forms", [])
+        if not forms:
+            return "never synced with ODK Central"
+        return f"last sync {check.get('last_sync')} ({len(forms)} forms)"
+    if name == "server":
+        if not check.get("running"):
+            return f"not running ({check.get('url')})"
+        return f"{check.get('url')}: {check['status']}"
+    return ""
 
 
 def _add_server_commands() -> None:

@@ -19,6 +19,7 @@ from nigraan.errors import ConfigError
 
 PACKAGE_FORMS_DIR = Path(__file__).resolve().parent.parent / "forms"
 CONFIG_ENV = "NIGRAAN_CONFIG"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 ENV_PREFIX = "NIGRAAN_"
 # NIGRAAN_* variables that are not settings: the config file path, the virtualenv the
 # scripts use, and the PostgreSQL the tests use. Any other unknown NIGRAAN_* is a typo.
@@ -59,6 +60,10 @@ def _http_url_or_empty(value: str) -> str | None:
     if not value or re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
         return None
     return "must be an http:// or https:// address, like http://192.168.1.10:8080"
+
+
+def _one_of(*allowed: str) -> Callable[[str], str | None]:
+    return lambda value: None if value in allowed else f"must be one of {', '.join(allowed)}"
 
 
 def _under_instance(*parts: str) -> Callable[[dict[str, Any]], Path]:
@@ -152,6 +157,37 @@ SETTINGS: tuple[Setting, ...] = (
         "str",
         "nigraan",
         "Project name shown in ODK Collect for devices set up from a QR code.",
+    ),
+    Setting(
+        "log.level",
+        "str",
+        "INFO",
+        "Least important log lines shown: DEBUG, INFO, WARNING or ERROR.",
+        check=lambda value: _one_of(*LOG_LEVELS)(value.upper()),
+    ),
+    Setting(
+        "log.format",
+        "str",
+        "text",
+        "Log lines as text (time, level, component: message) or json (one object a line, for "
+        "log collectors).",
+        check=_one_of("text", "json"),
+    ),
+    Setting(
+        "health.min_free_mb",
+        "int",
+        500,
+        "Free space (MB) on the disks holding the store and uploads below which `nigraan "
+        "status` and /health warn.",
+        check=_between(0, 10_000_000),
+    ),
+    Setting(
+        "health.max_wal_mb",
+        "int",
+        256,
+        "Size (MB) of SQLite's write-ahead log above which `nigraan status` and /health warn "
+        "(a WAL that keeps growing means checkpoints fail).",
+        check=_between(1, 10_000_000),
     ),
     Setting(
         "central.base_url",

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from nigraan.config import Config, load_config
 from server.device_accounts import DeviceDigestAuth, TokenAccounts
+from server.health import ServerHealth
 from server.openrosa_xml import openrosa_response
 from server.published_forms import PublishedForms
 from server.store_process import StoreProcess
@@ -37,6 +38,7 @@ class Services:
     writer: StoreProcess
     digest: DeviceDigestAuth
     token_accounts: TokenAccounts
+    health: ServerHealth
 
     def close(self) -> None:
         self.writer.close()
@@ -54,7 +56,7 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
 
     store = Store.from_config(config)  # reads here; writes in the store process
     try:
-        writer = StoreProcess(config["database.url"])
+        writer = StoreProcess(config["database.url"], store_process_options(config))
     except Exception:
         store.close()
         raise
@@ -74,16 +76,24 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
         writer=writer,
         digest=DeviceDigestAuth(lambda: store.app_users),
         token_accounts=TokenAccounts(lambda: store.app_users),
+        health=ServerHealth(config, writer, store.engine),
     )
     app.extensions["nigraan"] = services
 
-    from server import openrosa
+    from server import health, openrosa
 
+    app.register_blueprint(health.bp)
     for i, prefix in enumerate(TOKEN_PREFIXES + DIGEST_PREFIXES):
         app.register_blueprint(openrosa.bp, url_prefix=prefix, name=f"openrosa_{i}")
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     return app
+
+
+def store_process_options(config: Config) -> dict[str, Any]:
+    """The settings the store process needs (it starts from a clean interpreter)."""
+    names = ("log.level", "log.format", "health.min_free_mb", "health.max_wal_mb")
+    return {name: config[name] for name in names}
 
 
 def server_url(config: Config) -> str:
@@ -110,5 +120,6 @@ def _unexpected(exc: Exception):
 
     if isinstance(exc, HTTPException):
         return _http_error(exc)
-    log.exception("unexpected error")  # the traceback goes to the server log, not to the device
+    if not openrosa.services().health.storage_failed(exc):  # a full disk needs no traceback
+        log.exception("unexpected error")  # the traceback goes to the server log, not the device
     return openrosa.problem_response(problems.not_saved())

@@ -245,8 +245,9 @@ def submission() -> Response:
             )
         )
     except Exception as exc:
-        log.error("submission to %s not saved: %s", form_id, type(exc).__name__)
+        svc.health.not_saved(form_id, exc)  # the cause and what to do, once a minute
         raise problems.not_saved() from exc
+    svc.health.stored()
     if result.status == CONFLICT:
         raise problems.conflict()
     if result.status == DELETED_RESEND:

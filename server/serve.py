@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 
 import waitress
 
 from nigraan.config import Config
+from nigraan.logs import setup_from_config
 from server import create_app, server_url
 
 
 def serve(config: Config, echo=print) -> None:
     """Serve until interrupted. Waitress reads each request whole before the app sees it, so an
     upload cut off half-way never reaches the store."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # form tables are altered through it
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # busy threads are normal here
+    setup_from_config(config)  # the same lines as every command (nigraan/logs.py)
     app = create_app(config)
     services = app.extensions["nigraan"]
     forms = services.forms.refresh()
@@ -37,6 +33,7 @@ def serve(config: Config, echo=print) -> None:
             "  note: set server.public_url to the address tablets use (e.g. http://192.168.1.10:"
             f"{config['server.port']}), so QR codes carry a reachable URL."
         )
+    echo(f"  health for monitoring: {server_url(config)}/health (JSON; 503 when failing)")
     echo("  Ctrl-C stops it.")
     # A service manager stops servers with SIGTERM: shut down as on Ctrl-C, so the store
     # process finishes its batch and stops cleanly.

@@ -24,21 +24,35 @@ from concurrent.futures import Future
 from typing import Any
 
 from nigraan.errors import NigraanError
+from nigraan.logs import STORE_PROCESS, explain_store_failure
 from store.store import Incoming, IngestResult
 
 log = logging.getLogger(__name__)
-INGEST, REGISTER_FORM, STOP = "ingest", "register_form", "stop"
+INGEST, REGISTER_FORM, HEALTH, STOP = "ingest", "register_form", "health", "stop"
 
 
 class StoreProcessError(RuntimeError):
     """The store process went away before answering."""
 
+    cause_kind = STORE_PROCESS
+
+
+class StoreFailure(StoreProcessError):
+    """The store process could not store: its classified cause and the line saying it."""
+
+    def __init__(self, cause_kind: str, message: str):
+        super().__init__(message)
+        self.cause_kind = cause_kind
+        self.message = message
+
 
 class StoreProcess:
     """Client side: `write` and `register_form` block until the store process has done them."""
 
-    def __init__(self, database_url: str):
+    def __init__(self, database_url: str, options: dict[str, Any] | None = None):
         self.database_url = database_url
+        # log.level, log.format, health.min_free_mb, health.max_wal_mb: plain values, picklable
+        self.options = dict(options or {})
         self._context = multiprocessing.get_context("spawn")  # a clean interpreter, no threads
         self._ids = itertools.count()
         self._lock = threading.Lock()
@@ -50,7 +64,8 @@ class StoreProcess:
         parent, child = self._context.Pipe()
         self._conn = parent
         self._process = self._context.Process(
-            target=run_store_process, args=(self.database_url, child), name="nigraan-store",
+            target=run_store_process, args=(self.database_url, child, self.options),
+            name="nigraan-store",
             daemon=True,
         )  # fmt: skip
         self._process.start()
@@ -86,6 +101,10 @@ class StoreProcess:
     def register_form(self, xform: bytes, timeout: float = 300.0):
         return self._send(REGISTER_FORM, xform).result(timeout=timeout)
 
+    def health(self, timeout: float = 15.0) -> dict[str, dict]:
+        """The store process's checks (database, its disk, the WAL), run between batches."""
+        return self._send(HEALTH, None).result(timeout=timeout)
+
     def _read(self, conn) -> None:
         while True:
             try:
@@ -99,6 +118,8 @@ class StoreProcess:
                 done.set_result(value)
             elif isinstance(value, tuple):
                 done.set_exception(NigraanError(value[0], hint=value[1]))
+            elif isinstance(value, dict):  # a classified failure to store
+                done.set_exception(StoreFailure(value["cause"], value["message"]))
             else:
                 done.set_exception(StoreProcessError(value))
         with self._lock:  # whatever was in flight has no answer: the devices will resend
@@ -121,22 +142,31 @@ class StoreProcess:
         self._conn.close()
 
 
-def run_store_process(database_url: str, conn) -> None:
+def run_store_process(database_url: str, conn, options: dict[str, Any] | None = None) -> None:
     """The store process: receive submissions and forms, answer when committed."""
     # Ctrl-C reaches the whole process group; the server process decides when this one stops
     # (it sends STOP, or its end of the pipe closes), so a batch is never cut short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    options = options or {}
 
+    from nigraan.logs import StoreLocation, setup_logging
     from server.submission_writer import SubmissionWriter
+    from store.health import WalWatch, store_checks
     from store.store import Store
 
+    setup_logging(options.get("log.level", "INFO"), options.get("log.format", "text"))
     try:
         store = Store.open(database_url)
     except Exception as exc:  # e.g. the database is unreachable: say so to the server
-        conn.send(("failed", str(exc)))
+        reason = str(exc) if isinstance(exc, NigraanError) else explain_store_failure(
+            exc, database_url)[1]  # fmt: skip
+        conn.send(("failed", reason))
         return
-    writer = SubmissionWriter(store)
+    watch = WalWatch(store.engine, StoreLocation.from_url(store.engine.url),
+                     options.get("health.max_wal_mb", 256))  # fmt: skip
+    writer = SubmissionWriter(store, after_commit=watch.after_commit)
+    min_free_mb = options.get("health.min_free_mb", 500)
     send_lock = threading.Lock()
 
     def answer(request_id: int, done: Future) -> None:
@@ -145,8 +175,9 @@ def run_store_process(database_url: str, conn) -> None:
             reply = (request_id, True, done.result())
         elif isinstance(error, NigraanError):  # a refusal to pass on as it is (a form clash)
             reply = (request_id, False, (error.message, error.hint))
-        else:  # the type and text only; the store hides SQL parameters
-            reply = (request_id, False, f"{type(error).__name__}: {error}")
+        else:  # the classified cause and its line; the store hides SQL parameters
+            cause, line = explain_store_failure(error, store.engine.url)
+            reply = (request_id, False, {"cause": cause.kind, "message": line})
         # If the server is gone the data is committed (or rolled back) anyway.
         with send_lock, contextlib.suppress(OSError, EOFError):
             conn.send(reply)
@@ -161,6 +192,8 @@ def run_store_process(database_url: str, conn) -> None:
             break
         if kind == INGEST:
             done = writer.submit(payload)
+        elif kind == HEALTH:
+            done = writer.submit_call(lambda: store_checks(store.engine, watch, min_free_mb))
         else:
             done = writer.submit_call(lambda xform=payload: store.register_form(xform))
         done.add_done_callback(lambda d, rid=request_id: answer(rid, d))

@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from nigraan.logs import RepeatedLog, explain_store_failure
 from store.store import Incoming, Store
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,13 @@ MAX_BATCH = 64
 
 
 class SubmissionWriter:
-    def __init__(self, store: Store, max_batch: int = MAX_BATCH):
+    def __init__(self, store: Store, max_batch: int = MAX_BATCH,
+                 after_commit: Callable[[], None] | None = None):  # fmt: skip
         self.store = store
         self.max_batch = max_batch
+        self.after_commit = after_commit  # on the writer thread, after each committed batch
+        # A full disk fails every upload: its cause is logged once a minute, with a count.
+        self.repeats = RepeatedLog(log)
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="submission-writer", daemon=True)
         self._thread.start()
@@ -88,15 +93,22 @@ class SubmissionWriter:
             results = self.store.ingest_many([item for item, _ in batch])
         except Exception as exc:
             if len(batch) == 1:
-                # The type and message only: the store hides SQL parameters, so no data leaks.
-                log.error("storing a submission failed: %s: %s", type(exc).__name__, exc)
+                # The cause and what to do; the store hides SQL parameters, so no data leaks.
+                cause, line = explain_store_failure(exc, self.store.engine.url)
+                self.repeats.log(f"store:{cause.kind}", line, cause=cause.kind)
                 batch[0][1].set_exception(exc)
                 return
             for one in batch:  # find the one that fails; the rest still get stored
                 self._store([one])
             return
+        self.repeats.resolved("store:", "submissions are being stored again")
         for (_, done), result in zip(batch, results, strict=True):
             done.set_result(result)
+        if self.after_commit is not None:
+            try:
+                self.after_commit()
+            except Exception:  # watching must never stop the writer
+                log.exception("after-commit check failed")
 
 
 @dataclass(frozen=True)

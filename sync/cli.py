@@ -5,6 +5,7 @@ Registered on the `nigraan` group by nigraan/cli.py (`register(main)`).
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import click
 
 from nigraan.cli import _fail, _open_store  # defined before nigraan.cli adds these commands
 from nigraan.errors import NigraanError
+
+log = logging.getLogger(__name__)
 
 
 def _central(config):
@@ -151,7 +154,7 @@ def sync_command(config, form_ids, full) -> None:
     if pushed.applied or pushed.failures:
         click.echo(f"Review decisions pushed: {pushed.applied}; still pending: {pushed.pending}")
         for failure in pushed.failures:
-            click.echo(f"  not applied: {failure}")
+            log.warning("review decision not applied: %s", failure)
     _print_summary(results)
     if refused:
         sys.exit(1)
@@ -230,10 +233,10 @@ def review_command(config, submission, state, comment, form_id, push) -> None:
         store.close()
     click.echo(f"Pushed to Central: {result.applied}; pending: {result.pending}.")
     for failure in result.failures:
-        click.echo(f"  not applied: {failure}")
+        log.warning("review decision not applied: %s", failure)
     if result.unavailable:
-        click.echo("  Central is not reachable; the decision stays queued for the next "
-                   "`nigraan sync` or `nigraan review --push`.")  # fmt: skip
+        log.error("Central is not reachable; the decision stays queued for the next "
+                  "`nigraan sync` or `nigraan review --push`.")  # fmt: skip
         sys.exit(1)
 
 
