@@ -12,6 +12,7 @@ import pytest
 from pyxform.xls2xform import convert
 from sqlalchemy import select
 
+from nigraan.cli import main
 from nigraan.errors import FormError
 from store import layout as lay
 from store import tables as t
@@ -265,3 +266,80 @@ def test_languages_named_without_codes_fill_the_english_and_urdu_labels(store):
     field = _fields(store, "named_languages")["name"]
     assert (field.label_en, field.label_ur) == ("Name", "نام")
     assert json.loads(field.labels)["Roman Urdu"] == "Naam"
+
+
+def test_store_init_registers_every_form_it_can_and_names_the_refused_ones(
+    runner, tmp_path, new_database
+):
+    build = tmp_path / "instance" / "forms"
+    build.mkdir(parents=True)
+    (build / "a_first.xml").write_bytes(compile_md("a_first", ORX))
+    (build / "b_wide.xml").write_bytes(_wide("b_wide", 1700))
+    (build / "c_last.xml").write_bytes(compile_md("c_last", NESTED))
+    env = {
+        "NIGRAAN_INSTANCE_DIR": str(tmp_path / "instance"),
+        "NIGRAAN_CONFIG": None,
+        "NIGRAAN_DATABASE_URL": new_database(),
+    }
+    result = runner.invoke(main, ["store", "init"], env=env)
+    assert result.exit_code == 1, result.output
+    assert "a_first" in result.output and "c_last" in result.output
+    assert f"{build / 'b_wide.xml'}: not registered. Form 'b_wide'" in result.output
+    assert "1 of 3 forms refused" in result.output
+    from store.store import Store
+
+    db = Store.open(env["NIGRAAN_DATABASE_URL"])
+    try:
+        assert db.form_versions("c_last") is not None and db.form_versions("b_wide") is None
+    finally:
+        db.close()
+
+
+def test_serve_offers_the_forms_the_store_takes_and_logs_the_refused_one(tmp_path, central_dir):
+    """`nigraan serve` starts with a form the store refuses: the others are served, including
+    a form whose version is `orx:version`, to which a device can submit."""
+    import hashlib
+
+    from server.device_accounts import create_account
+    from store.store import Store
+    from tests.openrosa_client import CollectClient, ServerProcess, publish_recorded_forms
+
+    instance_dir = tmp_path / "instance"
+    build = publish_recorded_forms(instance_dir / "forms", central_dir)
+    orx = compile_md("orx_form", ORX).replace(
+        f'id="orx_form" version="{VERSION}"'.encode(),
+        f'id="orx_form" orx:version="{VERSION}"'.encode(),
+    )
+    index = json.loads((build / "index.json").read_text())
+    for form_id, xform in (("orx_form", orx), ("wide_form", _wide("wide_form", 1700))):
+        (build / f"{form_id}.xml").write_bytes(xform)
+        index[form_id] = {
+            "form_id": form_id, "version": VERSION, "title": form_id, "file": f"{form_id}.xml",
+            "md5": hashlib.md5(xform).hexdigest(), "encrypted": False, "media": [],
+        }  # fmt: skip
+    (build / "index.json").write_text(json.dumps(index))
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    server = ServerProcess(
+        {
+            "NIGRAAN_INSTANCE_DIR": str(instance_dir),
+            "NIGRAAN_FORMS_BUILD_DIR": str(build),
+            "NIGRAAN_DATABASE_URL": url,
+        }  # fmt: skip
+    ).start()
+    try:
+        store = Store.open(url)
+        try:
+            account = create_account(store.app_users, "tablet", ["rec_visit", "orx_form"])
+            device = CollectClient(account.token_url(server.base))
+            listed = device.get("/formList").text
+            assert "<formID>rec_visit</formID>" in listed and "<formID>orx_form</formID>" in listed
+            assert "wide_form" not in listed
+            log = server.log_path.read_text()
+            assert "form wide_form" in log and "needs 1703 columns" in log
+            sent = device.send(instance("orx_form", "<n>5</n>", "served-1", "orx:version"))
+            assert sent.status_code == 201, sent.text
+            assert store.rows("form_orx_form")[0]["n"] == 5
+        finally:
+            store.close()
+    finally:
+        server.stop()
