@@ -17,7 +17,7 @@ from nigraan.errors import FormError
 from store import layout as lay
 from store import tables as t
 from store.document import from_openrosa_xml
-from store.schema import parse_xform
+from store.schema import _lang_key, parse_xform, version_of
 
 VERSION = "2026112801"
 
@@ -343,3 +343,29 @@ def test_serve_offers_the_forms_the_store_takes_and_logs_the_refused_one(tmp_pat
             store.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("lang", "key"),
+    [
+        ("English (en)", "en"),
+        ("Urdu (ur)", "ur"),
+        ("English", "en"),
+        ("urdu", "ur"),
+        ("Français", "fr"),  # a language's own name, as Collect also matches it
+        ("Roman Urdu", "Roman Urdu"),  # near a name (Romany) is not a name
+        ("default", "default"),
+        ("Portuguese (Brazil)", "Portuguese (Brazil)"),
+    ],
+)
+def test_a_language_gets_its_code_from_its_name_only_when_exact(lang, key):
+    assert _lang_key(lang) == key
+
+
+def test_the_first_version_attribute_is_the_version_whatever_its_namespace():
+    from lxml import etree
+
+    orx = 'xmlns:orx="http://openrosa.org/xforms"'
+    assert version_of(etree.fromstring(f'<data {orx} id="f" orx:version="2"/>')) == "2"
+    assert version_of(etree.fromstring(f'<data {orx} version="1" orx:version="2"/>')) == "1"
+    assert version_of(etree.fromstring('<data id="f"/>')) is None
