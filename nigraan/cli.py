@@ -223,7 +223,8 @@ def store_init(config) -> None:
     """Create or upgrade the store and register every built form (forms.build_dir).
 
     Idempotent. A new form version adds its columns; old rows keep their values. Forms holding
-    identities, and encrypted forms, are registered but never get plain typed tables.
+    identities, and encrypted forms, are registered but never get plain typed tables. A form the
+    store refuses is reported and the others are still registered; exit 1 if any was refused.
     """
     build_dir: Path = config["forms.build_dir"]
     xforms = sorted(build_dir.glob("*.xml")) if build_dir.is_dir() else []
@@ -236,19 +237,32 @@ def store_init(config) -> None:
     header = f"{'form':24} {'version':11} {'status':12} {'tables':>6}  {'new columns':>11}"
     click.echo(header)
     click.echo("-" * len(header))
+    refused: list[tuple[Path, NigraanError]] = []
     try:
         for path in xforms:
-            result = db.register_form(path.read_bytes())
+            try:
+                result = db.register_form(path.read_bytes())
+            except NigraanError as exc:  # this form only: the others still get registered
+                refused.append((path, exc))
+                click.echo(f"{path.stem:24} {'':11} {'refused':12} {'-':>6}  {'-':>11}")
+                continue
             tables = len(db.form_tables(result.form_id))
             shown = tables if tables else "raw"
             click.echo(
                 f"{result.form_id:24} {result.version:11} {result.status:12} {shown:>6}  "
                 f"{result.new_columns:>11}"
             )
-    except NigraanError as exc:
-        _fail(exc)
     finally:
         db.close()
+    for path, exc in refused:
+        click.secho(f"Error: {path}: not registered. {exc.message}", fg="red", err=True)
+        if exc.hint:
+            click.echo(f"  {exc.hint}", err=True)
+    if refused:
+        click.echo(
+            f"{len(refused)} of {len(xforms)} forms refused; the others are registered.", err=True
+        )
+        sys.exit(1)
 
 
 @store.command("rebuild")

@@ -64,7 +64,7 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
         config["forms.build_dir"], register=lambda form: writer.register_form(form.xform)
     )
     try:
-        forms.refresh()  # a form the store refuses stops the start, with the store's message
+        forms.refresh()  # an unreadable build folder stops the start; a refused form is logged
     except Exception:
         writer.close()
         store.close()

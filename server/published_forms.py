@@ -58,8 +58,10 @@ class PublishedForms:
     def refresh(self) -> dict[str, PublishedForm]:
         """The forms, re-read if the build index changed since the last call.
 
-        The first reading raises what goes wrong (the server must not start half-blind). Later,
-        a rebuild the store refuses (a changed form that kept its version) is logged and the
+        The first reading raises what goes wrong with the build folder itself (the server must
+        not start half-blind). A form the store refuses (too wide, or changed without a new
+        version) is logged with the reason and left out, or keeps the copy served so far; the
+        other forms are served. Later, a build folder that cannot be read is logged and the
         forms served so far stay, until the build index changes again.
         """
         stamp = self._index_stamp()
@@ -69,10 +71,7 @@ class PublishedForms:
             if stamp != self._stamp:
                 first = self._stamp is None and not self._forms
                 try:
-                    forms = self._read()
-                    if self._register is not None:
-                        for form in forms.values():
-                            self._register(form)
+                    forms = self._registered(self._read())
                 except Exception as exc:
                     if first:
                         raise
@@ -81,6 +80,28 @@ class PublishedForms:
                     return self._forms
                 self._forms, self._stamp = forms, stamp
         return self._forms
+
+    def _registered(self, forms: dict[str, PublishedForm]) -> dict[str, PublishedForm]:
+        """The forms the store took; a refused one is logged and replaced by what was served."""
+        if self._register is None:
+            return forms
+        served = {}
+        for form_id, form in forms.items():
+            try:
+                self._register(form)
+            except NigraanError as exc:
+                previous = self._forms.get(form_id)
+                kept = f"version {previous.version} stays served" if previous else "not served"
+                log.error(
+                    "form %s (in %s) version %s refused by the store, %s: %s %s",
+                    form_id, self.build_dir, form.version, kept,
+                    exc.message, exc.hint or "",
+                )  # fmt: skip
+                if previous is not None:
+                    served[form_id] = previous
+                continue
+            served[form_id] = form
+        return served
 
     def _read(self) -> dict[str, PublishedForm]:
         index_path = self.build_dir / "index.json"

@@ -22,6 +22,7 @@ from typing import Any
 from lxml import etree
 
 from nigraan.errors import NigraanError
+from store.schema import version_of
 
 ENCRYPTED_NS = "http://opendatakit.org/submissions"
 # Central __system.status values of rows whose data Central holds only encrypted.
@@ -184,7 +185,7 @@ def from_openrosa_xml(
             )
         return SubmissionDocument(
             form_id=form_id,
-            form_version=root.get("version"),
+            form_version=version_of(root),
             instance_id=instance_id or root.get("instanceID"),
             encrypted=True,
             files=tuple(names + ([xml_file] if xml_file else [])),
@@ -197,7 +198,7 @@ def from_openrosa_xml(
     instance_id = _pop_meta(data, "instanceID") or root.get("instanceID")
     doc = SubmissionDocument(
         form_id=form_id,
-        form_version=root.get("version"),
+        form_version=version_of(root),
         instance_id=instance_id,
         deprecated_id=_pop_meta(data, "deprecatedID"),
         data=data,

@@ -51,7 +51,7 @@ def build_tables(layout: lay.FormLayout, metadata: MetaData | None = None) -> di
                 Column("__submission_id", ID, nullable=False),
                 Column("__parent_id", ID, nullable=False),
                 Column("__position", Integer, nullable=False),
-                Index(f"ix_{name}"[:55] + "_sub", "__submission_id"),
+                Index(lay.index_name(name), "__submission_id"),
             ]
         else:
             system = [

@@ -13,9 +13,13 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
+from nigraan.errors import FormError
 from store import schema as s
 
-MAX_NAME = 63
+MAX_NAME = 63  # bytes: PostgreSQL's identifier limit (SQLite has none); names here are ASCII
+# Columns in one table: PostgreSQL allows 1,600 (SQLite 2,000 by default). A form whose
+# submission (or one repeat) needs more is refused rather than half-created.
+MAX_COLUMNS = 1600
 # Columns nigraan adds to every form table; field columns never take these names.
 SYSTEM_COLUMNS = ("__id", "__instance_id", "__form_version")
 REPEAT_SYSTEM_COLUMNS = ("__id", "__submission_id", "__parent_id", "__position")
@@ -95,6 +99,20 @@ def sql_name(text: str, taken: set[str]) -> str:
         suffix = f"_{n}"
         candidate = name[: MAX_NAME - len(suffix)] + suffix
     return candidate
+
+
+def bounded_name(text: str) -> str:
+    """`text` if it fits in 63 characters, else its start and a digest of the whole: distinct
+    texts stay distinct after shortening (index names, which PostgreSQL would cut silently)."""
+    if len(text) <= MAX_NAME:
+        return text
+    digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+    return f"{text[: MAX_NAME - 9]}_{digest}"
+
+
+def index_name(table: str) -> str:
+    """The name of the index on a repeat table's __submission_id."""
+    return bounded_name(f"ix_{table}_sub")
 
 
 def _column_hint(spec: ColumnSpec) -> str:
@@ -181,4 +199,21 @@ def plan_layout(
             column = Column(table, name, spec.repeat, spec.path, spec.part, spec.storage)
             layout.columns[key] = column
             new_columns.append(column)
+    _check_width(schema, layout)
     return LayoutChange(layout, new_tables, new_columns, widened)
+
+
+def _check_width(schema: s.FormSchema, layout: FormLayout) -> None:
+    for repeat, table in layout.tables.items():
+        system = REPEAT_SYSTEM_COLUMNS if repeat else SYSTEM_COLUMNS
+        width = len(system) + len(layout.table_columns(repeat))
+        if width > MAX_COLUMNS:
+            where = f"repeat '{repeat}'" if repeat else "its submission table"
+            raise FormError(
+                f"Form '{schema.form_id}' version '{schema.version}' needs {width} columns in "
+                f"{where} ({table}); a store table holds at most {MAX_COLUMNS} (PostgreSQL's "
+                "limit). The form was not registered.",
+                hint="Move some questions into a repeat (each repeat gets its own table), or "
+                "split the form in two; a select_multiple with many choices takes a column per "
+                "choice.",
+            )

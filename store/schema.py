@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import langcodes
 from lxml import etree
 
 from nigraan.errors import FormError
@@ -57,6 +58,11 @@ _BIND_KINDS = {
 _LANG_CODE = re.compile(r"\(([A-Za-z]{2,3}(?:-[A-Za-z0-9]+)?)\)\s*$")
 _ITEXT_REF = re.compile(r"""jr:itext\(\s*['"]([^'"]+)['"]\s*\)""")
 _INSTANCE_REF = re.compile(r"""instance\(\s*['"]([^'"]+)['"]\s*\)""")
+# An itemset's value or label read straight from a child of each item: `label`,
+# `jr:itext(itextId)`. Anything else (`translate(label)`, concat(...)) is an expression nigraan
+# does not evaluate: the choices keep their names and get no labels.
+_ITEM_CHILD = re.compile(r"^[A-Za-z_][\w.-]*$")
+_ITEM_ITEXT = re.compile(r"^jr:itext\(\s*([A-Za-z_][\w.-]*)\s*\)$")
 
 SENSITIVITY_CLASSES = ("identifying", "pseudonym", "restricted", "sensitive", "general")
 
@@ -115,7 +121,9 @@ class FormSchema:
     fields: tuple[Field, ...]
     repeats: tuple[Repeat, ...]
     groups: frozenset[str] = frozenset()
-    languages: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()  # the keys of `labels`: a code ("en", "ur") or the name
+    # Each language key and the language as the form wrote it ("English", "Urdu (ur)").
+    language_names: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def identifying(self) -> bool:
@@ -148,17 +156,44 @@ def _local(tag) -> str:
     return etree.QName(tag).localname if isinstance(tag, str) else ""
 
 
+def version_of(root) -> str | None:
+    """The version attribute of an instance root, in whatever namespace (`version`,
+    `orx:version`): the first one, as ODK Central reads forms and submissions."""
+    return next((value for name, value in root.attrib.items() if _local(name) == "version"), None)
+
+
 def _lang_key(lang: str) -> str:
-    """'English (en)' -> 'en'; a language without a code keeps its name."""
+    """'English (en)' -> 'en'; 'English' -> 'en', 'Urdu' -> 'ur' (a language's English name or
+    its own name, as Collect matches a language without a code); other names stay as written."""
     match = _LANG_CODE.search(lang)
-    return match.group(1).lower() if match else lang
+    if match:
+        return match.group(1).lower()
+    name = lang.strip()
+    try:
+        code = langcodes.find(name).language
+    except (LookupError, ValueError):
+        return lang
+    # find() also takes near names ("Roman Urdu" -> Romany): only an exact name counts.
+    known = {langcodes.Language.get(code).language_name(n).casefold() for n in ("en", code)}
+    return code if code and name.casefold() in known else lang
 
 
-def _itext(model) -> dict[str, dict[str, str]]:
+def _lang_keys(model) -> dict[str, str]:
+    """Each translation's lang attribute -> its key; two languages never share a key."""
+    keys: dict[str, str] = {}
+    for translation in model.iterfind("xf:itext/xf:translation", NS):
+        lang = translation.get("lang", "default")
+        if lang not in keys:
+            key = _lang_key(lang)
+            keys[lang] = key if key not in keys.values() else lang
+    return keys
+
+
+def _itext(model, lang_keys: dict[str, str]) -> dict[str, dict[str, str]]:
     """itext id -> {language key: plain text} (the default form of each text)."""
     texts: dict[str, dict[str, str]] = {}
     for translation in model.iterfind("xf:itext/xf:translation", NS):
-        lang = _lang_key(translation.get("lang", "default"))
+        lang = lang_keys[translation.get("lang", "default")]
         for text in translation.iterfind("xf:text", NS):
             values = text.findall("xf:value", NS)
             plain = [v for v in values if v.get("form") in (None, "long", "short")]
@@ -191,17 +226,21 @@ def _itemset_choices(itemset, model, itext) -> tuple[Choice, ...]:
     if instance is None or instance.get("src"):  # external CSV/XML: choices unknown here
         return ()
     value = itemset.find("xf:value", NS)
-    value_ref = value.get("ref", "name") if value is not None else "name"
+    value_ref = (value.get("ref") or "name").strip() if value is not None else "name"
+    if not _ITEM_CHILD.match(value_ref):
+        return ()  # values computed by an expression: the choices cannot be listed here
     label = itemset.find("xf:label", NS)
-    label_ref = label.get("ref", "label") if label is not None else "label"
-    by_itext = label_ref.startswith("jr:itext(")
-    itext_child = label_ref[len("jr:itext(") : -1].strip() if by_itext else label_ref
+    label_ref = (label.get("ref") or "label").strip() if label is not None else "label"
+    by_itext = _ITEM_ITEXT.match(label_ref)
+    label_child = by_itext.group(1) if by_itext else label_ref
+    if not _ITEM_CHILD.match(label_child):
+        label_child = None
     choices = []
     for item in instance.iter(f"{{{XF}}}item"):
         name = item.findtext(f"xf:{value_ref}", namespaces=NS)
         if name is None:
             continue
-        key = item.findtext(f"xf:{itext_child}", namespaces=NS)
+        key = item.findtext(f"xf:{label_child}", namespaces=NS) if label_child else None
         plain = {"default": key} if key else {}
         labels = dict(itext.get(key or "", {})) if by_itext else plain
         choices.append(Choice(name, labels))
@@ -243,7 +282,8 @@ def parse_xform(xform: bytes) -> FormSchema:
             "The form's primary instance has no id attribute.",
             hint="Compile the form with pyxform; it sets id from the settings sheet.",
         )
-    itext = _itext(model)
+    lang_keys = _lang_keys(model)
+    itext = _itext(model, lang_keys)
     root_prefix = f"/{_local(root.tag)}/"
 
     def rel(nodeset: str | None) -> str | None:
@@ -303,22 +343,17 @@ def parse_xform(xform: bytes) -> FormSchema:
                 )
 
     walk(root, "", "")
-    languages = tuple(
-        dict.fromkeys(
-            _lang_key(t.get("lang", "default"))
-            for t in model.iterfind("xf:itext/xf:translation", NS)
-        )
-    )
     return FormSchema(
         form_id=form_id,
-        version=root.get("version") or "",
+        version=version_of(root) or "",
         title=(tree.findtext("h:head/h:title", default="", namespaces=NS) or "").strip(),
         root=_local(root.tag),
         encrypted=model.find("xf:submission[@base64RsaPublicKey]", NS) is not None,
         fields=tuple(fields),
         repeats=tuple(repeats),
         groups=frozenset(groups),
-        languages=languages,
+        languages=tuple(lang_keys.values()),
+        language_names={key: lang for lang, key in lang_keys.items()},
     )
 
 

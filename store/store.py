@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy import Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from nigraan.errors import FormError
 from store import layout as lay
@@ -228,9 +229,17 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 return self._register(conn, schema, xform, digest)
-        except Exception:
+        except Exception as exc:
             self._forms.clear()  # the cache may hold what the rollback undid
             self._loaded = False
+            if isinstance(exc, DBAPIError) and not exc.connection_invalidated:
+                reason = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
+                raise FormError(  # nothing of the form was kept: say which form and why
+                    f"Form '{schema.form_id}' version '{schema.version}' could not be registered:"
+                    f" the database refused it ({reason}).",
+                    hint="Nothing of this form was stored; other forms are not affected. Unless "
+                    "the database was briefly unavailable, report it with the form's .xml file.",
+                ) from exc
             raise
 
     def _register(self, conn, schema: s.FormSchema, xform: bytes, digest: str) -> RegisterResult:
@@ -288,6 +297,7 @@ class Store:
         if raw_only:
             return result  # identities and encrypted data never reach plain typed tables
         taken = set(conn.execute(select(t.form_tables.c.table_name)).scalars())
+        taken |= set(t.metadata.tables)  # a form 'versions' must not get `form_versions`
         change = lay.plan_layout(schema, form.layout, taken)
         form.layout = change.layout
         form.tables = create_missing(conn, change)
@@ -312,6 +322,8 @@ class Store:
                 for repeat, name in layout.tables.items()
             ],
         )  # fmt: skip
+        if not layout.columns:  # only notes: executing an empty list would insert one blank row
+            return
         conn.execute(
             insert(t.form_columns),
             [
