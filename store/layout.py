@@ -20,6 +20,11 @@ MAX_NAME = 63  # bytes: PostgreSQL's identifier limit (SQLite has none); names h
 # Columns in one table: PostgreSQL allows 1,600 (SQLite 2,000 by default). A form whose
 # submission (or one repeat) needs more is refused rather than half-created.
 MAX_COLUMNS = 1600
+# Bytes a PostgreSQL row may take (MaxHeapTupleSize, 8 kB pages). Text is moved out of the row
+# when it is long, but fixed-width values are not: a table whose numbers, dates and times filled
+# in together take more than this refuses every full submission ("row is too big"), so such a
+# form is refused at registration instead. Left some room for the row header and null bitmap.
+MAX_FIXED_ROW_BYTES = 8000
 # Columns nigraan adds to every form table; field columns never take these names.
 SYSTEM_COLUMNS = ("__id", "__instance_id", "__form_version")
 REPEAT_SYSTEM_COLUMNS = ("__id", "__submission_id", "__parent_id", "__position")
@@ -203,10 +208,27 @@ def plan_layout(
     return LayoutChange(layout, new_tables, new_columns, widened)
 
 
+# Bytes a filled value of each storage class takes in a PostgreSQL row (text: its 1-byte header
+# at the least, as long text is moved out).
+FIXED_BYTES = {INTEGER: 8, DECIMAL: 8, INSTANT: 8, DATE: 4, FLAG: 2, TEXT: 1}
+
+
 def _check_width(schema: s.FormSchema, layout: FormLayout) -> None:
     for repeat, table in layout.tables.items():
         system = REPEAT_SYSTEM_COLUMNS if repeat else SYSTEM_COLUMNS
-        width = len(system) + len(layout.table_columns(repeat))
+        columns = layout.table_columns(repeat)
+        width = len(system) + len(columns)
+        fixed = sum(FIXED_BYTES[c.storage] for c in columns)
+        if fixed > MAX_FIXED_ROW_BYTES:
+            where = f"repeat '{repeat}'" if repeat else "its submission table"
+            raise FormError(
+                f"Form '{schema.form_id}' version '{schema.version}' has so many number, date "
+                f"and time questions in {where} ({table}) that a filled-in submission takes "
+                f"{fixed} bytes, more than the {MAX_FIXED_ROW_BYTES} a PostgreSQL row holds. "
+                "The form was not registered.",
+                hint="Move some questions into a repeat (each repeat gets its own table), or "
+                "split the form in two.",
+            )
         if width > MAX_COLUMNS:
             where = f"repeat '{repeat}'" if repeat else "its submission table"
             raise FormError(

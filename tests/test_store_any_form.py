@@ -369,3 +369,22 @@ def test_the_first_version_attribute_is_the_version_whatever_its_namespace():
     assert version_of(etree.fromstring(f'<data {orx} id="f" orx:version="2"/>')) == "2"
     assert version_of(etree.fromstring(f'<data {orx} version="1" orx:version="2"/>')) == "1"
     assert version_of(etree.fromstring('<data id="f"/>')) is None
+
+
+def _numbers(form_id: str, n: int) -> bytes:
+    rows = "".join(f"| | integer | n{i} | N{i} |\n" for i in range(n))
+    return compile_md(form_id, "| survey |\n| | type | name | label |\n" + rows)
+
+
+def test_a_form_whose_filled_numbers_overflow_a_postgresql_row_is_refused(store):
+    # PostgreSQL cannot move numbers out of a row: 1,590 filled integers were "row is too big"
+    # at ingest, a submission refused for ever. Such a form is refused when registered.
+    with pytest.raises(FormError) as refused:
+        store.register_form(_numbers("many_numbers", 1001))
+    assert "'many_numbers'" in refused.value.message and "8008 bytes" in refused.value.message
+    assert store.form_versions("many_numbers") is None
+    store.register_form(_numbers("enough_numbers", 990))  # fits, filled in, on both databases
+    values = "".join(f"<n{i}>{i}</n{i}>" for i in range(990))
+    assert store.ingest(instance("enough_numbers", values, "numbers-1")).normalised == "typed"
+    row = store.rows("form_enough_numbers")[0]
+    assert (row["n0"], row["n989"]) == (0, 989)
