@@ -116,6 +116,7 @@ class FormSchema:
     repeats: tuple[Repeat, ...]
     groups: frozenset[str] = frozenset()
     languages: tuple[str, ...] = ()
+    key_bytes: int | None = None  # size of the form's RSA modulus: an envelope's wrapped key
 
     @property
     def identifying(self) -> bool:
@@ -319,7 +320,25 @@ def parse_xform(xform: bytes) -> FormSchema:
         repeats=tuple(repeats),
         groups=frozenset(groups),
         languages=languages,
+        key_bytes=_key_bytes(model.find("xf:submission[@base64RsaPublicKey]", NS)),
     )
+
+
+def _key_bytes(submission) -> int | None:
+    """The byte size of an encrypted form's RSA modulus, which is also the size of every key
+    Collect wraps with it (RSA-OAEP); None when the form is not encrypted or the key unreadable."""
+    if submission is None:
+        return None
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    try:
+        key = load_der_public_key(base64.b64decode(submission.get("base64RsaPublicKey")))
+    except ValueError:
+        return None
+    return (key.key_size + 7) // 8 if isinstance(key, rsa.RSAPublicKey) else None
 
 
 def _field(path: str, repeat: str, bind, control, model, itext) -> Field:
