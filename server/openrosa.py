@@ -300,9 +300,10 @@ def _attachment_parts() -> dict[str, tuple[bytes, str | None]]:
 
 
 def safe_file_name(name: str) -> bool:
-    """A bare file name: no folders, no '..', no control characters, at most 255 bytes."""
+    """A bare file name: no folders, no '..', no control characters, at most 255 characters
+    (what the store's column holds, so a file the instance names is never dropped for less)."""
     return (
-        0 < len(name.encode("utf-8")) <= 255
+        0 < len(name) <= 255
         and name not in (".", "..")
         and not any(c in name for c in "/\\")
         and all(ord(c) >= 32 and ord(c) != 127 for c in name)

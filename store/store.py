@@ -871,7 +871,8 @@ class _BatchWriter:
                 parsed.doc = None
                 parsed.error = (
                     f"The submission's form id, version, instanceID or deprecatedID is longer "
-                    f"than {MAX_ID} characters; it is kept raw, unread."
+                    f"than {MAX_ID} characters"
+                    + ("." if item.all_or_nothing else "; it is kept raw, unread.")
                 )
             elif item.all_or_nothing and any(len(name) > MAX_ID for name in self._named(doc)):
                 parsed.doc = None

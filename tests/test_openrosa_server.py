@@ -607,3 +607,18 @@ def test_undeclared_odk_prefixes_are_read_as_central_does(server, store_of):
     other = xml.replace(b"orx:", b"foo:").replace(instance.encode(), new_id().encode())
     refused = device.post_submission(other)
     assert refused.status_code == 400 and "not well formed" in message(refused)
+
+
+def test_an_edit_that_does_not_resend_the_photo_keeps_it(server, store_of):
+    """Collect sends only changed files with an edit; Central carries the others forward."""
+    device = CollectClient(server.token_url)
+    original, edit = new_id(), new_id()
+    photo = b"\xff\xd8 the photo"
+    assert device.send(visit_xml(original, "a.jpg"), [("a.jpg", photo, "image/jpeg")]).ok
+    sent = device.send(visit_xml(edit, "a.jpg", deprecated=original, note="edited"))
+    assert sent.status_code == 201
+    store = store_of(server)
+    assert [(a["name"], a["exists"]) for a in store.attachments("rec_visit", edit)] == [
+        ("a.jpg", True)
+    ]
+    assert store.attachment("rec_visit", edit, "a.jpg") == photo

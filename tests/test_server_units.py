@@ -52,7 +52,9 @@ def test_form_list_and_manifest_layout(central_dir):
     assert ours.replace("&lt;", "<").replace("&gt;", ">") == media
 
 
-@pytest.mark.parametrize("name", ["1764300000001.jpg", "photo (1).jpg", "صورة.jpg", "a.b.c"])
+@pytest.mark.parametrize(
+    "name", ["1764300000001.jpg", "photo (1).jpg", "صورة.jpg", "a.b.c", "ص" * 251 + ".jpg"]
+)
 def test_safe_file_names(name):
     assert safe_file_name(name)
 
