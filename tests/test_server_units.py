@@ -131,6 +131,7 @@ def test_server_settings_are_checked_at_start():
         ("NIGRAAN_SERVER_THREADS", "0", "from 1 to 256"),
         ("NIGRAAN_SERVER_MAX_SUBMISSION_BYTES", "10", "from 10000"),
         ("NIGRAAN_SERVER_PUBLIC_URL", "192.168.1.10:8080", "http:// or https://"),
+        ("NIGRAAN_SERVER_MAX_SUBMISSION_ELEMENTS", "10", "from 1000"),
     ):
         with pytest.raises(ConfigError, match=complaint):
             load_config(environ={name: value})
