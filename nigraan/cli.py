@@ -303,10 +303,10 @@ def store_load(config, files, form_id, media) -> None:
     import mimetypes
 
     from store.document import SubmissionError, from_openrosa_xml
-    from store.store import Incoming
+    from store.store import REJECTED, Incoming
 
     media_files = {p.name: p for p in Path(media).iterdir() if p.is_file()} if media else {}
-    items = []
+    items, names, ids = [], [], []
     for name in files:
         path = Path(name)
         data = path.read_bytes()
@@ -317,22 +317,29 @@ def store_load(config, files, form_id, media) -> None:
             rows = json.loads(data)
             rows = rows.get("value", []) if isinstance(rows, dict) else rows
             items += [Incoming(row, "central", form_id) for row in rows]
+            names += [f"{path} (row {i + 1})" for i in range(len(rows))]
+            ids += [(None, None)] * len(rows)  # OData rows name their root: any order works
             continue
+        try:
+            doc = from_openrosa_xml(data)
+        except SubmissionError:
+            doc = None
         attachments = {}
-        if media_files:
-            try:
-                values = _leaf_values(from_openrosa_xml(data).data)
-            except SubmissionError:
-                values = []
-            # Offer every media file the instance names; the store keeps those its form's
-            # attachment fields name (or all of them when the form is unknown).
+        if media_files and doc is not None:
+            # Offer every media file the instance names (an envelope: its .enc files); the
+            # store keeps those its form's attachment fields name (all when the form is unknown).
+            values = doc.files if doc.encrypted else _leaf_values(doc.data)
             for file_name in dict.fromkeys(v for v in values if v in media_files):
                 kind = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
                 attachments[file_name] = (media_files[file_name].read_bytes(), kind)
         items.append(Incoming(data, "file", attachments=attachments))
+        names.append(str(path))
+        key = (doc.form_id, doc.instance_id) if doc is not None and doc.instance_id else None
+        ids.append((key, (doc.form_id, doc.deprecated_id) if key and doc.deprecated_id else None))
+    order = originals_first(ids)
     db = _open_store(config)
     try:
-        results = db.ingest_many(items)
+        results = db.ingest_many([items[i] for i in order])
     finally:
         db.close()
     tally: dict[str, int] = {}
@@ -341,6 +348,33 @@ def store_load(config, files, form_id, media) -> None:
     problems = sum(len(r.problems) for r in results)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(tally.items()))
     click.echo(f"{len(results)} submissions: {summary}; {problems} problems recorded.")
+    refused = [(names[i], r) for i, r in zip(order, results, strict=True) if r.status in REJECTED]
+    for name, result in refused:
+        click.echo(f"not stored: {name}: {result.status}: {result.message}", err=True)
+    if refused:
+        sys.exit(1)
+
+
+def originals_first(ids: list[tuple]) -> list[int]:
+    """The order to load submissions in so an edit comes after the version it edits.
+
+    `ids[i]` is (its key, the key of the version it edits or None); keys are any hashable.
+    Edits of versions not in the list keep their place; otherwise the input order is kept.
+    """
+    position = {key: i for i, (key, _) in enumerate(ids) if key is not None}
+    order: list[int] = []
+    placed: set[int] = set()
+    for start in range(len(ids)):
+        chain = []
+        i: int | None = start
+        while i is not None and i not in placed and i not in chain:  # the originals first
+            chain.append(i)
+            edits = ids[i][1]
+            i = position.get(edits) if edits is not None else None
+        for j in reversed(chain):
+            placed.add(j)
+            order.append(j)
+    return order
 
 
 def _leaf_values(data) -> list:

@@ -153,6 +153,14 @@ SETTINGS: tuple[Setting, ...] = (
         check=_between(10_000, 2_000_000_000),
     ),
     Setting(
+        "server.max_submission_elements",
+        "int",
+        100_000,
+        "Most XML elements one submission may have; more is refused (400) before it is stored, "
+        "so one hostile upload cannot hold up the others.",
+        check=_between(1_000, 10_000_000),
+    ),
+    Setting(
         "server.project_name",
         "str",
         "nigraan",

@@ -18,7 +18,14 @@ from server import problems
 from server.device_accounts import PROJECT_ID
 from server.openrosa_xml import FormListEntry, MediaFile, form_list, manifest, openrosa_response
 from store.document import SubmissionError, from_openrosa_xml
-from store.store import CONFLICT, DELETED_RESEND, STALE_EDIT, UNKNOWN_DEPRECATED, Incoming
+from store.store import (
+    CONFLICT,
+    DELETED_RESEND,
+    REFUSED,
+    STALE_EDIT,
+    UNKNOWN_DEPRECATED,
+    Incoming,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("openrosa", __name__)
@@ -217,13 +224,16 @@ def submission() -> Response:
     if not project_exists():
         raise problems.not_found()
     xml = _xml_part()
+    svc = services()
+    limit = svc.config["server.max_submission_elements"]
     try:
-        doc = from_openrosa_xml(xml, with_data=False)  # the store process reads the data
+        # The store process reads the data. Counting the elements here keeps a hostile upload
+        # from ever reaching its one writer thread.
+        doc = from_openrosa_xml(xml, with_data=False, max_elements=limit)
     except SubmissionError as exc:
-        raise _unreadable(exc, xml) from exc
+        raise _unreadable(exc, xml, limit) from exc
 
     form_id = doc.form_id
-    svc = services()
     known = svc.store.form_versions(form_id, doc.form_version)
     if known is None or form_id not in svc.forms.refresh():
         raise problems.unknown_form(form_id)
@@ -233,15 +243,19 @@ def submission() -> Response:
         raise problems.unknown_version(doc.form_version or "")
     if known.encrypted and not doc.encrypted:
         raise problems.must_be_encrypted(form_id)
+    attachments = _attachment_parts()
+    if doc.encrypted:
+        _check_envelope(doc, known.key_bytes.get(doc.form_version or ""), attachments)
 
     try:
         result = svc.writer.write(
             # Only the bytes go: `doc` was read without its data.
             Incoming(
                 xml,
-                attachments=_attachment_parts(),
+                attachments=attachments,
                 submitter=user.name,
                 device_id=request.args.get("deviceID"),
+                all_or_nothing=True,
             )
         )
     except Exception as exc:
@@ -256,6 +270,8 @@ def submission() -> Response:
         raise problems.stale_edit(doc.deprecated_id or "")
     if result.status == UNKNOWN_DEPRECATED:
         raise problems.unknown_deprecated(doc.deprecated_id or "")
+    if result.status == REFUSED:
+        raise problems.not_stored_whole(result.message)
     # created, edited, duplicate (a resend; missing attachments were filled in): all stored.
     return xml_response(openrosa_response("full submission upload was successful!", error=False),
                         201)  # fmt: skip
@@ -285,18 +301,42 @@ def _attachment_parts() -> dict[str, tuple[bytes, str | None]]:
 
 
 def safe_file_name(name: str) -> bool:
-    """A bare file name: no folders, no '..', no control characters, at most 255 bytes."""
+    """A bare file name: no folders, no '..', no control characters, at most 255 characters
+    (what the store's column holds, so a file the instance names is never dropped for less)."""
     return (
-        0 < len(name.encode("utf-8")) <= 255
+        0 < len(name) <= 255
         and name not in (".", "..")
         and not any(c in name for c in "/\\")
         and all(ord(c) >= 32 and ord(c) != 127 for c in name)
     )
 
 
-def _unreadable(exc: SubmissionError, xml: bytes) -> problems.OpenRosaProblem:
+def _check_envelope(doc, key_bytes: int | None, attachments) -> None:
+    """What only the server can check of an envelope (the document checked its shape): the
+    key is of the size the form's public key wraps to, and its encrypted XML file is here."""
+    if key_bytes is not None and doc.key_size != key_bytes:
+        raise problems.bad_envelope(
+            f"its base64EncryptedKey holds {doc.key_size} bytes, but this form's key wraps "
+            f"keys into {key_bytes}"
+        )
+    xml_file = doc.files[-1]
+    incomplete = INCOMPLETE_PART in request.form or INCOMPLETE_PART in request.files
+    if xml_file in attachments or incomplete:
+        return  # here, or a split upload whose later part brings it
+    stored = services().store.attachments(doc.form_id, doc.instance_id or "")
+    if not any(a["name"] == xml_file and a["exists"] for a in stored):
+        raise problems.bad_envelope(f"the encrypted data, {xml_file}, is not in the upload")
+
+
+def _unreadable(exc: SubmissionError, xml: bytes, limit: int) -> problems.OpenRosaProblem:
     if exc.reason == SubmissionError.FORBIDDEN:
         return problems.forbidden_xml()
+    if exc.reason == SubmissionError.TOO_MANY_ELEMENTS:
+        return problems.too_many_elements(limit)
+    if exc.reason == SubmissionError.BAD_ENVELOPE:
+        return problems.bad_envelope(exc.detail or "")
+    if exc.reason == SubmissionError.BAD_INSTANCE_ID:
+        return problems.bad_instance_id(exc.message)
     if exc.reason == SubmissionError.NOT_WELL_FORMED and _has_root_with_id(xml):
         return problems.not_well_formed(str(exc.__cause__))
     return problems.missing_form_id()

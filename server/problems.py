@@ -97,6 +97,40 @@ def forbidden_xml() -> OpenRosaProblem:
     )  # fmt: skip
 
 
+def too_many_elements(limit: int) -> OpenRosaProblem:
+    return OpenRosaProblem(
+        400, "400.43",
+        f"The submission XML has more than {limit:,} elements, far more than any form on this "
+        "server produces, so it was refused. Nothing was saved. Tell your supervisor; the "
+        "submission stays on the tablet.",
+    )  # fmt: skip
+
+
+def bad_envelope(detail: str) -> OpenRosaProblem:
+    return OpenRosaProblem(
+        400, "400.44",
+        f"This submission claims to be encrypted but is not a proper encrypted submission "
+        f"({detail}). Nothing was saved. Get the blank form again so the tablet encrypts it, "
+        "fill it in again, and send it.",
+    )  # fmt: skip
+
+
+def bad_instance_id(detail: str) -> OpenRosaProblem:
+    return OpenRosaProblem(
+        400, "400.45",
+        f"{detail} Nothing was saved. Send it from ODK Collect; if it fails again, tell your "
+        "supervisor.",
+    )  # fmt: skip
+
+
+def not_stored_whole(detail: str) -> OpenRosaProblem:
+    return OpenRosaProblem(
+        400, "400.46",
+        f"This server cannot store the submission whole: {detail} Nothing was saved; it is "
+        "still on your tablet. Tell your supervisor.",
+    )  # fmt: skip
+
+
 def must_be_encrypted(form_id: str) -> OpenRosaProblem:
     return OpenRosaProblem(
         400, "400.42",

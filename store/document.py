@@ -13,7 +13,9 @@ them; names that are not form data (`__id`, `...@odata.navigationLink`) are skip
 
 from __future__ import annotations
 
+import binascii
 import math
+import re
 import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -37,10 +39,14 @@ class SubmissionError(NigraanError):
 
     # Why, for callers that answer differently (the OpenRosa server):
     FORBIDDEN, NOT_WELL_FORMED, NO_FORM_ID = "forbidden_xml", "not_well_formed", "no_form_id"
+    TOO_MANY_ELEMENTS, BAD_ENVELOPE = "too_many_elements", "bad_envelope"
+    BAD_INSTANCE_ID = "bad_instance_id"
 
-    def __init__(self, message: str, *, hint: str | None = None, reason: str | None = None):
+    def __init__(self, message: str, *, hint: str | None = None, reason: str | None = None,
+                 detail: str | None = None):  # fmt: skip
         super().__init__(message, hint=hint)
         self.reason = reason
+        self.detail = detail  # what exactly is wrong, for a message of the caller's own
 
 
 @dataclass
@@ -56,6 +62,7 @@ class SubmissionDocument:
     data: dict[str, Any] = field(default_factory=dict)
     system: dict[str, Any] = field(default_factory=dict)  # Central __system, as received
     files: tuple[str, ...] = ()  # attachments an encrypted submission names (media + xml)
+    key_size: int | None = None  # bytes of an envelope's RSA-wrapped key (base64 decoded)
 
     def conform_repeats(self, repeats: Collection[str]) -> None:
         """Make every repeat named in `repeats` ("detainee", "detainee/injury") a list of dicts.
@@ -109,9 +116,12 @@ def _element_data(element) -> dict[str, Any]:
     for child in element:
         name = _local(child.tag)
         value: Any = _element_data(child) if len(child) else (child.text or None)
-        if name in data:  # repeated siblings: a repeat
+        if name in data:  # repeated siblings: a repeat (a value itself is never a list)
             previous = data[name]
-            data[name] = (previous if isinstance(previous, list) else [previous]) + [value]
+            if type(previous) is list:
+                previous.append(value)  # in place: linear in the number of siblings
+            else:
+                data[name] = [previous, value]
         else:
             data[name] = value
     return data
@@ -132,28 +142,90 @@ def _conform(data: Any, parts: list[str]) -> None:
 def _pop_meta(data: dict[str, Any], key: str) -> str | None:
     meta = data.get("meta")
     if isinstance(meta, dict) and key in meta:
-        return meta.pop(key)
+        value = meta.pop(key)
+        if value is not None and type(value) is not str:  # repeated, or holding elements
+            what = (
+                f"{len(value)} meta/{key} elements"
+                if type(value) is list
+                else f"a meta/{key} that holds elements"
+            )
+            raise SubmissionError(
+                f"The submission has {what}; it must have one, holding only the id.",
+                hint="Send the instance exactly as ODK Collect wrote it.",
+                reason=SubmissionError.BAD_INSTANCE_ID,
+            )
+        return value
     return None
 
 
-def from_openrosa_xml(
-    xml: bytes, repeats: Collection[str] = (), *, with_data: bool = True
-) -> SubmissionDocument:
-    """Instance XML as ODK Collect posts it (plain or the encrypted envelope) -> document.
+# Prefixes ODK Central accepts undeclared (its own test data uses `orx:` without declaring it).
+ODK_PREFIXES = {
+    b"orx": b"http://openrosa.org/xforms",
+    b"jr": b"http://openrosa.org/javarosa",
+    b"odk": b"http://www.opendatakit.org/xforms",
+}
+_ROOT_TAG = re.compile(rb"<[A-Za-z_][\w.:-]*")
 
-    `repeats` are the form's repeat paths ("detainee", "detainee/injury"), so a repeat with one
-    instance is still a list; without them only repeated siblings become lists. With
-    `with_data=False` only the form, version, ids and encryption are read (the whole XML is
-    still checked): what the OpenRosa server needs to accept or refuse an upload.
-    """
+
+def _with_odk_prefixes(xml: bytes) -> bytes | None:
+    """The XML with the ODK prefixes its root start tag does not declare declared there, or
+    None when there is no root start tag or nothing to add."""
+    found = _ROOT_TAG.search(xml)
+    if found is None:
+        return None
+    tag_end = xml.find(b">", found.end())
+    start_tag = xml[found.start() : tag_end if tag_end >= 0 else len(xml)]
+    missing = [p for p in ODK_PREFIXES if b"xmlns:" + p + b"=" not in start_tag]
+    if not missing:
+        return None
+    declarations = b"".join(b' xmlns:%s="%s"' % (p, ODK_PREFIXES[p]) for p in missing)
+    return xml[: found.end()] + declarations + xml[found.end() :]
+
+
+def _parse_root(xml: bytes):
     try:
-        root = etree.fromstring(xml, _parser())
+        return etree.fromstring(xml, _parser())
     except etree.XMLSyntaxError as exc:
+        # An undeclared orx:/jr:/odk: prefix only: read it as Central does. Anything else that
+        # is not well formed fails the second parse too and is refused with the first error.
+        retry = _with_odk_prefixes(xml) if "Namespace prefix" in str(exc) else None
+        if retry is not None:
+            try:
+                return etree.fromstring(retry, _parser())
+            except etree.XMLSyntaxError:
+                pass
         raise SubmissionError(
             f"The submission is not well-formed XML ({exc}).",
             hint="The file may be truncated; send the complete instance XML again.",
             reason=SubmissionError.NOT_WELL_FORMED,
         ) from exc
+
+
+def _count_elements(root, limit: int) -> None:
+    for n, _ in enumerate(root.iter(), 1):
+        if n > limit:
+            raise SubmissionError(
+                f"The submission has more than {limit:,} XML elements, more than any form on this "
+                "server produces; nothing was read.",
+                hint="Send the instance exactly as ODK Collect wrote it; if a real form needs "
+                "more, raise server.max_submission_elements.",
+                reason=SubmissionError.TOO_MANY_ELEMENTS,
+            )
+
+
+def from_openrosa_xml(
+    xml: bytes, repeats: Collection[str] = (), *, with_data: bool = True,
+    max_elements: int | None = None,
+) -> SubmissionDocument:  # fmt: skip
+    """Instance XML as ODK Collect posts it (plain or the encrypted envelope) -> document.
+
+    `repeats` are the form's repeat paths ("detainee", "detainee/injury"), so a repeat with one
+    instance is still a list; without them only repeated siblings become lists. With
+    `with_data=False` only the form, version, ids and encryption are read (the whole XML is
+    still checked): what the OpenRosa server needs to accept or refuse an upload. With
+    `max_elements`, XML with more elements than that is refused before anything is read.
+    """
+    root = _parse_root(xml)
     docinfo = root.getroottree().docinfo
     if docinfo.internalDTD is not None or docinfo.externalDTD is not None or docinfo.doctype:
         # Collect never sends a DTD; one here is an attack (entity expansion, external files).
@@ -162,6 +234,8 @@ def from_openrosa_xml(
             hint="Send the instance exactly as ODK Collect wrote it.",
             reason=SubmissionError.FORBIDDEN,
         )
+    if max_elements is not None:
+        _count_elements(root, max_elements)
     form_id = root.get("id")
     if not form_id:
         raise SubmissionError(
@@ -169,27 +243,8 @@ def from_openrosa_xml(
             hint="Send the instance XML of a form from this server's form list.",
             reason=SubmissionError.NO_FORM_ID,
         )
-    # By attribute and local names, not namespace: the spec says ENCRYPTED_NS, but ODK Collect
-    # writes http://www.opendatakit.org/xforms/encrypted.
-    encrypted = root.get("encrypted") == "yes" and any(
-        _local(child.tag) == "base64EncryptedKey" for child in root
-    )
-    if encrypted:
-        names = [e.text for e in root.iter() if _local(e.tag) == "file" and e.text]
-        xml_file = next((e.text for e in root.iter() if _local(e.tag) == "encryptedXmlFile"), None)
-        meta = next((e for e in root if _local(e.tag) == "meta"), None)
-        instance_id = None
-        if meta is not None:
-            instance_id = next(
-                (e.text for e in meta if _local(e.tag) == "instanceID" and e.text), None
-            )
-        return SubmissionDocument(
-            form_id=form_id,
-            form_version=version_of(root),
-            instance_id=instance_id or root.get("instanceID"),
-            encrypted=True,
-            files=tuple(names + ([xml_file] if xml_file else [])),
-        )
+    if root.get("encrypted") == "yes":
+        return _envelope(root, form_id)
     if not with_data:
         meta = next((e for e in root if _local(e.tag) == "meta"), None)
         data = {"meta": _element_data(meta)} if meta is not None else {}
@@ -205,6 +260,97 @@ def from_openrosa_xml(
     )
     doc.conform_repeats(repeats)
     return doc
+
+
+# The encrypted submission manifest (ODK.md 1.9): these elements and nothing else, so no
+# plaintext can travel in an "envelope". Element name -> (may repeat, what it may hold).
+_ENVELOPE = {
+    "base64EncryptedKey": (False, None),
+    "encryptedXmlFile": (False, None),
+    "media": (True, {"file"}),
+    "base64EncryptedElementSignature": (False, None),
+    "meta": (False, {"instanceID"}),
+}
+_ENVELOPE_ROOT_ATTRIBUTES = {"id", "version", "encrypted", "instanceID"}
+
+
+def _bad_envelope(why: str) -> SubmissionError:
+    return SubmissionError(
+        f'The submission says it is encrypted (encrypted="yes") but is not an encrypted '
+        f"submission as ODK Collect writes it: {why}. Nothing was saved.",
+        hint="Get the blank form again so the tablet encrypts it, and send it from ODK Collect.",
+        reason=SubmissionError.BAD_ENVELOPE,
+        detail=why,
+    )
+
+
+def _blank(text: str | None) -> bool:
+    return text is None or not text.strip()
+
+
+def _base64_size(text: str | None, name: str) -> int:
+    try:
+        return len(binascii.a2b_base64("".join((text or "").split()), strict_mode=True))
+    except binascii.Error as exc:
+        raise _bad_envelope(f"{name} is not base64 ({exc})") from exc
+
+
+def _envelope(root, form_id: str) -> SubmissionDocument:
+    """The envelope's ids and file names, once it is checked to be only an envelope."""
+    strange = [a for a in root.attrib if _local(a) not in _ENVELOPE_ROOT_ATTRIBUTES]
+    if strange:
+        raise _bad_envelope(f"the root element has the attribute {_local(strange[0])!r}")
+    seen: dict[str, list] = {}
+    for element in [root, *root]:
+        if not _blank(element.text if element is root else element.tail):
+            raise _bad_envelope("it holds text outside the envelope's elements")
+    for child in root:
+        name = _local(child.tag)
+        if name not in _ENVELOPE:
+            raise _bad_envelope(f"it has an element <{name}>, which an envelope never has")
+        repeats, inner = _ENVELOPE[name]
+        if seen.get(name) and not repeats:
+            raise _bad_envelope(f"it has more than one <{name}>")
+        seen.setdefault(name, []).append(child)
+        if child.attrib:
+            raise _bad_envelope(f"<{name}> has attributes")
+        if inner is None:
+            if len(child):
+                raise _bad_envelope(f"<{name}> holds elements")
+            continue
+        if not _blank(child.text):
+            raise _bad_envelope(f"<{name}> holds text")
+        for grandchild in child:
+            inner_name = _local(grandchild.tag)
+            if inner_name not in inner or len(grandchild) or grandchild.attrib:
+                raise _bad_envelope(f"<{name}> holds <{inner_name}>, which an envelope never has")
+            if not _blank(grandchild.tail):
+                raise _bad_envelope(f"<{name}> holds text")
+    for required in ("base64EncryptedKey", "encryptedXmlFile"):
+        if not seen.get(required) or _blank(seen[required][0].text):
+            raise _bad_envelope(f"it has no {required}")
+    key_size = _base64_size(seen["base64EncryptedKey"][0].text, "base64EncryptedKey")
+    if seen.get("base64EncryptedElementSignature"):
+        signature = seen["base64EncryptedElementSignature"][0].text
+        if _base64_size(signature, "base64EncryptedElementSignature") != key_size:
+            raise _bad_envelope("its signature and its key are of different sizes")
+    names = [f.text.strip() if f.text else "" for m in seen.get("media", []) for f in m]
+    xml_file = seen["encryptedXmlFile"][0].text.strip()
+    for name in [*names, xml_file]:
+        if not name.endswith(".enc"):
+            raise _bad_envelope(f"the file {name!r} it names is not an encrypted .enc file")
+    ids = [e.text for m in seen.get("meta", []) for e in m]
+    if len(ids) > 1:
+        raise _bad_envelope("it has more than one meta/instanceID")
+    instance_id = (ids[0].strip() if ids and ids[0] else None) or root.get("instanceID")
+    return SubmissionDocument(
+        form_id=form_id,
+        form_version=version_of(root),
+        instance_id=instance_id,
+        encrypted=True,
+        files=tuple(names + [xml_file]),
+        key_size=key_size,
+    )
 
 
 def lexical(value: Any) -> Any:

@@ -24,6 +24,9 @@ from store import schema as s
 from store.document import SubmissionDocument, is_data_name, lexical
 
 _INT = re.compile(r"^\s*[+-]?\d+\s*$")
+# An integer column is a 64-bit BIGINT (PostgreSQL; SQLite's INTEGER): a value beyond it is a
+# bad value, not an error that would roll the whole batch back.
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -78,10 +81,16 @@ def parse_instant(text: str) -> tuple[datetime, int | None]:
     return instant, int(offset.total_seconds() // 60) if offset is not None else None
 
 
+def _in_range(number: int) -> int:
+    if not _INT_MIN <= number <= _INT_MAX:
+        raise ValueError(f"{number} does not fit a 64-bit integer")
+    return number
+
+
 def _integer(text: str) -> int:
     if not _INT.match(text):
         raise ValueError(text)
-    return int(text)
+    return _in_range(int(text))
 
 
 def _decimal(text: str) -> float:
@@ -102,11 +111,16 @@ def _from_json(value: Any, storage: str) -> Any:
     """An OData JSON number -> the column's value; ValueError when it does not fit."""
     kind = type(value)
     if storage == lay.INTEGER and kind is int:
-        return value
+        return _in_range(value)
     if storage == lay.INTEGER and kind is float and value.is_integer():
-        return int(value)
-    if storage == lay.DECIMAL and kind in (int, float) and math.isfinite(value):
-        return float(value)
+        return _in_range(int(value))
+    if storage == lay.DECIMAL and kind in (int, float):
+        try:
+            number = float(value)
+        except OverflowError as exc:  # an int beyond any double
+            raise ValueError(value) from exc
+        if math.isfinite(number):
+            return number
     raise ValueError(value)
 
 
@@ -185,7 +199,7 @@ def _filler(
         def date_time(value: Any, row: list, problems: list) -> None:
             try:
                 instant, offset = parse_instant(value)
-            except (ValueError, TypeError, AttributeError):
+            except (ValueError, TypeError, AttributeError, OverflowError):
                 problems.append(_bad(f, value))
                 if keep_text:
                     row[i] = value
@@ -207,7 +221,7 @@ def _filler(
         def typed(value: Any, row: list, problems: list) -> None:
             try:
                 parsed = parse(value) if type(value) is str else _from_json(value, storage)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, OverflowError):
                 value = value if type(value) is str else lexical(value)
                 problems.append(_bad(f, value))
                 if keep_text:

@@ -124,6 +124,7 @@ class FormSchema:
     languages: tuple[str, ...] = ()  # the keys of `labels`: a code ("en", "ur") or the name
     # Each language key and the language as the form wrote it ("English", "Urdu (ur)").
     language_names: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    key_bytes: int | None = None  # size of the form's RSA modulus: an envelope's wrapped key
 
     @property
     def identifying(self) -> bool:
@@ -354,7 +355,25 @@ def parse_xform(xform: bytes) -> FormSchema:
         groups=frozenset(groups),
         languages=tuple(lang_keys.values()),
         language_names={key: lang for lang, key in lang_keys.items()},
+        key_bytes=_key_bytes(model.find("xf:submission[@base64RsaPublicKey]", NS)),
     )
+
+
+def _key_bytes(submission) -> int | None:
+    """The byte size of an encrypted form's RSA modulus, which is also the size of every key
+    Collect wraps with it (RSA-OAEP); None when the form is not encrypted or the key unreadable."""
+    if submission is None:
+        return None
+    import base64
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    try:
+        key = load_der_public_key(base64.b64decode(submission.get("base64RsaPublicKey")))
+    except ValueError:
+        return None
+    return (key.key_size + 7) // 8 if isinstance(key, rsa.RSAPublicKey) else None
 
 
 def _field(path: str, repeat: str, bind, control, model, itext) -> Field:

@@ -37,7 +37,8 @@ OPENROSA, CENTRAL, FILE = "openrosa", "central", "file"
 CREATED, EDITED, DUPLICATE, UNREADABLE = "created", "edited", "duplicate", "unreadable"
 CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED = "conflict", "stale_edit", "unknown_deprecated"
 DELETED_RESEND = "deleted_resend"  # a device sends again what was deleted in Central
-REJECTED = frozenset({CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED, DELETED_RESEND})
+REFUSED = "refused"  # could not be stored whole, and the sender keeps its copy (all_or_nothing)
+REJECTED = frozenset({CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED, DELETED_RESEND, REFUSED})
 TYPED, RAW_ONLY, UNKNOWN_FORM, NOT_TYPED = "typed", "raw_only", "unknown_form", "not_typed"
 DELETED = "deleted"  # deleted in Central: kept raw, no typed rows until restored
 MAX_ID = 255  # form ids, versions, instanceIDs, file names: longer ones are not stored as such
@@ -55,6 +56,9 @@ class Incoming:
     received_at: datetime | None = None
     submitter: str | None = None  # the device account that sent it (OpenRosa server)
     device_id: str | None = None  # Collect's deviceID query parameter
+    # The sender keeps its copy (a device): refuse what cannot be stored whole (REFUSED) instead
+    # of keeping it raw and unread, as a file load or a sync must.
+    all_or_nothing: bool = False
 
 
 @dataclass
@@ -84,6 +88,7 @@ class FormVersions:
     form_id: str
     versions: frozenset[str]
     encrypted: bool
+    key_bytes: Mapping[str, int | None] = field(default_factory=dict)  # per version: RSA size
 
 
 @dataclass
@@ -110,14 +115,18 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _json_bytes(row: Mapping[str, Any]) -> bytes:
-    return orjson.dumps(row)
+def _json_bytes(row: Mapping[str, Any], sort_keys: bool = False) -> bytes:
+    try:
+        return orjson.dumps(row, option=orjson.OPT_SORT_KEYS if sort_keys else None)
+    except TypeError:  # an integer beyond 64 bits, which orjson cannot write: kept as sent
+        text = json.dumps(row, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys)
+        return text.encode("utf-8")
 
 
 def _data_digest(row: Mapping[str, Any]) -> str:
     """Digest of an OData row without __system: equal when only review state etc. changed."""
     data = {k: v for k, v in row.items() if k != "__system"}
-    return _sha256(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+    return _sha256(_json_bytes(data, sort_keys=True))
 
 
 def _labels_json(labels: Mapping[str, str]) -> str:
@@ -216,7 +225,8 @@ class Store:
         if form is None:
             return None
         encrypted = any(schema.encrypted for schema in form.schemas.values())
-        return FormVersions(form.form_id, frozenset(form.schemas), encrypted)
+        key_bytes = {version: schema.key_bytes for version, schema in form.schemas.items()}
+        return FormVersions(form.form_id, frozenset(form.schemas), encrypted, key_bytes)
 
     def register_form(self, xform: bytes) -> RegisterResult:
         """Record a compiled XForm version and grow its tables; idempotent for the same bytes.
@@ -437,7 +447,7 @@ class Store:
         conn.execute(
             update(sa)
             .where(sa.c.form_id == form_id, sa.c.instance_id == instance_id, sa.c.name == name)
-            .values(sha256=digest, size=len(content), content_type=content_type,
+            .values(sha256=digest, size=len(content), content_type=_content_type(content_type),
                     received_at=received or t.utcnow())
         )  # fmt: skip
 
@@ -967,10 +977,29 @@ class _BatchWriter:
             if any(value is not None and len(value) > MAX_ID for value in ids):
                 parsed.doc = None
                 parsed.error = (
-                    f"The submission's form id, version or instanceID is longer than {MAX_ID} "
-                    "characters; it is kept raw, unread."
+                    f"The submission's form id, version, instanceID or deprecatedID is longer "
+                    f"than {MAX_ID} characters"
+                    + ("." if item.all_or_nothing else "; it is kept raw, unread.")
                 )
+            elif item.all_or_nothing and any(len(name) > MAX_ID for name in self._named(doc)):
+                parsed.doc = None
+                parsed.error = f"The submission names a file whose name is longer than {MAX_ID} "
+                parsed.error += "characters."
+        if parsed.doc is not None and not parsed.doc.instance_id:
+            # Collect always sends one; Central makes a random one. Derived from the bytes, an
+            # identical resend is recognised (before the batch looks up what is stored) and a
+            # rebuild gives the same id.
+            parsed.doc.instance_id = _derived_id(parsed.digest)
+            parsed.generated_id = True
         return parsed
+
+    def _named(self, doc: SubmissionDocument) -> list[str]:
+        """Every file name the document names in its form's attachment fields (any length)."""
+        form = self.store._form(self.conn, doc.form_id)
+        if doc.encrypted or form is None or not form.schemas:
+            return list(doc.files)
+        parts_list = form.schema_for(doc.form_version).attachment_paths
+        return [v for parts in parts_list for v in _values(doc.data, parts) if isinstance(v, str)]
 
     def _parse(self, item: Incoming) -> _Parsed:
         if isinstance(item.payload, (bytes, bytearray)):
@@ -1016,11 +1045,6 @@ class _BatchWriter:
         if parsed.doc is None:
             return self._unreadable(parsed, received)
         doc = parsed.doc
-        if not doc.instance_id:
-            # Collect always sends one; Central makes a random one. Derived from the bytes, an
-            # identical resend is recognised and a rebuild gives the same id.
-            doc.instance_id = f"uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'nigraan:' + parsed.digest)}"
-            parsed.generated_id = True
         key = (doc.form_id, doc.instance_id)
         root_key = (doc.form_id, doc.root_id) if doc.root_id else None
         if (
@@ -1044,6 +1068,8 @@ class _BatchWriter:
     def _unreadable(self, parsed: _Parsed, received) -> IngestResult:
         item = parsed.item
         message = parsed.error or "unreadable"
+        if item.all_or_nothing:  # nothing stored: the sender is told and keeps its copy
+            return IngestResult(REFUSED, item.form_id, message=message)
         self.versions.append(self._version_row(parsed, received, form_id=item.form_id))
         problem = Problem("unreadable", None, None, message)
         self._problem_rows(item.form_id, None, None, [problem])
@@ -1116,23 +1142,36 @@ class _BatchWriter:
             ]
         return list(dict.fromkeys(names))
 
-    def _attachment_rows(self, doc, item: Incoming, received) -> None:
+    def _attachment_rows(self, doc, item: Incoming, received, previous: str | None = None) -> None:
+        """The files the version names; with `previous` (an edit's deprecated version) a file
+        it names but does not send is carried forward from that version, as Central does."""
         form = self.store._form(self.conn, doc.form_id)
         expected = self._expected_files(doc, form)
         if form is None:  # form unknown: which parts are files cannot be told; keep them all
             expected = list(dict.fromkeys(expected + list(item.attachments)))
+        carried = self._arrived(doc.form_id, previous) if previous and expected else {}
         for name in expected:
             content, content_type = item.attachments.get(name, (None, None))
-            digest = None
+            row = {"form_id": doc.form_id, "instance_id": doc.instance_id, "name": name,
+                   "sha256": None, "content_type": _content_type(content_type), "size": None,
+                   "received_at": None}  # fmt: skip
             if content is not None:
                 digest = _sha256(content)
                 self.blobs[digest] = {"sha256": digest, "size": len(content), "content": content}
-            self.attachments.append(
-                {"form_id": doc.form_id, "instance_id": doc.instance_id, "name": name,
-                 "sha256": digest, "content_type": content_type,
-                 "size": len(content) if content is not None else None,
-                 "received_at": received if content is not None else None}
-            )  # fmt: skip
+                row.update(sha256=digest, size=len(content), received_at=received)
+            elif name in carried:
+                row.update(carried[name])
+            self.attachments.append(row)
+
+    def _arrived(self, form_id: str, instance_id: str) -> dict[str, dict]:
+        """The files of a stored version that have arrived, by name."""
+        sa = t.submission_attachments
+        rows = self.conn.execute(
+            select(sa.c.name, sa.c.sha256, sa.c.content_type, sa.c.size, sa.c.received_at).where(
+                sa.c.form_id == form_id, sa.c.instance_id == instance_id, sa.c.sha256.is_not(None)
+            )
+        )
+        return {r.name: {k: v for k, v in r._mapping.items() if k != "name"} for r in rows}
 
     def _problem_rows(self, form_id, root_id, instance_id, problems: list[Problem]) -> None:
         self.problems += [
@@ -1298,7 +1337,7 @@ class _BatchWriter:
             .where(t.submissions.c.form_id == doc.form_id, t.submissions.c.root_id == root_id)
             .values(**values)
         )
-        self._attachment_rows(doc, parsed.item, received)
+        self._attachment_rows(doc, parsed.item, received, previous=deprecated)
         self._problem_rows(doc.form_id, root_id, doc.instance_id, problems)
         self.flush()
         return IngestResult(EDITED, doc.form_id, doc.instance_id, root_id, normalised, problems)
@@ -1375,8 +1414,8 @@ class _BatchWriter:
             self._problem_rows(version.form_id, None, None, [problem])
             return
         doc = parsed.doc
-        generated = not doc.instance_id
-        doc.instance_id = doc.instance_id or version.instance_id
+        generated = parsed.generated_id
+        doc.instance_id = version.instance_id if generated else doc.instance_id
         self._clear_derived(doc.form_id, version.root_id)
         normalised, problems = self._normalise(doc, version.root_id)
         if generated:
@@ -1406,6 +1445,15 @@ class _BatchWriter:
         self.versions, self.submissions, self.attachments, self.problems = [], [], [], []
         self.blobs, self.typed = {}, {}
         self.pending_ids.clear()
+
+
+def _content_type(value: str | None) -> str | None:
+    """A part's content type, if it fits its column (a longer one is no content type at all)."""
+    return value if value is None or len(value) <= 255 else None
+
+
+def _derived_id(digest: str) -> str:
+    return f"uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'nigraan:' + digest)}"
 
 
 def _missing_id(instance_id: str) -> Problem:

@@ -444,3 +444,187 @@ def test_an_envelope_in_collects_namespace_is_stored_encrypted(server, store_of)
         store.attachment("rec_encrypted", row["current_instance_id"], "submission.xml.enc")
         == encrypted_xml
     )
+
+
+# ------------------------------------------------------------------------- hardening
+
+
+def test_a_flood_of_elements_is_refused_at_once_and_holds_up_no_one(server, store_of):
+    """480,000 sibling elements (3.8 MB) took the store's writer minutes; now the server
+    process refuses them before they reach it, and the next device is served at once."""
+    instance = new_id()
+    flood = (
+        f'<data id="rec_visit" version="{VERSION}"><meta><instanceID>{instance}</instanceID>'
+        "</meta>" + "<x>1</x>" * 480_000 + "</data>"
+    ).encode()
+    device = CollectClient(server.token_url)
+    refused = device.session.post(
+        server.token_url + "/submission", headers=device.headers(),
+        files=[("xml_submission_file", ("s.xml", flood, "text/xml"))], timeout=30,
+    )  # fmt: skip
+    assert refused.status_code == 400
+    assert "more than 100,000 elements" in message(refused)
+    after = device.session.post(
+        server.token_url + "/submission", headers=device.headers(),
+        files=[("xml_submission_file", ("s.xml", visit_xml(new_id()), "text/xml"))], timeout=10,
+    )  # fmt: skip
+    assert after.status_code == 201
+    assert store_of(server).submission("rec_visit", instance) is None
+
+
+def test_the_element_bound_is_a_setting(serve_openrosa, tmp_path):
+    server = serve_openrosa(
+        f"sqlite:///{tmp_path / 's.sqlite3'}", server__max_submission_elements=1_000
+    )
+    device = CollectClient(server.token_url)
+    many = visit_xml(new_id()).replace(b"</data>", b"<x/>" * 1_000 + b"</data>")
+    refused = device.post_submission(many)
+    assert refused.status_code == 400 and "more than 1,000 elements" in message(refused)
+    assert device.send(visit_xml(new_id())).status_code == 201
+
+
+PLAINTEXT_IDENTITY = (
+    b'<data id="rec_encrypted" version="2026112801" encrypted="yes">'
+    b"<base64EncryptedKey>QUJD</base64EncryptedKey>"
+    b"<secret_name>Ayesha Bibi</secret_name><cnic>35202-1234567-8</cnic>"
+    b"<phone>03001234567</phone>"
+    b"<meta><instanceID>uuid:0d1e5a1e-0000-4000-8000-00000000f00d</instanceID></meta></data>"
+)
+
+
+def _envelope(server, name: str = "e02") -> bytes:
+    return (server.central_dir / f"submissions/encrypted/{name}.manifest.xml").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["plaintext fields", "short key", "no encrypted xml part", "a file that is not .enc"],
+)
+def test_a_fake_envelope_is_refused_and_nothing_is_stored(server, store_of, case):
+    enc = (server.central_dir / "submissions/encrypted/e02.submission.xml.enc").read_bytes()
+    files = [("submission.xml.enc", enc, "application/octet-stream")]
+    real = _envelope(server)
+    key = re.search(rb"<base64EncryptedKey>(.*?)</base64EncryptedKey>", real).group(1)
+    signature = re.search(rb"Signature>(.*?)</base64", real).group(1)
+    xml, said = {
+        "plaintext fields": (PLAINTEXT_IDENTITY, "an element <secret_name>"),
+        "short key": (real.replace(key, b"QUJD").replace(signature, b"QUJD"), "holds 3 bytes"),
+        "no encrypted xml part": (real, "submission.xml.enc, is not in the upload"),
+        "a file that is not .enc": (
+            real.replace(
+                b"<encryptedXmlFile>", b"<media><file>photo.jpg</file></media><encryptedXmlFile>"
+            ),
+            "'photo.jpg' it names is not an encrypted .enc file",
+        ),  # fmt: skip
+    }[case]
+    if case == "no encrypted xml part":
+        files = []
+    refused = CollectClient(server.token_url).post_submission(xml, files)
+    assert refused.status_code == 400, refused.text
+    assert "claims to be encrypted" in message(refused) and said in message(refused)
+    assert store_of(server).counts().get("rec_encrypted") is None
+
+
+def test_a_real_envelope_sent_in_two_parts_is_taken(server, store_of):
+    """Collect may split an upload: the encrypted XML can come with the last part or an
+    earlier one, and an identical resend later need not carry it again."""
+    xml = _envelope(server, "e01")
+    folder = server.central_dir / "submissions/encrypted"
+    photo = (folder / "e01.1764300100001.jpg.enc").read_bytes()
+    enc = (folder / "e01.submission.xml.enc").read_bytes()
+    device = CollectClient(server.token_url)
+    first = device.post_submission(
+        xml, [("submission.xml.enc", enc, "application/octet-stream")], incomplete=True
+    )
+    assert first.status_code == 201, first.text
+    second = device.post_submission(xml, [("1764300100001.jpg.enc", photo, "image/jpeg")])
+    assert second.status_code == 201, second.text
+    instance = "uuid:5a3dab5c-b138-4238-9d0e-3eb674652917"
+    listed = store_of(server).attachments("rec_encrypted", instance)
+    assert [(a["name"], a["exists"]) for a in listed] == [
+        ("1764300100001.jpg.enc", True), ("submission.xml.enc", True),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("which", ["instanceID", "deprecatedID", "file name"])
+def test_values_too_long_to_store_whole_are_refused(server, store_of, which):
+    device = CollectClient(server.token_url)
+    original = new_id()
+    assert device.send(visit_xml(original)).status_code == 201
+    long = "uuid:" + "x" * 300
+    photo = b"\xff\xd8 a photo"
+    xml, files = {
+        "instanceID": (visit_xml(long, "a.jpg"), [("a.jpg", photo, "image/jpeg")]),
+        "deprecatedID": (visit_xml(new_id(), deprecated=long), []),
+        "file name": (visit_xml(new_id(), "p" * 300 + ".jpg"), []),
+    }[which]
+    for _ in range(2):  # a resend is refused the same way and adds nothing
+        refused = device.post_submission(xml, files)
+        assert refused.status_code == 400, refused.text
+        assert "longer than 255 characters" in message(refused)
+    store = store_of(server)
+    counts = store.counts()
+    assert list(counts) == ["rec_visit"]  # no raw row without a form, nothing else
+    assert (counts["rec_visit"]["submissions"], counts["rec_visit"]["versions"]) == (1, 1)
+    assert store.submission("rec_visit", original)["edits"] == 0
+
+
+def test_a_submission_without_instance_id_can_be_sent_again(server, store_of, central_dir):
+    """Central takes it and makes up an id; resends are idempotent, not 500s (exchange 056)."""
+    xml = (central_dir / "submissions/no-instanceid.xml").read_bytes()
+    device = CollectClient(server.token_url)
+    assert [device.post_submission(xml).status_code for _ in range(3)] == [201, 201, 201]
+    assert store_of(server).counts()["rec_visit"] == {
+        "submissions": 1, "versions": 1, "problems": 1,
+    }  # fmt: skip
+
+
+def test_two_instance_ids_get_a_clear_400(server, store_of):
+    xml = visit_xml(new_id()).replace(b"</meta>", f"<instanceID>{new_id()}</instanceID></meta>"
+                                      .encode())  # fmt: skip
+    refused = CollectClient(server.token_url).post_submission(xml)
+    assert refused.status_code == 400
+    assert "2 meta/instanceID elements" in message(refused)
+    assert store_of(server).counts() == {}
+
+
+def test_a_number_beyond_64_bits_is_stored_and_flagged(server, store_of):
+    instance = new_id()
+    xml = visit_xml(instance).replace(
+        b"<photo/>", b"<photo/><household_size>99999999999999999999999</household_size>"
+    )
+    sent = CollectClient(server.token_url).post_submission(xml)
+    assert sent.status_code == 201, sent.text
+    store = store_of(server)
+    assert store.rows("form_rec_visit")[0]["household_size"] is None
+    found = {(p["code"], p["field_path"]) for p in store.problems("rec_visit")}
+    assert ("bad_value", "household_size") in found
+
+
+def test_undeclared_odk_prefixes_are_read_as_central_does(server, store_of):
+    instance = new_id()
+    xml = (
+        f'<data id="rec_visit" version="{VERSION}"><station>Lahore</station>'
+        f"<orx:meta><orx:instanceID>{instance}</orx:instanceID></orx:meta></data>"
+    ).encode()
+    device = CollectClient(server.token_url)
+    assert device.post_submission(xml).status_code == 201
+    assert store_of(server).submission("rec_visit", instance) is not None
+    other = xml.replace(b"orx:", b"foo:").replace(instance.encode(), new_id().encode())
+    refused = device.post_submission(other)
+    assert refused.status_code == 400 and "not well formed" in message(refused)
+
+
+def test_an_edit_that_does_not_resend_the_photo_keeps_it(server, store_of):
+    """Collect sends only changed files with an edit; Central carries the others forward."""
+    device = CollectClient(server.token_url)
+    original, edit = new_id(), new_id()
+    photo = b"\xff\xd8 the photo"
+    assert device.send(visit_xml(original, "a.jpg"), [("a.jpg", photo, "image/jpeg")]).ok
+    sent = device.send(visit_xml(edit, "a.jpg", deprecated=original, note="edited"))
+    assert sent.status_code == 201
+    store = store_of(server)
+    assert [(a["name"], a["exists"]) for a in store.attachments("rec_visit", edit)] == [
+        ("a.jpg", True)
+    ]
+    assert store.attachment("rec_visit", edit, "a.jpg") == photo

@@ -52,7 +52,9 @@ def test_form_list_and_manifest_layout(central_dir):
     assert ours.replace("&lt;", "<").replace("&gt;", ">") == media
 
 
-@pytest.mark.parametrize("name", ["1764300000001.jpg", "photo (1).jpg", "صورة.jpg", "a.b.c"])
+@pytest.mark.parametrize(
+    "name", ["1764300000001.jpg", "photo (1).jpg", "صورة.jpg", "a.b.c", "ص" * 251 + ".jpg"]
+)
 def test_safe_file_names(name):
     assert safe_file_name(name)
 
@@ -129,6 +131,7 @@ def test_server_settings_are_checked_at_start():
         ("NIGRAAN_SERVER_THREADS", "0", "from 1 to 256"),
         ("NIGRAAN_SERVER_MAX_SUBMISSION_BYTES", "10", "from 10000"),
         ("NIGRAAN_SERVER_PUBLIC_URL", "192.168.1.10:8080", "http:// or https://"),
+        ("NIGRAAN_SERVER_MAX_SUBMISSION_ELEMENTS", "10", "from 1000"),
     ):
         with pytest.raises(ConfigError, match=complaint):
             load_config(environ={name: value})

@@ -396,3 +396,87 @@ def test_overlong_identifiers_are_kept_raw_unread(xform, store):
     result = store.ingest(xml)
     assert result.status == "unreadable" and "255" in result.message
     assert store.counts()["(unreadable)"]["versions"] == 1
+
+
+def _edit_of(xml: bytes, old_id: str, new_id: str) -> bytes:
+    return xml.replace(
+        f"<instanceID>{old_id}</instanceID>".encode(),
+        f"<instanceID>{new_id}</instanceID><deprecatedID>{old_id}</deprecatedID>".encode(),
+    ).replace(b"Follow-up needed", b"Edited")
+
+
+def test_an_edit_that_does_not_resend_its_files_keeps_them(central_dir, xform, store):
+    """As Central: a file the edit names but does not send is carried forward."""
+    store.register_form(xform)
+    photo = (central_dir / "submissions" / "media" / "photo0.jpg").read_bytes()
+    name = "1764300000001.jpg"
+    v01 = _submission(central_dir, "v01.xml")
+    store.ingest(v01, attachments={name: (photo, "image/jpeg")})
+    edit_id = "uuid:0e0e0e0e-0000-4000-8000-000000000001"
+    edit = store.ingest(_edit_of(v01, V01, edit_id))
+    assert edit.status == "edited"
+    assert store.attachment(FORM, edit_id, name) == photo
+    assert [
+        (a["name"], a["exists"], a["content_type"]) for a in store.attachments(FORM, edit_id)
+    ] == [(name, True, "image/jpeg")]
+    assert store.missing_attachments(FORM) == {}
+    # a photo the edit does send replaces the old one in the new version only
+    again_id = "uuid:0e0e0e0e-0000-4000-8000-000000000002"
+    other = (central_dir / "submissions" / "media" / "photo1.jpg").read_bytes()
+    store.ingest(_edit_of(v01, V01, again_id).replace(V01.encode(), edit_id.encode()),
+                 attachments={name: (other, "image/jpeg")})  # fmt: skip
+    assert store.attachment(FORM, again_id, name) == other
+    assert store.attachment(FORM, edit_id, name) == photo
+
+
+def test_a_number_out_of_range_is_flagged_and_the_batch_is_stored(central_dir, xform, store):
+    """A value beyond the column (64-bit integer, double) used to roll the whole batch back."""
+    store.register_form(xform)
+    good = [
+        f'<data id="rec_visit" version="2026112801"><household_size>{i}</household_size>'
+        f"<meta><instanceID>uuid:good-{i}</instanceID></meta></data>".encode()
+        for i in range(20)
+    ]
+    huge = (
+        b'<data id="rec_visit" version="2026112801"><household_size>'
+        b"123456789012345678901234567890</household_size><meta><instanceID>uuid:huge"
+        b"</instanceID></meta></data>"
+    )
+    row = dict(odata_rows(central_dir, "134-odata-submissions-expand-all.json")[0])
+    row.update(household_size=2**64, distance_km=10**400)
+    results = store.ingest_many(
+        [Incoming(x) for x in good[:10]] + [Incoming(huge), Incoming(row, "central", FORM)]
+        + [Incoming(x) for x in good[10:]]
+    )  # fmt: skip
+    assert {r.status for r in results} == {"created"}
+    assert store.counts()[FORM]["submissions"] == 22
+    flagged = {(p["root_id"], p["field_path"]) for p in store.problems(FORM)}
+    assert flagged == {
+        ("uuid:huge", "household_size"), (row["__id"], "household_size"),
+        (row["__id"], "distance_km"),
+    }  # fmt: skip
+    typed = {r["__id"]: r for r in store.rows("form_rec_visit")}
+    assert typed["uuid:huge"]["household_size"] is None
+    assert typed["uuid:good-3"]["household_size"] == 3
+
+
+def test_a_resend_without_instance_id_is_a_duplicate(central_dir, xform, store):
+    store.register_form(xform)
+    xml = _submission(central_dir, "no-instanceid.xml")
+    first, again = store.ingest(xml), store.ingest(xml)
+    assert (first.status, again.status) == ("created", "duplicate")
+    assert again.instance_id == first.instance_id
+    assert store.rebuild() == 1
+    assert [p["code"] for p in store.problems(FORM)] == ["missing_instance_id"]
+
+
+def test_a_device_upload_that_cannot_be_stored_whole_stores_nothing(xform, store):
+    store.register_form(xform)
+    long_id = "uuid:" + "x" * 300
+    xml = f'<data id="rec_visit"><meta><instanceID>{long_id}</instanceID></meta></data>'.encode()
+    result = store.ingest_many([Incoming(xml, all_or_nothing=True)])[0]
+    assert result.status == "refused" and "255" in result.message
+    named = b'<data id="rec_visit"><photo>' + b"p" * 300 + b".jpg</photo><meta><instanceID>uuid:p"
+    named += b"</instanceID></meta></data>"
+    assert store.ingest_many([Incoming(named, all_or_nothing=True)])[0].status == "refused"
+    assert store.counts() == {}

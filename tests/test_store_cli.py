@@ -78,3 +78,59 @@ def test_config_hides_the_database_password(runner, env):
     result = runner.invoke(main, ["config"], env=env)
     assert "postgresql+psycopg://nigraan:***@db:5432/nigraan" in result.output
     assert "s3cret" not in result.output
+
+
+def test_load_applies_edits_whatever_the_file_order(runner, env, new_database, central_dir):
+    """Briefcase names instance folders by uuid, so an edit can come before its original."""
+    env = dict(env, NIGRAAN_DATABASE_URL=new_database())
+    assert runner.invoke(main, ["store", "init"], env=env).exit_code == 0
+    subs = central_dir / "submissions"
+    loaded = runner.invoke(
+        main, ["store", "load", str(subs / "v05-edit1.xml"), str(subs / "v05.xml")], env=env
+    )
+    assert loaded.exit_code == 0, loaded.output
+    assert "2 submissions: 1 created, 1 edited; 0 problems recorded." in loaded.output
+    unknown = runner.invoke(main, ["store", "load", str(subs / "edit-unknown-deprecated.xml")],
+                            env=env)  # fmt: skip
+    assert unknown.exit_code == 1
+    assert "not stored: " in unknown.output and "unknown_deprecated" in unknown.output
+
+
+def test_load_stores_the_files_an_envelope_names(runner, env, tmp_path, central_dir):
+    shutil.copy(central_dir / "forms" / "rec_encrypted.xml", tmp_path / "instance" / "forms")
+    assert runner.invoke(main, ["store", "init"], env=env).exit_code == 0
+    folder = central_dir / "submissions" / "encrypted"
+    media = tmp_path / "media"
+    media.mkdir()
+    shutil.copy(folder / "e01.1764300100001.jpg.enc", media / "1764300100001.jpg.enc")
+    shutil.copy(folder / "e01.submission.xml.enc", media / "submission.xml.enc")
+    loaded = runner.invoke(
+        main, ["store", "load", str(folder / "e01.manifest.xml"), "--media", str(media)], env=env
+    )
+    assert loaded.exit_code == 0, loaded.output
+    from store.store import Store
+
+    store = Store.open(f"sqlite:///{tmp_path / 'instance' / 'nigraan.sqlite3'}")
+    try:
+        listed = store.attachments("rec_encrypted", "uuid:5a3dab5c-b138-4238-9d0e-3eb674652917")
+    finally:
+        store.close()
+    assert [(a["name"], a["exists"]) for a in listed] == [
+        ("1764300100001.jpg.enc", True), ("submission.xml.enc", True),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "ids, order",
+    [
+        ([("b", "a"), ("a", None)], [1, 0]),
+        ([("c", "b"), ("b", "a"), ("x", None), ("a", None)], [3, 1, 0, 2]),
+        ([("a", None), ("b", "a"), ("c", "zz")], [0, 1, 2]),  # an unknown original: in place
+        ([("a", "b"), ("b", "a")], [1, 0]),  # a cycle is not followed round
+        ([(None, None), ("b", "a"), (None, None), ("a", None)], [0, 3, 1, 2]),
+    ],
+)
+def test_originals_first(ids, order):
+    from nigraan.cli import originals_first
+
+    assert originals_first(ids) == order

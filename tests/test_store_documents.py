@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -394,3 +395,99 @@ def test_generated_submissions_give_the_same_rows_from_xml_and_odata(rec_visit, 
     assert a.problems == b.problems == []
     # Same submission, same rows: nothing depends on anything but the document.
     assert document_rows(from_xml, plan, from_json.root_id).tables == a.tables
+
+
+def test_many_siblings_become_one_list_in_order():
+    """Repeated siblings used to be gathered by copying the list for each one (quadratic)."""
+    xml = (
+        '<data id="x"><meta><instanceID>uuid:s</instanceID></meta>'
+        + "".join(f"<x>{i}</x>" for i in range(200_000))
+        + "</data>"
+    ).encode()
+    doc = from_openrosa_xml(xml)
+    assert doc.data["x"] == [str(i) for i in range(200_000)]
+    assert from_openrosa_xml(xml, max_elements=200_003).instance_id == "uuid:s"  # all of them
+    with pytest.raises(SubmissionError, match="more than 200,002 XML elements") as refused:
+        from_openrosa_xml(xml, with_data=False, max_elements=200_002)
+    assert refused.value.reason == SubmissionError.TOO_MANY_ELEMENTS
+
+
+def test_undeclared_odk_prefixes_are_declared_and_nothing_else_is_forgiven():
+    xml = (
+        b'<?xml version="1.0"?><data id="x" xmlns:h="http://www.w3.org/1999/xhtml"><a jr:x="1">1'
+        b"</a><odk:b>2</odk:b><orx:meta><orx:instanceID>uuid:o</orx:instanceID></orx:meta></data>"
+    )
+    doc = from_openrosa_xml(xml)
+    assert (doc.instance_id, doc.data) == ("uuid:o", {"a": "1", "b": "2", "meta": {}})
+    for broken in (
+        xml.replace(b"orx:", b"foo:"),  # an unknown prefix
+        xml[:-20],  # cut off as well
+        b'<!DOCTYPE data [<!ENTITY e "x">]>' + xml[21:],  # a DTD stays refused
+    ):
+        with pytest.raises(SubmissionError) as refused:
+            from_openrosa_xml(broken)
+        assert refused.value.reason in (
+            SubmissionError.NOT_WELL_FORMED, SubmissionError.FORBIDDEN,
+        )  # fmt: skip
+
+
+def test_two_instance_ids_are_refused():
+    xml = b'<data id="x"><meta><instanceID>a</instanceID><instanceID>b</instanceID></meta></data>'
+    for with_data in (True, False):
+        with pytest.raises(SubmissionError, match="2 meta/instanceID elements") as refused:
+            from_openrosa_xml(xml, with_data=with_data)
+        assert refused.value.reason == SubmissionError.BAD_INSTANCE_ID
+
+
+_KEY = "A" * 342 + "=="  # 256 bytes
+_SIG = "B" * 342 + "=="
+
+
+@pytest.mark.parametrize(
+    "body, said",
+    [
+        (f"<base64EncryptedKey>{_KEY}</base64EncryptedKey><name>Ayesha</name>", "<name>"),
+        (f"<base64EncryptedKey>{_KEY}</base64EncryptedKey>", "no encryptedXmlFile"),
+        ("<encryptedXmlFile>s.xml.enc</encryptedXmlFile>", "no base64EncryptedKey"),
+        ("<base64EncryptedKey>not base64!</base64EncryptedKey>"
+         "<encryptedXmlFile>s.xml.enc</encryptedXmlFile>", "not base64"),
+        (f"<base64EncryptedKey>{_KEY}</base64EncryptedKey>Ayesha 35202-1234567-8"
+         "<encryptedXmlFile>s.xml.enc</encryptedXmlFile>", "text outside"),
+        (f"<base64EncryptedKey>{_KEY}</base64EncryptedKey><encryptedXmlFile>s.xml.enc"
+         "</encryptedXmlFile><meta><instanceID>u</instanceID><name>Ayesha</name></meta>",
+         "<meta> holds <name>"),
+        (f"<base64EncryptedKey>{_KEY}</base64EncryptedKey><encryptedXmlFile>s.xml.enc"
+         "</encryptedXmlFile><media><file>a.jpg</file></media>", "'a.jpg'"),
+        (f"<base64EncryptedKey>{_KEY}</base64EncryptedKey><encryptedXmlFile>s.xml.enc"
+         "</encryptedXmlFile><base64EncryptedElementSignature>QUJD"
+         "</base64EncryptedElementSignature>", "different sizes"),
+        (f"<base64EncryptedKey>{_KEY}</base64EncryptedKey><base64EncryptedKey>{_KEY}"
+         "</base64EncryptedKey><encryptedXmlFile>s.xml.enc</encryptedXmlFile>", "more than one"),
+        (f'<base64EncryptedKey name="Ayesha">{_KEY}</base64EncryptedKey>'
+         "<encryptedXmlFile>s.xml.enc</encryptedXmlFile>", "has attributes"),
+    ],
+)  # fmt: skip
+def test_an_envelope_must_be_only_an_envelope(body, said):
+    xml = f'<data id="f" version="1" encrypted="yes">{body}</data>'.encode()
+    with pytest.raises(SubmissionError, match=re.escape(said)) as refused:
+        from_openrosa_xml(xml)
+    assert refused.value.reason == SubmissionError.BAD_ENVELOPE
+
+
+def test_a_complete_envelope_gives_its_files_and_key_size():
+    xml = (
+        f'<data id="f" version="1" encrypted="yes"><base64EncryptedKey>{_KEY}'
+        "</base64EncryptedKey><encryptedXmlFile>s.xml.enc</encryptedXmlFile><media><file>a.jpg.enc"
+        "</file></media><media><file>b.m4a.enc</file></media><base64EncryptedElementSignature>"
+        f"{_SIG}</base64EncryptedElementSignature><orx:meta><orx:instanceID>uuid:e"
+        "</orx:instanceID></orx:meta></data>"
+    ).encode()
+    doc = from_openrosa_xml(xml)
+    assert (doc.encrypted, doc.instance_id, doc.key_size) == (True, "uuid:e", 256)
+    assert doc.files == ("a.jpg.enc", "b.m4a.enc", "s.xml.enc")
+
+
+def test_an_encrypted_form_knows_the_size_of_its_wrapped_keys(central_dir, rec_visit):
+    encrypted = parse_xform((central_dir / "forms" / "rec_encrypted.xml").read_bytes())
+    assert encrypted.key_bytes == 256  # RSA-2048
+    assert rec_visit[0].key_bytes is None
