@@ -1,0 +1,262 @@
+"""The OpenRosa server facing a hostile network, over real HTTP on loopback: clients that trickle
+bytes to hold connections, replayed Digest answers, a forged Host header, and the requests
+waitress refuses by itself."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import re
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from store.store import Store
+from tests.openrosa_client import CollectClient
+from tests.test_openrosa_server import message, new_id, visit_xml
+
+# The attackers connect from other loopback addresses than the tablets (127.0.0.1), as they
+# would from other machines; Linux routes all of 127.0.0.0/8 to the loopback interface.
+ATTACKER_ADDRESSES = ("127.0.0.2", "127.0.0.3")
+
+
+@pytest.fixture
+def server(serve_openrosa, tmp_path):
+    return serve_openrosa(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+
+
+@pytest.fixture
+def store_of():
+    opened = []
+
+    def open_(server):
+        opened.append(Store.open(server.database_url))
+        return opened[-1]
+
+    yield open_
+    for s in opened:
+        s.close()
+
+
+class Trickler:
+    """`count` connections that each send a request line and then one header byte a second,
+    reconnecting whenever the server closes one; runs in a thread until `stop()`."""
+
+    def __init__(self, port: int, count: int, sources=ATTACKER_ADDRESSES):
+        self.port, self.count, self.sources = port, count, sources
+        self.closed_by_server = 0
+        self.connected = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Trickler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _open(self, i: int) -> socket.socket | None:
+        s = socket.socket()
+        try:
+            s.bind((self.sources[i % len(self.sources)], 0))
+            s.setblocking(False)
+            if s.connect_ex(("127.0.0.1", self.port)) not in (0, errno.EINPROGRESS):
+                s.close()
+                return None
+            self.connected += 1
+            return s
+        except OSError:
+            s.close()
+            return None
+
+    def _run(self) -> None:
+        socks: list[socket.socket | None] = [None] * self.count
+        sent: list[int] = [0] * self.count
+        try:
+            while not self._stop.is_set():
+                for i in range(self.count):
+                    s = socks[i]
+                    if s is not None:
+                        try:
+                            if s.recv(4096) == b"":
+                                raise ConnectionResetError  # the server closed it
+                        except BlockingIOError:
+                            pass  # alive, nothing to read
+                        except OSError:
+                            s.close()
+                            socks[i] = s = None
+                            self.closed_by_server += 1
+                    if s is None:
+                        socks[i], sent[i] = self._open(i), 0
+                        continue
+                    data = (b"GET /formList HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+                            if sent[i] == 0 else b"a")  # fmt: skip
+                    try:
+                        s.send(data)
+                        sent[i] += 1
+                    except BlockingIOError:
+                        pass  # still connecting
+                    except OSError:
+                        s.close()
+                        socks[i] = None
+                        self.closed_by_server += 1
+                self._stop.wait(1.0)
+        finally:
+            for s in socks:
+                if s is not None:
+                    s.close()
+
+
+def probe_latencies(server, seconds: float) -> list[float | None]:
+    """A new device connection every second: HEAD and POST a submission as Collect does."""
+    latencies: list[float | None] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        device = CollectClient(server.token_url)
+        started = time.monotonic()
+        try:
+            answered = device.send(visit_xml(new_id())).status_code == 201
+        except requests.RequestException:
+            answered = False
+        finally:
+            device.session.close()
+        latencies.append(time.monotonic() - started if answered else None)
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+    return latencies
+
+
+@pytest.mark.parametrize(
+    "settings, bound",
+    [
+        # Every slot can be taken from one address: the header deadline frees them.
+        ({"server__connections_per_address": 900, "server__header_timeout": 2}, 6.0),
+        # The per-address cap keeps one address from taking more than its share.
+        ({"server__connections_per_address": 20, "server__header_timeout": 60}, 2.0),
+    ],
+    ids=["header-deadline", "per-address-cap"],
+)
+def test_clients_trickling_headers_do_not_lock_tablets_out(serve_openrosa, tmp_path, settings,
+                                                            bound):  # fmt: skip
+    """120 connections trickling one header byte a second against 100 connection slots (the
+    limit the outside test campaign exhausted): tablets are still answered within `bound`."""
+    server = serve_openrosa(
+        f"sqlite:///{tmp_path / 's.sqlite3'}", server__connection_limit=100, **settings
+    )
+    with Trickler(server.port, 120) as attack:
+        time.sleep(3)  # let the attack take the slots
+        latencies = probe_latencies(server, seconds=10)
+    print(f"probe latencies (s): {[None if x is None else round(x, 2) for x in latencies]}")
+    assert attack.connected >= 120
+    assert attack.closed_by_server > 0  # the server did cut the trickling connections
+    assert latencies and None not in latencies
+    assert max(latencies) < bound
+
+
+def raw_exchange(port: int, request: bytes) -> tuple[int, dict[str, str], str]:
+    """Send bytes as they are, read the answer until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body.decode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status, says",
+    [
+        (
+            b"GET /formList HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 300_000 + b"\r\n\r\n",
+            431,
+            "request headers are larger",
+        ),
+        (
+            b"GET /formList HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+            "cannot read this request",
+        ),
+        (
+            b"GET /formList HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            400,
+            "could not read this request",
+        ),
+        (
+            b"POST /submission HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n",
+            413,
+            "larger than the server accepts",
+        ),
+    ],
+    ids=["431", "501", "400", "413"],
+)
+def test_waitress_refusals_are_openrosa_messages(server, request_bytes, status, says):
+    got, headers, body = raw_exchange(server.port, request_bytes)
+    assert got == status
+    assert headers["Content-Type"] == "text/xml; charset=utf-8"
+    assert body.startswith('\n  <OpenRosaResponse xmlns="http://openrosa.org/http/response"')
+    assert says in message(type("R", (), {"text": body})())
+    assert "generated by" not in body  # waitress's own plain text is gone
+    assert CollectClient(server.token_url).head_submission().status_code == 204
+
+
+def test_too_many_parts_names_the_part_limit(server):
+    device = CollectClient(server.token_url)
+    extra = [(f"f{i}.jpg", f"f{i}.jpg", b"x", "image/jpeg") for i in range(1_001)]
+    refused = device.post_submission(visit_xml(new_id()), extra_parts=extra)
+    assert refused.status_code == 413
+    said = message(refused)
+    assert "at most 1,000 files and fields" in said
+    assert "MB at once" not in said and "larger than" not in said
+
+
+# ------------------------------------------------------------------------- Digest replays
+
+
+def test_a_replayed_digest_answer_is_refused_with_a_fresh_challenge(server, store_of):
+    """One captured Authorization header, posted again with other bodies: nothing stored."""
+    device = CollectClient(server.base, username=server.username, password=server.password)
+    first = new_id()
+    sent = device.send(visit_xml(first))
+    assert sent.status_code == 201
+    captured = sent.request.headers["Authorization"]
+    assert "nc=" in captured and "qop=" in captured
+    for note in ("a", "b", "c"):
+        replayed = requests.post(
+            server.base + "/submission", headers={"X-OpenRosa-Version": "1.0",
+                                                  "Authorization": captured},
+            files=[("xml_submission_file", ("s.xml", visit_xml(new_id(), note=note), "text/xml"))],
+        )  # fmt: skip
+        assert replayed.status_code == 401
+        challenge = replayed.headers["WWW-Authenticate"]
+        assert "stale=TRUE" in challenge  # the answer was right, only its nonce count is used up
+        assert re.search(r'nonce="([^"]+)"', challenge).group(1) not in captured
+    assert store_of(server).counts()["rec_visit"]["submissions"] == 1
+    # The device itself goes on: its next nonce count is new.
+    assert device.send(visit_xml(new_id())).status_code == 201
+
+
+def test_digest_without_qop_is_refused(server):
+    """An RFC 2069 answer (no qop, no nonce count) would be good for every request."""
+    challenge = requests.get(server.base + "/formList", headers={"X-OpenRosa-Version": "1.0"})
+    fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge.headers["WWW-Authenticate"]))
+    ha1 = hashlib.md5(f"{server.username}:nigraan:{server.password}".encode()).hexdigest()
+    ha2 = hashlib.md5(b"GET:/formList").hexdigest()
+    response = hashlib.md5(f"{ha1}:{fields['nonce']}:{ha2}".encode()).hexdigest()
+    legacy = (
+        f'Digest username="{server.username}", realm="nigraan", nonce="{fields["nonce"]}", '
+        f'uri="/formList", response="{response}", opaque="{fields["opaque"]}", algorithm=MD5'
+    )
+    refused = requests.get(server.base + "/formList", headers={
+        "X-OpenRosa-Version": "1.0", "Authorization": legacy,
+    })  # fmt: skip
+    assert refused.status_code == 401
+    # The same credentials with qop=auth are taken.
+    device = CollectClient(server.base, username=server.username, password=server.password)
+    assert device.get("/formList").status_code == 200
