@@ -260,3 +260,20 @@ def test_digest_without_qop_is_refused(server):
     # The same credentials with qop=auth are taken.
     device = CollectClient(server.base, username=server.username, password=server.password)
     assert device.get("/formList").status_code == 200
+
+
+# ------------------------------------------------------------------------- forged Host
+
+
+def test_a_forged_host_header_does_not_redirect_token_urls(server):
+    """Without server.public_url, the form list's token-bearing URLs name the server's own
+    address, whatever Host the request claims."""
+    for path in ("/formList", "/forms/rec_visit/manifest"):
+        listed = requests.get(server.token_url + path, headers={
+            "X-OpenRosa-Version": "1.0", "Host": "attacker.example:8080",
+        })  # fmt: skip
+        assert listed.status_code == 200
+        urls = re.findall(r"<(?:downloadUrl|manifestUrl)>(.*?)</", listed.text)
+        assert urls
+        assert all(u.startswith(server.token_url + "/forms/") for u in urls), urls
+        assert "attacker.example" not in listed.text
