@@ -5,7 +5,7 @@ text.
   client sending one byte every few seconds holds a connection for ever, and a hundred of them
   fill `connection_limit`: no tablet gets an answer. Here a connection that has not sent a
   whole request head within `server.header_timeout` of connecting (or of its last answer) is
-  closed.
+  closed; when the server is nearly full, within PRESSED_TIMEOUT.
 - A cap on the connections one address may hold (`server.connections_per_address`), so one
   machine cannot take every slot with slow uploads either.
 - The errors waitress answers by itself (malformed request, headers too large, unsupported
@@ -79,6 +79,7 @@ class GuardedChannel(HTTPChannel):
     error_task_class = _OpenRosaErrorTask
     parser_class = _RequestParser
     header_timeout = 10.0
+    PRESSED_TIMEOUT = 2.0
     per_address = 20
     max_submission_bytes = 100_000_000
     _last_cap_warning = 0.0
@@ -113,10 +114,18 @@ class GuardedChannel(HTTPChannel):
         if self.requests or self.total_outbufs_len or (request is not None
                                                        and request.headers_finished):  # fmt: skip
             self.waiting_since = now  # busy: serving, answering, or receiving a body
-        elif now - self.waiting_since > self.header_timeout and not self.will_close:
+        elif now - self.waiting_since > self._deadline() and not self.will_close:
             self.will_close = True
             return False
         return super().readable()
+
+    def _deadline(self) -> float:
+        """header_timeout; PRESSED_TIMEOUT when the server is nearly full, so that clients
+        trickling from many addresses free their slots within seconds. A tablet sends its
+        request head at once; an idle kept-alive connection just reconnects."""
+        if len(self.server.active_channels) >= 0.9 * self.adj.connection_limit:
+            return min(self.header_timeout, self.PRESSED_TIMEOUT)
+        return self.header_timeout
 
 
 def guarded_channel(config) -> type[GuardedChannel]:
