@@ -5,7 +5,8 @@ text.
   client sending one byte every few seconds holds a connection for ever, and a hundred of them
   fill `connection_limit`: no tablet gets an answer. Here a connection that has not sent a
   whole request head within `server.header_timeout` of connecting (or of its last answer) is
-  closed; when the server is nearly full, within PRESSED_TIMEOUT.
+  closed; when the server is nearly full, within PRESSED_TIMEOUT, and uploads that crawl
+  (under PRESSED_MIN_RATE) are closed too.
 - A cap on the connections one address may hold (`server.connections_per_address`), so one
   machine cannot take every slot with slow uploads either.
 - The errors waitress answers by itself (malformed request, headers too large, unsupported
@@ -80,6 +81,7 @@ class GuardedChannel(HTTPChannel):
     parser_class = _RequestParser
     header_timeout = 10.0
     PRESSED_TIMEOUT = 2.0
+    PRESSED_MIN_RATE = 1_000  # bytes a second; a 2G link carries several times that
     per_address = 20
     max_submission_bytes = 100_000_000
     _last_cap_warning = 0.0
@@ -108,24 +110,33 @@ class GuardedChannel(HTTPChannel):
 
     def readable(self):
         """Called by waitress's loop for every connection at least once a second: the place
-        to close a connection whose request head is overdue."""
-        now = time.monotonic()
-        request = self.request
-        if self.requests or self.total_outbufs_len or (request is not None
-                                                       and request.headers_finished):  # fmt: skip
-            self.waiting_since = now  # busy: serving, answering, or receiving a body
-        elif now - self.waiting_since > self._deadline() and not self.will_close:
+        to close a connection that is too slow."""
+        if not self.will_close and self._too_slow(time.monotonic()):
             self.will_close = True
             return False
         return super().readable()
 
-    def _deadline(self) -> float:
-        """header_timeout; PRESSED_TIMEOUT when the server is nearly full, so that clients
-        trickling from many addresses free their slots within seconds. A tablet sends its
-        request head at once; an idle kept-alive connection just reconnects."""
-        if len(self.server.active_channels) >= 0.9 * self.adj.connection_limit:
-            return min(self.header_timeout, self.PRESSED_TIMEOUT)
-        return self.header_timeout
+    def _too_slow(self, now: float) -> bool:
+        """Its request head is overdue: header_timeout, or PRESSED_TIMEOUT while the server is
+        nearly full, so clients trickling from many addresses free their slots within seconds
+        (a tablet sends its request head at once; an idle kept-alive connection reconnects).
+        While nearly full, an upload averaging under PRESSED_MIN_RATE also gives way."""
+        request = self.request
+        if self.requests or self.total_outbufs_len:
+            self.waiting_since = now  # serving or answering
+            return False
+        pressed = len(self.server.active_channels) >= 0.9 * self.adj.connection_limit
+        if request is not None and request.headers_finished:
+            self.waiting_since = now  # receiving a body
+            if not pressed or request.headers_at is None:
+                return False
+            receiving = time.time() - request.headers_at
+            return receiving > self.PRESSED_TIMEOUT and (
+                request.body_bytes_received < self.PRESSED_MIN_RATE * receiving
+            )
+        deadline = min(self.header_timeout, self.PRESSED_TIMEOUT) if pressed else (
+            self.header_timeout)  # fmt: skip
+        return now - self.waiting_since > deadline
 
 
 def guarded_channel(config) -> type[GuardedChannel]:

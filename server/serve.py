@@ -39,6 +39,15 @@ def serve(config: Config, echo=print) -> None:
             "  note: set server.public_url to the address tablets use (e.g. http://192.168.1.10:"
             f"{config['server.port']}), so QR codes carry a reachable URL."
         )
+    if (
+        config["server.public_url"].startswith("https://")
+        and config["server.connections_per_address"] < config["server.connection_limit"]
+    ):
+        echo(
+            "  note: behind an https proxy every device has the proxy's address: set "
+            "server.connections_per_address to server.connection_limit "
+            f"({config['server.connection_limit']})."
+        )  # fmt: skip
     echo("  Ctrl-C stops it.")
     # A service manager stops servers with SIGTERM: shut down as on Ctrl-C, so the store
     # process finishes its batch and stops cleanly.

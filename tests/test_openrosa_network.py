@@ -41,12 +41,21 @@ def store_of():
         s.close()
 
 
-class Trickler:
-    """`count` connections that each send a request line and then one header byte a second,
-    reconnecting whenever the server closes one; runs in a thread until `stop()`."""
+HEAD_START = b"GET /formList HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+BODY_START = (
+    b"POST /submission HTTP/1.1\r\nHost: 127.0.0.1\r\nX-OpenRosa-Version: 1.0\r\n"
+    b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000000\r\n\r\n--b"
+)
 
-    def __init__(self, port: int, count: int, sources=ATTACKER_ADDRESSES):
-        self.port, self.count, self.sources = port, count, sources
+
+class Trickler:
+    """`count` connections that each send the start of a request (`start`: a request line, or
+    a whole head and the first bytes of its body) and then one byte a second, reconnecting
+    whenever the server closes one; runs in a thread while in its `with` block."""
+
+    def __init__(self, port: int, count: int, start: bytes = HEAD_START,
+                 sources=ATTACKER_ADDRESSES):  # fmt: skip
+        self.port, self.count, self.sources, self.start = port, count, sources, start
         self.closed_by_server = 0
         self.connected = 0
         self._stop = threading.Event()
@@ -94,8 +103,7 @@ class Trickler:
                     if s is None:
                         socks[i], sent[i] = self._open(i), 0
                         continue
-                    data = (b"GET /formList HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
-                            if sent[i] == 0 else b"a")  # fmt: skip
+                    data = self.start if sent[i] == 0 else b"a"
                     try:
                         s.send(data)
                         sent[i] += 1
@@ -131,24 +139,26 @@ def probe_latencies(server, seconds: float) -> list[float | None]:
 
 
 @pytest.mark.parametrize(
-    "settings, bound",
+    "start, settings, bound",
     [
         # Every slot can be taken from one address: the header deadline, shortened while the
         # server is nearly full, frees them (as many attacking addresses would need).
-        ({"server__connections_per_address": 900}, 6.0),
+        (HEAD_START, {"server__connections_per_address": 900}, 6.0),
+        # Whole heads, then bodies at a byte a second: while nearly full, crawling uploads go.
+        (BODY_START, {"server__connections_per_address": 900}, 6.0),
         # The per-address cap keeps one address from taking more than its share.
-        ({"server__connections_per_address": 20, "server__header_timeout": 60}, 2.0),
+        (HEAD_START, {"server__connections_per_address": 20, "server__header_timeout": 60}, 2.0),
     ],
-    ids=["header-deadline", "per-address-cap"],
+    ids=["header-deadline", "crawling-bodies", "per-address-cap"],
 )
-def test_clients_trickling_headers_do_not_lock_tablets_out(serve_openrosa, tmp_path, settings,
-                                                            bound):  # fmt: skip
-    """120 connections trickling one header byte a second against 100 connection slots (the
-    limit the outside test campaign exhausted): tablets are still answered within `bound`."""
+def test_clients_trickling_requests_do_not_lock_tablets_out(serve_openrosa, tmp_path, start,
+                                                             settings, bound):  # fmt: skip
+    """120 connections trickling a byte a second against 100 connection slots (the limit the
+    outside test campaign exhausted): tablets are still answered within `bound`."""
     server = serve_openrosa(
         f"sqlite:///{tmp_path / 's.sqlite3'}", server__connection_limit=100, **settings
     )
-    with Trickler(server.port, 120) as attack:
+    with Trickler(server.port, 120, start) as attack:
         time.sleep(3)  # let the attack take the slots
         latencies = probe_latencies(server, seconds=10)
     print(f"probe latencies (s): {[None if x is None else round(x, 2) for x in latencies]}")
