@@ -299,6 +299,7 @@ def test_digest_without_qop_is_refused(server):
         "X-OpenRosa-Version": "1.0", "Authorization": legacy,
     })  # fmt: skip
     assert refused.status_code == 401
+    assert "stale" not in refused.headers["WWW-Authenticate"]  # not "just retry": refused
     # The same credentials with qop=auth are taken.
     device = CollectClient(server.base, username=server.username, password=server.password)
     assert device.get("/formList").status_code == 200
