@@ -320,3 +320,31 @@ def test_a_forged_host_header_does_not_redirect_token_urls(server):
         assert urls
         assert all(u.startswith(server.token_url + "/forms/") for u in urls), urls
         assert "attacker.example" not in listed.text
+
+
+def test_listening_on_every_interface_urls_name_the_address_the_connection_reached(
+    make_config, central_dir, tmp_path
+):
+    """With server.host 0.0.0.0 and no public URL: the local address the connection was
+    accepted on (which waitress knows and no client can forge), not the Host header."""
+    from server import create_app
+    from server.channel import LOCAL_ADDRESS
+    from server.device_accounts import create_account
+    from tests.openrosa_client import publish_recorded_forms
+
+    build = publish_recorded_forms(tmp_path / "forms", central_dir)
+    config = make_config(forms__build_dir=str(build), server__host="0.0.0.0")
+    app = create_app(config)
+    try:
+        account = create_account(app.extensions["nigraan"].store.app_users, "t", ["rec_visit"])
+        path = account.token_url("") + "/formList"
+        listed = app.test_client().get(
+            path,
+            headers={"X-OpenRosa-Version": "1.0", "Host": "attacker.example"},
+            environ_base={LOCAL_ADDRESS: ("192.168.1.10", 8080)},
+        )
+        assert listed.status_code == 200
+        urls = re.findall(r"<downloadUrl>(.*?)</", listed.text)
+        assert urls == [f"http://192.168.1.10:8080{account.token_url('')}/forms/rec_visit.xml"]
+    finally:
+        app.extensions["nigraan"].close()
