@@ -103,9 +103,9 @@ class NonceCounts:
     """Which nonce counts (`nc`) each nonce has been used with, so no Digest answer is taken
     twice. A count is taken once; counts may arrive out of order within WINDOW of the highest
     (Collect shares one nonce between a long upload and the form list it checks meanwhile, so
-    a later count can finish first), older ones are refused. Memory is bounded: nonces past
-    their lifetime are forgotten, and when MAX_NONCES are tracked the older half is dropped;
-    a forgotten nonce is refused from then on (its tablet gets a fresh challenge)."""
+    a later count can finish first), older ones are refused. Memory is bounded: when
+    MAX_NONCES are tracked, the expired ones and at least the older half are forgotten, and a
+    forgotten nonce is refused from then on (its tablet gets a fresh challenge)."""
 
     WINDOW = 64
     MAX_NONCES = 20_000
@@ -141,10 +141,9 @@ class NonceCounts:
             return True
 
     def _forget(self, now: float) -> None:
-        cutoff = int(now) - self.FORGET_AFTER
-        if not any(issued <= cutoff for issued, _, _ in self._seen.values()):
-            stamps = sorted(issued for issued, _, _ in self._seen.values())
-            cutoff = stamps[len(stamps) // 2]
+        """Drop the expired nonces and at least the older half (amortised: not once a call)."""
+        stamps = sorted(issued for issued, _, _ in self._seen.values())
+        cutoff = max(int(now) - self.FORGET_AFTER, stamps[len(stamps) // 2])
         self._seen = {n: v for n, v in self._seen.items() if v[0] > cutoff}
         self._forgotten_up_to = max(self._forgotten_up_to, cutoff)
 

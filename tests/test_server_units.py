@@ -175,7 +175,10 @@ def test_nonce_counts_memory_is_bounded_and_forgotten_nonces_are_refused(monkeyp
     assert not counts.use("n999", int(now) - 1, 2, now)
     old = NonceCounts()
     assert old.use("x", int(now) - NonceCounts.FORGET_AFTER - 10, 1, now)
-    for i in range(NonceCounts.MAX_NONCES):
-        old._seen[f"y{i}"] = (int(now), 1, 1)
-    assert old.use("z", int(now), 1, now)  # full: the expired one went first
+    for i in range(NonceCounts.MAX_NONCES - 1):
+        assert old.use(f"y{i}", int(now) - i % 1_000, 1, now)
+    assert old.use("z", int(now), 1, now)  # full: the expired one and the older half went
+    assert len(old) <= NonceCounts.MAX_NONCES // 2 + 1
     assert not old.use("x", int(now) - NonceCounts.FORGET_AFTER - 10, 2, now)
+    assert not old.use("y0", int(now), 1, now)  # a recent one is still tracked: a replay
+    assert not old.use("y999", int(now) - 999, 2, now)  # an older one was forgotten: refused
