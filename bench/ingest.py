@@ -291,6 +291,9 @@ def main(argv=None) -> int:
             "NIGRAAN_INSTANCE_DIR": str(work / "instance"),
             "NIGRAAN_DATABASE_URL": url,
             "NIGRAAN_SERVER_THREADS": str(args.threads),
+            # Every simulated device connects from 127.0.0.1.
+            "NIGRAAN_SERVER_CONNECTIONS_PER_ADDRESS": "900",
+            "NIGRAAN_SERVER_CONNECTION_LIMIT": "900",
         }
         server = ServerProcess(env).start()
         store = Store.open(url)

@@ -145,6 +145,30 @@ SETTINGS: tuple[Setting, ...] = (
         check=_between(1, 256),
     ),
     Setting(
+        "server.header_timeout",
+        "float",
+        10.0,
+        "Seconds a connection may take to send a request's headers, counted from when it "
+        "connects or its last answer was sent; slower ones are closed, so clients that trickle "
+        "bytes cannot hold the server's connections.",
+        check=lambda value: None if 0.5 <= value <= 600 else "must be from 0.5 to 600",
+    ),
+    Setting(
+        "server.connection_limit",
+        "int",
+        250,
+        "Connections the server keeps open at once; more wait until one closes.",
+        check=_between(10, 900),
+    ),
+    Setting(
+        "server.connections_per_address",
+        "int",
+        20,
+        "Connections one network address may hold open; more are closed at once. Behind a "
+        "proxy every device has the proxy's address: set it to server.connection_limit.",
+        check=_between(1, 900),
+    ),
+    Setting(
         "server.max_submission_bytes",
         "int",
         100_000_000,

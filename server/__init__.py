@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from nigraan.config import Config, load_config
@@ -109,6 +109,12 @@ def _http_error(exc: HTTPException):
 
     if exc.code == 413:
         limit = openrosa.services().config["server.max_submission_bytes"]
+        length = request.content_length
+        if length is not None and length <= limit:
+            # Within the byte limit: werkzeug refused the part count or a text field's size.
+            return openrosa.problem_response(problems.too_many_parts(
+                current_app.config["MAX_FORM_PARTS"], current_app.config["MAX_FORM_MEMORY_SIZE"]
+            ))  # fmt: skip
         return openrosa.problem_response(problems.too_large(limit))
     return openrosa.xml_response(
         openrosa_response(f"{exc.name}: {exc.description}", error=True), exc.code or 500, bare=True

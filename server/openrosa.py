@@ -14,7 +14,8 @@ from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, Response, current_app, g, request, url_for
 
-from server import problems
+from server import problems, server_url
+from server.channel import LOCAL_ADDRESS
 from server.device_accounts import PROJECT_ID
 from server.openrosa_xml import FormListEntry, MediaFile, form_list, manifest, openrosa_response
 from store.document import SubmissionError, from_openrosa_xml
@@ -110,10 +111,18 @@ def project_exists() -> bool:
 
 
 def base_url() -> str:
-    """Absolute URLs in form lists and manifests start with the address the device used,
-    unless server.public_url says otherwise (a proxy in front)."""
-    public = services().config["server.public_url"]
-    return public.rstrip("/") if public else request.host_url.rstrip("/")
+    """Where absolute URLs in form lists and manifests point: server.public_url, else the
+    address the server listens on; never the request's Host header, which anyone can forge to
+    send a device's token URL elsewhere. Listening on every interface, it is the local
+    address this connection reached."""
+    config = services().config
+    if config["server.public_url"] or config["server.host"] not in ("0.0.0.0", "::", ""):
+        return server_url(config)
+    local = request.environ.get(LOCAL_ADDRESS)
+    if not local:
+        return server_url(config)
+    host, port = local[0], local[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def url_for_device(endpoint: str, **values) -> str:

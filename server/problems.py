@@ -149,6 +149,47 @@ def too_large(limit: int) -> OpenRosaProblem:
     )  # fmt: skip
 
 
+def too_many_parts(max_parts: int, max_field_bytes: int) -> OpenRosaProblem:
+    return OpenRosaProblem(
+        413, "413.2",
+        f"This upload has more parts than the server accepts: at most {max_parts:,} files and "
+        f"fields in one upload, and no text field over {max_field_bytes // 1_000_000} MB. "
+        "Nothing was saved. ODK Collect never sends that many: send it from ODK Collect, or "
+        "tell your supervisor.",
+    )  # fmt: skip
+
+
+def refused_by_server(status: int, detail: str, max_submission_bytes: int) -> OpenRosaProblem:
+    """What the HTTP server itself (waitress) refuses before the app sees the request."""
+    if status == 413:
+        return too_large(max_submission_bytes)
+    if status == 431:
+        return OpenRosaProblem(
+            431, "431.1",
+            "The request headers are larger than the server accepts. Nothing was saved. ODK "
+            "Collect never sends headers that large: send from ODK Collect, or tell your "
+            "supervisor.",
+        )  # fmt: skip
+    if status == 501:
+        return OpenRosaProblem(
+            501, "501.1",
+            f"The server cannot read this request ({detail}). Nothing was saved. Send it from "
+            "ODK Collect; if it fails again, tell your supervisor.",
+        )  # fmt: skip
+    if status == 400:
+        return OpenRosaProblem(
+            400, "400.43",
+            f"The server could not read this request ({detail}); it was probably damaged on "
+            "the way. Nothing was saved: send it again. If it fails again, tell your "
+            "supervisor.",
+        )  # fmt: skip
+    return OpenRosaProblem(
+        status, f"{status}.1",
+        "The server could not handle this request. Nothing was saved: send it again later. "
+        "If it keeps failing, tell your supervisor.",
+    )  # fmt: skip
+
+
 def conflict() -> OpenRosaProblem:
     return OpenRosaProblem(
         409, "409.1",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import signal
 
 import waitress
+from waitress.server import BaseWSGIServer
 
 from nigraan.config import Config
 from nigraan.logs import setup_from_config
 from server import create_app, server_url
+from server.channel import guarded_channel
 
 
 def serve(config: Config, echo=print) -> None:
@@ -33,13 +35,22 @@ def serve(config: Config, echo=print) -> None:
             "  note: set server.public_url to the address tablets use (e.g. http://192.168.1.10:"
             f"{config['server.port']}), so QR codes carry a reachable URL."
         )
+    if (
+        config["server.public_url"].startswith("https://")
+        and config["server.connections_per_address"] < config["server.connection_limit"]
+    ):
+        echo(
+            "  note: behind an https proxy every device has the proxy's address: set "
+            "server.connections_per_address to server.connection_limit "
+            f"({config['server.connection_limit']})."
+        )  # fmt: skip
     echo(f"  health for monitoring: {server_url(config)}/health (JSON; 503 when failing)")
     echo("  Ctrl-C stops it.")
     # A service manager stops servers with SIGTERM: shut down as on Ctrl-C, so the store
     # process finishes its batch and stops cleanly.
     signal.signal(signal.SIGTERM, _stop)
     try:
-        waitress.serve(
+        server = waitress.create_server(
             app,
             host=config["server.host"],
             port=config["server.port"],
@@ -50,13 +61,25 @@ def serve(config: Config, echo=print) -> None:
             # Read uploads in large pieces: fewer trips through waitress's Python loop.
             recv_bytes=262_144,
             channel_timeout=120,
-            connection_limit=max(100, 4 * config["server.threads"]),
+            connection_limit=config["server.connection_limit"],
             clear_untrusted_proxy_headers=True,
-            _quiet=True,
-        )  # returns on Ctrl-C or SIGTERM (waitress catches the KeyboardInterrupt)
+        )
+        # Header deadline, per-address cap, OpenRosa errors: see server/channel.py.
+        channel = guarded_channel(config)
+        for listener in _listeners(server):
+            listener.channel_class = channel
+        server.run()  # returns on Ctrl-C or SIGTERM (waitress catches the KeyboardInterrupt)
         echo("Stopping: the submissions in hand are stored first.")
     finally:
         services.close()
+
+
+def _listeners(server) -> list[BaseWSGIServer]:
+    """The listening sockets' servers: create_server returns one, or a MultiSocketServer when
+    the host name resolves to several addresses."""
+    if isinstance(server, BaseWSGIServer):
+        return [server]
+    return [d for d in server.map.values() if isinstance(d, BaseWSGIServer)]
 
 
 def _stop(_signum, _frame) -> None:

@@ -1190,6 +1190,8 @@ class _BatchWriter:
             "deprecated_id": deprecated, "form_version": doc.form_version if doc else None,
             "source": parsed.item.source, "payload_kind": parsed.kind, "payload": parsed.payload,
             "payload_sha256": parsed.digest, "received_at": received, "current": True,
+            "submitter_name": parsed.item.submitter,
+            "device_id": (parsed.item.device_id or "")[:255] or None,
         }  # fmt: skip
 
     def _system_values(self, doc: SubmissionDocument) -> dict:

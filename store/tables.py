@@ -192,6 +192,10 @@ submission_versions = Table(
     Column("payload_sha256", String(64), nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
     Column("current", Boolean, nullable=False),
+    # Who sent this version to nigraan's own server (device account, Collect's deviceID), so
+    # an edit from another tablet names its editor; None for Central rows and loaded files.
+    Column("submitter_name", Text, nullable=True),
+    Column("device_id", Text, nullable=True),
     UniqueConstraint("form_id", "instance_id"),
     Index(None, "form_id", "root_id"),
 )

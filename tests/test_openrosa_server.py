@@ -238,6 +238,25 @@ def test_device_and_account_are_recorded(server, store_of):
     assert row["source"] == "openrosa"
 
 
+def test_each_version_records_who_sent_it(server, store_of):
+    """An edit sent by another device account names its editor; the first sender stays."""
+    from server.device_accounts import create_account
+
+    editor = create_account(store_of(server).app_users, "editor-tab", ["rec_visit"])
+    first, edit = new_id(), new_id()
+    author_device = CollectClient(server.token_url, device_id="collect:AuthorAuthorAuth")
+    assert author_device.send(visit_xml(first)).status_code == 201
+    editor_device = CollectClient(editor.token_url(server.base), device_id="collect:Editor0Editor")
+    assert editor_device.send(visit_xml(edit, deprecated=first, note="edited")).status_code == 201
+    store = store_of(server)
+    versions = store.versions("rec_visit", first)
+    assert [(v["instance_id"], v["submitter_name"], v["device_id"]) for v in versions] == [
+        (first, server.username, "collect:AuthorAuthorAuth"),
+        (edit, "editor-tab", "collect:Editor0Editor"),
+    ]
+    assert store.submission("rec_visit", first)["submitter_name"] == server.username
+
+
 def test_chunked_upload(server):
     """The OpenRosa spec says servers must take chunked transfer encoding."""
     boundary = "nigraanboundary"

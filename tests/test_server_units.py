@@ -147,3 +147,41 @@ def test_reading_only_the_envelope_gives_the_same_ids(central_dir):
             assert getattr(envelope, attribute) == getattr(full, attribute), (name, attribute)
         assert set(envelope.data) <= {"meta"}  # the answers were not read
         assert name.startswith(("encrypted", "no-")) or len(full.data) > 1
+
+
+def test_nonce_counts_take_each_count_once():
+    from server.device_accounts import NonceCounts
+
+    counts, now = NonceCounts(), time.time()
+    issued = int(now)
+    assert counts.use("n1", issued, 1, now)
+    assert not counts.use("n1", issued, 1, now)  # a replay
+    assert counts.use("n1", issued, 3, now)
+    assert counts.use("n1", issued, 2, now)  # late, but never used: an upload finishing late
+    assert not counts.use("n1", issued, 2, now)
+    assert not counts.use("n1", issued, 0, now)
+    assert counts.use("n1", issued, 4 + NonceCounts.WINDOW, now)
+    assert not counts.use("n1", issued, 4, now)  # older than the window
+    assert counts.use("n2", issued, 1, now)  # counts are per nonce
+
+
+def test_nonce_counts_memory_is_bounded_and_forgotten_nonces_are_refused(monkeypatch):
+    from server.device_accounts import NonceCounts
+
+    monkeypatch.setattr(NonceCounts, "MAX_NONCES", 100)
+    counts, now = NonceCounts(), time.time()
+    for i in range(1_000):
+        assert counts.use(f"n{i}", int(now) - 1_000 + i, 1, now)
+        assert len(counts) <= 100
+    assert not counts.use("n0", int(now) - 1_000, 2, now)  # forgotten: refused, not re-taken
+    assert counts.use("n999", int(now) - 1, 2, now)  # a recent one is still tracked
+    assert not counts.use("n999", int(now) - 1, 2, now)
+    old = NonceCounts()
+    assert old.use("x", int(now) - NonceCounts.FORGET_AFTER - 10, 1, now)
+    for i in range(NonceCounts.MAX_NONCES - 1):
+        assert old.use(f"y{i}", int(now) - i % 1_000, 1, now)
+    assert old.use("z", int(now), 1, now)  # full: the expired one and the older half went
+    assert len(old) <= NonceCounts.MAX_NONCES // 2 + 1
+    assert not old.use("x", int(now) - NonceCounts.FORGET_AFTER - 10, 2, now)
+    assert not old.use("y0", int(now), 1, now)  # a recent one is still tracked: a replay
+    assert not old.use("y999", int(now) - 999, 2, now)  # an older one was forgotten: refused
