@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forms.compile import NS, CompiledForm, compile_form, validate_xform
+from forms.compile import CompiledForm, compile_form, validate_xform
 from forms.problems import ERROR, Location, Problem, error
 from forms.reference import ReferenceList, check_reference_list, lists_used, load_reference_lists
 from forms.rules import check_compiled_translations, check_workbook, xform_sensitivity
@@ -23,6 +23,7 @@ from forms.workbook import Workbook, fingerprint, read_workbook
 from nigraan.config import Config
 from nigraan.errors import FormError, KeyFileError
 from nigraan.keys import CREATE_HINT, public_key_for_form
+from nigraan.xform import NS, XFORMS, is_note
 
 
 @dataclass
@@ -81,11 +82,17 @@ def _public_key(config: Config) -> tuple[str | None, str]:
 
 
 def data_field_count(compiled: CompiledForm) -> int:
-    """Fields that hold data: not groups, notes or the meta block."""
+    """Fields that hold data: not groups, notes or the meta block (notes as the store tells them)."""
+    tree = compiled.tree()
+    controls = {control.get("ref"): control for control in tree.iterfind("h:body//*[@ref]", NS)}
     count = 0
-    for bind in compiled.tree().iter(f"{{{NS['xf']}}}bind"):
-        is_note = bind.get("readonly") == "true()" and not bind.get("calculate")
-        if bind.get("type") and not is_note and "/meta/" not in bind.get("nodeset", ""):
+    for bind in tree.iter(f"{{{XFORMS}}}bind"):
+        nodeset = bind.get("nodeset", "")
+        if (
+            bind.get("type")
+            and not is_note(bind, controls.get(nodeset))
+            and "/meta/" not in nodeset
+        ):
             count += 1
     return count
 

@@ -19,13 +19,10 @@ from pyxform.xls2xform import convert
 
 from forms.problems import Location, Problem, error, warning
 from forms.reference import ReferenceList, inject_lists
+from nigraan.safe_xml import parse_xform
+from nigraan.xform import NS
 
 KEY_FROM_CONFIG = "from-config"
-NS = {
-    "h": "http://www.w3.org/1999/xhtml",
-    "xf": "http://www.w3.org/2002/xforms",
-    "jr": "http://openrosa.org/javarosa",
-}
 MEDIA_REF = re.compile(r"jr://(?:file|file-csv|images|audio|video)/([^\s\"'<>)]+)")
 
 
@@ -43,7 +40,7 @@ class CompiledForm:
     def tree(self) -> etree._Element:
         """The parsed XForm, parsed once; read it, do not change it."""
         if self._tree is None:
-            self._tree = etree.fromstring(self.xform)
+            self._tree = parse_xform(self.xform)
         return self._tree
 
 
@@ -157,7 +154,7 @@ def compile_form(
         if w.strip()
     ]
     xform = result.xform.encode("utf-8")
-    tree = etree.fromstring(xform)
+    tree = parse_xform(xform)
     instance = tree.find("h:head/xf:model/xf:instance/*", NS)
     title = tree.findtext("h:head/h:title", default="", namespaces=NS)
     compiled = CompiledForm(

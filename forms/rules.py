@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import re
 
-from forms.compile import NS, CompiledForm
+from forms.compile import CompiledForm
 from forms.problems import Location, Problem, error
 from forms.reference import CHOICE_NAME, FROM_FILE, LANGUAGES, ReferenceList
 from forms.workbook import Row, Workbook
+from nigraan.xform import (
+    IDENTIFYING,
+    NAMESPACE_DECLARATION,
+    NS,
+    SENSITIVITY_ATTRIBUTE,
+    SENSITIVITY_CLASSES,
+    SENSITIVITY_COLUMN,
+    XFORMS,
+)
 
 DEFAULT_LANGUAGE = LANGUAGES[0]
 TEXT_COLUMNS = ("label", "hint", "guidance_hint", "required_message", "constraint_message")
-NAMESPACE_DECLARATION = 'nigraan="urn:nigraan:xforms"'
-SENSITIVITY_COLUMN = "bind::nigraan:sensitivity"
-SENSITIVITY_CLASSES = ("identifying", "pseudonym", "restricted", "sensitive", "general")
 IDENTITY_FORM = "identity_register"
 SURVIVOR_FORMS = frozenset(
     {IDENTITY_FORM, "survivor_registration", "survivor_intake", "service_contact", "case_closure"}
@@ -288,7 +294,7 @@ def check_sensitivity(workbook: Workbook) -> list[Problem]:
                     f"Use one of {', '.join(SENSITIVITY_CLASSES)}.",
                 )
             )
-        elif value == "identifying" and form_id != IDENTITY_FORM:
+        elif value == IDENTIFYING and form_id != IDENTITY_FORM:
             problems.append(error(f"field '{name}' is marked identifying", where, MOVE_HINT))
     return problems
 
@@ -334,7 +340,7 @@ def check_encryption(workbook: Workbook) -> list[Problem]:
     if workbook.path.stem != IDENTITY_FORM:
         return []
     identifying = [
-        row for row in _data_rows(workbook) if row.get(SENSITIVITY_COLUMN) == "identifying"
+        row for row in _data_rows(workbook) if row.get(SENSITIVITY_COLUMN) == IDENTIFYING
     ]
     if not identifying or "public_key" in workbook.settings:
         return []
@@ -396,9 +402,8 @@ def check_workbook(workbook: Workbook, lists: dict[str, ReferenceList]) -> list[
 
 def xform_sensitivity(compiled: CompiledForm) -> dict[str, str]:
     """Field path -> sensitivity class, as the store will read it from the XForm."""
-    attr = "{urn:nigraan:xforms}sensitivity"
     return {
-        bind.get("nodeset"): bind.get(attr)
-        for bind in compiled.tree().iter(f"{{{NS['xf']}}}bind")
-        if bind.get(attr)
+        bind.get("nodeset"): bind.get(SENSITIVITY_ATTRIBUTE)
+        for bind in compiled.tree().iter(f"{{{XFORMS}}}bind")
+        if bind.get(SENSITIVITY_ATTRIBUTE)
     }

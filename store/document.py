@@ -15,18 +15,14 @@ from __future__ import annotations
 
 import binascii
 import math
-import re
-import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lxml import etree
-
 from nigraan.errors import NigraanError
-from store.schema import version_of
+from nigraan.safe_xml import XMLSyntaxError, declares_dtd, parse_submission
+from nigraan.xform import version_of
 
-ENCRYPTED_NS = "http://opendatakit.org/submissions"
 # Central __system.status values of rows whose data Central holds only encrypted.
 ENCRYPTED_STATUSES = frozenset({"notDecrypted", "missingEncryptedFormData"})
 
@@ -95,22 +91,6 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-_parsers = threading.local()
-
-
-def _parser() -> etree.XMLParser:
-    """libxml2 (C, fast on the upload path), hardened: no entity expansion, no DTD loading,
-    no network, no huge trees; comments and processing instructions dropped. One per thread,
-    as lxml parsers must not be shared between threads."""
-    parser = getattr(_parsers, "parser", None)
-    if parser is None:
-        parser = _parsers.parser = etree.XMLParser(
-            resolve_entities=False, load_dtd=False, no_network=True, huge_tree=False,
-            remove_comments=True, remove_pis=True,
-        )  # fmt: skip
-    return parser
-
-
 def _element_data(element) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for child in element:
@@ -158,42 +138,10 @@ def _pop_meta(data: dict[str, Any], key: str) -> str | None:
     return None
 
 
-# Prefixes ODK Central accepts undeclared (its own test data uses `orx:` without declaring it).
-ODK_PREFIXES = {
-    b"orx": b"http://openrosa.org/xforms",
-    b"jr": b"http://openrosa.org/javarosa",
-    b"odk": b"http://www.opendatakit.org/xforms",
-}
-_ROOT_TAG = re.compile(rb"<[A-Za-z_][\w.:-]*")
-
-
-def _with_odk_prefixes(xml: bytes) -> bytes | None:
-    """The XML with the ODK prefixes its root start tag does not declare declared there, or
-    None when there is no root start tag or nothing to add."""
-    found = _ROOT_TAG.search(xml)
-    if found is None:
-        return None
-    tag_end = xml.find(b">", found.end())
-    start_tag = xml[found.start() : tag_end if tag_end >= 0 else len(xml)]
-    missing = [p for p in ODK_PREFIXES if b"xmlns:" + p + b"=" not in start_tag]
-    if not missing:
-        return None
-    declarations = b"".join(b' xmlns:%s="%s"' % (p, ODK_PREFIXES[p]) for p in missing)
-    return xml[: found.end()] + declarations + xml[found.end() :]
-
-
 def _parse_root(xml: bytes):
     try:
-        return etree.fromstring(xml, _parser())
-    except etree.XMLSyntaxError as exc:
-        # An undeclared orx:/jr:/odk: prefix only: read it as Central does. Anything else that
-        # is not well formed fails the second parse too and is refused with the first error.
-        retry = _with_odk_prefixes(xml) if "Namespace prefix" in str(exc) else None
-        if retry is not None:
-            try:
-                return etree.fromstring(retry, _parser())
-            except etree.XMLSyntaxError:
-                pass
+        return parse_submission(xml)
+    except XMLSyntaxError as exc:
         raise SubmissionError(
             f"The submission is not well-formed XML ({exc}).",
             hint="The file may be truncated; send the complete instance XML again.",
@@ -226,8 +174,7 @@ def from_openrosa_xml(
     `max_elements`, XML with more elements than that is refused before anything is read.
     """
     root = _parse_root(xml)
-    docinfo = root.getroottree().docinfo
-    if docinfo.internalDTD is not None or docinfo.externalDTD is not None or docinfo.doctype:
+    if declares_dtd(root):
         # Collect never sends a DTD; one here is an attack (entity expansion, external files).
         raise SubmissionError(
             "The submission XML declares a DTD or entities, which nigraan refuses.",

@@ -13,48 +13,42 @@ from functools import cached_property
 import langcodes
 from lxml import etree
 
+from nigraan import safe_xml
 from nigraan.errors import FormError
 
-XF = "http://www.w3.org/2002/xforms"
-H = "http://www.w3.org/1999/xhtml"
-JR = "http://openrosa.org/javarosa"
-NIGRAAN = "urn:nigraan:xforms"
-NS = {"xf": XF, "h": H, "jr": JR}
-
-# Field kinds, in XLSForm's vocabulary. Each maps to one or more typed columns (store.layout).
-TEXT, INTEGER, DECIMAL, DATE, DATETIME, TIME = (
-    "text",
-    "integer",
-    "decimal",
-    "date",
-    "dateTime",
-    "time",
+# The vocabulary is nigraan.xform's; its names stay importable from here (store.layout, rows).
+from nigraan.xform import (  # noqa: F401
+    ATTACHMENT,
+    BIND_KINDS,
+    DATE,
+    DATETIME,
+    DECIMAL,
+    DEPRECATED_ID,
+    GEOPOINT,
+    GEOSHAPE,
+    GEOTRACE,
+    IDENTIFYING,
+    INSTANCE_ID,
+    INTEGER,
+    JAVAROSA,
+    NIGRAAN,
+    NOTE,
+    NS,
+    RESTRICTED,
+    SELECT_MULTIPLE,
+    SELECT_ONE,
+    SENSITIVITY_CLASSES,
+    TEXT,
+    TIME,
+    XFORMS,
+    XHTML,
+    bind_type,
+    is_note,
+    local_name,
+    sensitivity_of,
+    version_of,
 )
-SELECT_ONE, SELECT_MULTIPLE, GEOPOINT, GEOTRACE, GEOSHAPE = (
-    "select_one",
-    "select_multiple",
-    "geopoint",
-    "geotrace",
-    "geoshape",
-)
-ATTACHMENT, NOTE, INSTANCE_ID, DEPRECATED_ID = "attachment", "note", "instanceID", "deprecatedID"
 
-_BIND_KINDS = {
-    "int": INTEGER,
-    "integer": INTEGER,
-    "long": INTEGER,
-    "short": INTEGER,
-    "decimal": DECIMAL,
-    "double": DECIMAL,
-    "float": DECIMAL,
-    "date": DATE,
-    "dateTime": DATETIME,
-    "time": TIME,
-    "geopoint": GEOPOINT,
-    "geotrace": GEOTRACE,
-    "geoshape": GEOSHAPE,
-    "binary": ATTACHMENT,
-}
 _LANG_CODE = re.compile(r"\(([A-Za-z]{2,3}(?:-[A-Za-z0-9]+)?)\)\s*$")
 _ITEXT_REF = re.compile(r"""jr:itext\(\s*['"]([^'"]+)['"]\s*\)""")
 _INSTANCE_REF = re.compile(r"""instance\(\s*['"]([^'"]+)['"]\s*\)""")
@@ -63,8 +57,6 @@ _INSTANCE_REF = re.compile(r"""instance\(\s*['"]([^'"]+)['"]\s*\)""")
 # does not evaluate: the choices keep their names and get no labels.
 _ITEM_CHILD = re.compile(r"^[A-Za-z_][\w.-]*$")
 _ITEM_ITEXT = re.compile(r"^jr:itext\(\s*([A-Za-z_][\w.-]*)\s*\)$")
-
-SENSITIVITY_CLASSES = ("identifying", "pseudonym", "restricted", "sensitive", "general")
 
 
 @dataclass(frozen=True)
@@ -97,7 +89,7 @@ class Field:
 
     @property
     def restricted(self) -> bool:
-        return self.sensitivity == "restricted"
+        return self.sensitivity == RESTRICTED
 
 
 @dataclass(frozen=True)
@@ -128,7 +120,7 @@ class FormSchema:
 
     @property
     def identifying(self) -> bool:
-        return any(f.sensitivity == "identifying" for f in self.fields)
+        return any(f.sensitivity == IDENTIFYING for f in self.fields)
 
     @property
     def raw_only(self) -> bool:
@@ -151,16 +143,6 @@ class FormSchema:
     def attachment_paths(self) -> tuple[tuple[str, ...], ...]:
         """Paths (split on '/') of the fields whose value names an attached file."""
         return tuple(tuple(f.path.split("/")) for f in self.fields if f.kind == ATTACHMENT)
-
-
-def _local(tag) -> str:
-    return etree.QName(tag).localname if isinstance(tag, str) else ""
-
-
-def version_of(root) -> str | None:
-    """The version attribute of an instance root, in whatever namespace (`version`,
-    `orx:version`): the first one, as ODK Central reads forms and submissions."""
-    return next((value for name, value in root.attrib.items() if _local(name) == "version"), None)
 
 
 def _lang_key(lang: str) -> str:
@@ -237,7 +219,7 @@ def _itemset_choices(itemset, model, itext) -> tuple[Choice, ...]:
     if not _ITEM_CHILD.match(label_child):
         label_child = None
     choices = []
-    for item in instance.iter(f"{{{XF}}}item"):
+    for item in instance.iter(f"{{{XFORMS}}}item"):
         name = item.findtext(f"xf:{value_ref}", namespaces=NS)
         if name is None:
             continue
@@ -258,9 +240,8 @@ def _inline_choices(control, itext) -> tuple[Choice, ...]:
 def parse_xform(xform: bytes) -> FormSchema:
     """Read a compiled XForm into a FormSchema; a clear FormError if it is not an XForm."""
     try:
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-        tree = etree.fromstring(xform, parser)
-    except etree.XMLSyntaxError as exc:
+        tree = safe_xml.parse_xform(xform)
+    except safe_xml.XMLSyntaxError as exc:
         raise FormError(
             f"The form definition is not well-formed XML: {exc}.",
             hint="Register the XForm that pyxform or Central produced, unchanged.",
@@ -285,7 +266,7 @@ def parse_xform(xform: bytes) -> FormSchema:
         )
     lang_keys = _lang_keys(model)
     itext = _itext(model, lang_keys)
-    root_prefix = f"/{_local(root.tag)}/"
+    root_prefix = f"/{local_name(root.tag)}/"
 
     def rel(nodeset: str | None) -> str | None:
         if nodeset and nodeset.startswith(root_prefix):
@@ -305,7 +286,7 @@ def parse_xform(xform: bytes) -> FormSchema:
         for element in body.iter():
             if not isinstance(element.tag, str):
                 continue
-            name = _local(element.tag)
+            name = local_name(element.tag)
             if name == "repeat":
                 path = rel(element.get("nodeset"))
                 if path:
@@ -324,12 +305,12 @@ def parse_xform(xform: bytes) -> FormSchema:
         for child in element:
             if not isinstance(child.tag, str):
                 continue
-            name = _local(child.tag)
+            name = local_name(child.tag)
             if name in seen:  # pyxform writes a repeat's template and a first instance
                 continue
             seen.add(name)
             path = f"{prefix}{name}"
-            is_repeat = path in body_repeats or child.get(f"{{{JR}}}template") is not None
+            is_repeat = path in body_repeats or child.get(f"{{{JAVAROSA}}}template") is not None
             if is_repeat:
                 control = controls.get(path)
                 group_labels = _labels(control, itext) if control is not None else {}
@@ -348,7 +329,7 @@ def parse_xform(xform: bytes) -> FormSchema:
         form_id=form_id,
         version=version_of(root) or "",
         title=(tree.findtext("h:head/h:title", default="", namespaces=NS) or "").strip(),
-        root=_local(root.tag),
+        root=local_name(root.tag),
         encrypted=model.find("xf:submission[@base64RsaPublicKey]", NS) is not None,
         fields=tuple(fields),
         repeats=tuple(repeats),
@@ -377,12 +358,11 @@ def _key_bytes(submission) -> int | None:
 
 
 def _field(path: str, repeat: str, bind, control, model, itext) -> Field:
-    bind_type = (bind.get("type") if bind is not None else None) or "string"
-    bind_type = bind_type.split(":", 1)[-1]  # "xsd:int" -> "int"
+    type_ = bind_type(bind)  # "xsd:int" -> "int"
     calculated = bind is not None and bind.get("calculate") is not None
-    sensitivity = bind.get(f"{{{NIGRAAN}}}sensitivity") if bind is not None else None
-    control_name = _local(control.tag) if control is not None else None
-    kind = _BIND_KINDS.get(bind_type, TEXT)
+    sensitivity = sensitivity_of(bind)
+    control_name = local_name(control.tag) if control is not None else None
+    kind = BIND_KINDS.get(type_, TEXT)
     choices: tuple[Choice, ...] = ()
     if path in ("meta/instanceID", "meta/deprecatedID"):
         kind = INSTANCE_ID if path.endswith("instanceID") else DEPRECATED_ID
@@ -393,19 +373,12 @@ def _field(path: str, repeat: str, bind, control, model, itext) -> Field:
             choices = _itemset_choices(itemset, model, itext)
         else:
             choices = _inline_choices(control, itext)
-    elif (
-        control_name == "input"
-        and bind is not None
-        and bind.get("readonly") == "true()"
-        and not calculated
-        and bind.get(f"{{{JR}}}preload") is None
-        and kind == TEXT
-    ):
+    elif is_note(bind, control):
         kind = NOTE
     return Field(
         path=path,
         kind=kind,
-        bind_type=bind_type,
+        bind_type=type_,
         repeat=repeat,
         labels=_labels(control, itext) if control is not None else {},
         choices=choices,
