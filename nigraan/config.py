@@ -45,11 +45,23 @@ class Setting:
         if self.secret and value:
             return "***"
         if self.kind == "url" and isinstance(value, str):
-            return _URL_PASSWORD.sub(r"\1***@", value)
+            return shown_url(value)
         return str(value)
 
 
-_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*@")
+def shown_url(url: str) -> str:
+    """A URL as it may be printed or logged: its password as ***, by SQLAlchemy's own rendering
+    of URLs (`make_url(url).render_as_string(hide_password=True)`); a value that cannot be read
+    as a URL is hidden whole, as it could hold a password anywhere."""
+    if not url:
+        return url
+    from sqlalchemy.engine import make_url  # here: reading settings needs no SQLAlchemy
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "***"
 
 
 def _between(low: int, high: int) -> Callable[[int], str | None]:

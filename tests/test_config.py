@@ -69,3 +69,30 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     missing = [s.env_name for s in SETTINGS if s.env_name not in readme]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        (
+            "postgresql+psycopg://nigraan:s3cret@db:5432/nigraan",
+            "postgresql+psycopg://nigraan:***@db:5432/nigraan",
+        ),
+        # A password holding '/' or an escaped '@' is hidden whole too.
+        ("postgresql://nigraan:s3/cret@db/nigraan", "postgresql://nigraan:***@db/nigraan"),
+        ("postgresql://nigraan:s3%40cret@db/nigraan", "postgresql://nigraan:***@db/nigraan"),
+        ("sqlite:////srv/nigraan/nigraan.sqlite3", "sqlite:////srv/nigraan/nigraan.sqlite3"),
+        ("https://admin:s3cret@central.example.org", "https://admin:***@central.example.org"),
+        ("https://central.example.org", "https://central.example.org"),
+        ("", ""),
+        # Not a URL at all (a typo): it could hold the password anywhere, so none of it shows.
+        ("postgresql//nigraan:s3cret@db/nigraan", "***"),
+    ],
+)
+def test_urls_are_shown_without_their_password(url, shown):
+    from nigraan.config import BY_NAME, shown_url
+
+    assert shown_url(url) == shown
+    assert BY_NAME["database.url"].display(url) == shown
+    assert BY_NAME["central.base_url"].display(url) == shown
+    assert "s3" not in repr(load_config(environ={}, overrides={"database.url": url}))
