@@ -82,7 +82,7 @@ def _public_key(config: Config) -> tuple[str | None, str]:
 
 
 def data_field_count(compiled: CompiledForm) -> int:
-    """Fields that hold data: not groups, notes or the meta block (notes as the store tells them)."""
+    """Fields that hold data: not groups, notes (by the store's rule) or the meta block."""
     tree = compiled.tree()
     controls = {control.get("ref"): control for control in tree.iterfind("h:body//*[@ref]", NS)}
     count = 0

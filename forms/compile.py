@@ -20,7 +20,7 @@ from pyxform.xls2xform import convert
 from forms.problems import Location, Problem, error, warning
 from forms.reference import ReferenceList, inject_lists
 from nigraan.safe_xml import parse_xform
-from nigraan.xform import NS
+from nigraan.xform import NS, public_key_submission
 
 KEY_FROM_CONFIG = "from-config"
 MEDIA_REF = re.compile(r"jr://(?:file|file-csv|images|audio|video)/([^\s\"'<>)]+)")
@@ -162,7 +162,7 @@ def compile_form(
         version=instance.get("version", ""),
         title=title,
         xform=xform,
-        encrypted=tree.find("h:head/xf:model/xf:submission", NS) is not None,
+        encrypted=public_key_submission(tree.find("h:head/xf:model", NS)) is not None,
         media=sorted(set(MEDIA_REF.findall(result.xform))),
         lists_written_in=written_in,
         _tree=tree,

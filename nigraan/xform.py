@@ -98,6 +98,12 @@ def sensitivity_of(bind) -> str | None:
     return bind.get(SENSITIVITY_ATTRIBUTE) if bind is not None else None
 
 
+def public_key_submission(model):
+    """The model's <submission> that carries the form's public key; None when the form is not
+    encrypted (a <submission> with only an action is a custom server, not encryption)."""
+    return model.find("xf:submission[@base64RsaPublicKey]", NS) if model is not None else None
+
+
 def is_note(bind, control) -> bool:
     """Is this field an XLSForm note: text shown, nothing stored?
 

@@ -45,6 +45,7 @@ from nigraan.xform import (  # noqa: F401
     bind_type,
     is_note,
     local_name,
+    public_key_submission,
     sensitivity_of,
     version_of,
 )
@@ -330,13 +331,13 @@ def parse_xform(xform: bytes) -> FormSchema:
         version=version_of(root) or "",
         title=(tree.findtext("h:head/h:title", default="", namespaces=NS) or "").strip(),
         root=local_name(root.tag),
-        encrypted=model.find("xf:submission[@base64RsaPublicKey]", NS) is not None,
+        encrypted=public_key_submission(model) is not None,
         fields=tuple(fields),
         repeats=tuple(repeats),
         groups=frozenset(groups),
         languages=tuple(lang_keys.values()),
         language_names={key: lang for lang, key in lang_keys.items()},
-        key_bytes=_key_bytes(model.find("xf:submission[@base64RsaPublicKey]", NS)),
+        key_bytes=_key_bytes(public_key_submission(model)),
     )
 
 

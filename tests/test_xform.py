@@ -104,3 +104,22 @@ def test_odk_prefixes_are_declared_on_the_root_start_tag_only_where_missing():
         b' id="x"/>'
     )
     assert safe_xml.with_odk_prefixes(fixed) is None
+
+
+def test_a_form_with_a_submission_url_and_no_key_is_not_encrypted(tmp_path):
+    """Encryption is the public key on <submission>, in forms and in the store alike."""
+    from forms.compile import compile_form
+    from tests.formtables import write_xlsx
+
+    md = """
+    | survey |
+    |        | type | name   | label  |
+    |        | text | remark | Remark |
+    | settings |
+    |          | form_id | version    | submission_url                  |
+    |          | custom  | 2026120101 | https://example.org/submission |
+    """
+    result = compile_form(write_xlsx(md, tmp_path / "custom.xlsx"), {}, None)
+    assert b"<submission" in result.compiled.xform
+    assert result.compiled.encrypted is False
+    assert parse_xform(result.compiled.xform).encrypted is False
