@@ -8,20 +8,21 @@ memory (no pyodk token cache file is written) and never appears in repr, logs or
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 import requests
+import urllib3
 from pyodk import Client
 from pyodk._utils.config import CentralConfig, read_config
 from pyodk._utils.config import Config as PyodkConfig
 from pyodk._utils.session import Session
 from pyodk.errors import PyODKError
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader, NewConnectionError
+from urllib3.util.retry import Retry
 
 from nigraan.errors import ConfigError, NigraanError
 
@@ -123,23 +124,72 @@ def central_problem(response: requests.Response) -> tuple[Any, str]:
     return response.status_code, f"HTTP {response.status_code}"
 
 
+# A Retry-After longer than this is waited only this long, then retried: a sync never sleeps
+# for hours on one header (urllib3's own cap on backoff is the same).
+MAX_RETRY_AFTER = 120.0
+
+
+class CentralRetry(Retry):
+    """urllib3's Retry with nigraan's schedule: `backoff_factor` (central.retry_wait) before
+    the first retry, doubled before each next; a Retry-After Central sends is waited instead
+    (at most MAX_RETRY_AFTER), and one that cannot be read falls back to the schedule."""
+
+    def get_backoff_time(self) -> float:
+        retries = len(self.history)
+        if retries == 0:
+            return 0.0
+        return min(self.backoff_max, self.backoff_factor * 2 ** (retries - 1))
+
+    def get_retry_after(self, response) -> float | None:
+        try:
+            seconds = super().get_retry_after(response)
+        except InvalidHeader:
+            return None
+        return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
+
+
+RETRY_STATUSES = frozenset({429, *range(500, 600)})
+
+
+def central_retry(settings: CentralSettings) -> CentralRetry:
+    """`settings.retries` attempts in all, on connection errors, timeouts, 5xx and 429, for
+    every method (Central's writes that nigraan makes are safe to repeat); the last answer is
+    returned, not raised, so the session can say what it was."""
+    return CentralRetry(
+        total=settings.retries - 1, backoff_factor=settings.retry_wait,
+        status_forcelist=RETRY_STATUSES, allowed_methods=None, raise_on_status=False,
+        respect_retry_after_header=True,
+    )  # fmt: skip
+
+
+def _trouble(exc: requests.RequestException) -> str:
+    """What went wrong, in words: requests raises a read timeout that used up the retries as a
+    ConnectionError, and urllib3 counts a refused connection as a connect timeout."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    if isinstance(reason, NewConnectionError):
+        return "not reachable"
+    if isinstance(exc, requests.Timeout) or isinstance(reason, urllib3.exceptions.TimeoutError):
+        return "timed out"
+    return "not reachable"
+
+
 class CentralSession(Session):
     """pyodk's session, with retries with backoff, a timeout and a fresh login after a 401.
 
     pyodk only retries over https and never for POST/PATCH, sets no timeout for http, and never
     renews an expired token (24 h sessions); a sync must survive all three. Every request,
-    including pyodk's own library calls, goes through `request` below.
+    including pyodk's own library calls, goes through `request` below; the retries are urllib3's
+    (`central_retry`), on the adapter of both schemes.
     """
 
-    def __init__(self, settings: CentralSettings, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, settings: CentralSettings):
         super().__init__(
             base_url=settings.base_url, api_version="v1", username=settings.username,
             password=settings.password, cache_path=None,
         )  # fmt: skip
         for prefix in ("http://", "https://"):  # one retry policy: ours
-            self.mount(prefix, HTTPAdapter(max_retries=0))
+            self.mount(prefix, HTTPAdapter(max_retries=central_retry(settings)))
         self.settings = settings
-        self._sleep = sleep
 
     def __repr__(self) -> str:
         return f"CentralSession({self.settings.shown_url!r})"
@@ -148,12 +198,11 @@ class CentralSession(Session):
         kwargs.setdefault("timeout", self.settings.timeout)
         is_login = str(url).rstrip("/").endswith("sessions") and method.upper() == "POST"
         relogged = False
-        attempt = 0
         while True:
             try:
                 response = super().request(method, url, *args, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                trouble = "timed out" if isinstance(exc, requests.Timeout) else "not reachable"
+                trouble = _trouble(exc)
             except CentralUnavailable:
                 raise  # the login inside this request already retried
             except PyODKError as exc:  # pyodk's Auth could not log in (before this request)
@@ -177,22 +226,19 @@ class CentralSession(Session):
                     del self.headers["Authorization"]
                     relogged = True
                     continue
-                if response.status_code < 500 and response.status_code != 429:
+                if response.status_code not in RETRY_STATUSES:
                     return response
                 trouble = f"answered HTTP {response.status_code}"
-            attempt += 1
-            if attempt >= self.settings.retries:
-                path = urlsplit(self.urljoin(str(url))).path
-                raise CentralUnavailable(
-                    f"ODK Central at {self.settings.shown_url} {trouble} for {method.upper()} "
-                    f"{path} ({attempt} attempts).",
-                    hint="Check that Central is up and central.base_url is right, then run the "
-                    "command again: it carries on where it stopped.",
-                )
-            self._sleep(self.settings.retry_wait * 2 ** (attempt - 1))
+            path = urlsplit(self.urljoin(str(url))).path
+            raise CentralUnavailable(
+                f"ODK Central at {self.settings.shown_url} {trouble} for {method.upper()} "
+                f"{path} ({self.settings.retries} attempts).",
+                hint="Check that Central is up and central.base_url is right, then run the "
+                "command again: it carries on where it stopped.",
+            )
 
 
-def make_client(settings: CentralSettings, sleep: Callable[[float], None] = time.sleep) -> Client:
+def make_client(settings: CentralSettings) -> Client:
     """A pyodk Client on a CentralSession; logs in lazily on the first request."""
     config = PyodkConfig(
         central=CentralConfig(
@@ -200,9 +246,7 @@ def make_client(settings: CentralSettings, sleep: Callable[[float], None] = time
             default_project_id=settings.project_id,
         )
     )  # fmt: skip
-    return Client(
-        config=config, session=CentralSession(settings, sleep), project_id=settings.project_id
-    )
+    return Client(config=config, session=CentralSession(settings), project_id=settings.project_id)
 
 
 class Central:
@@ -245,6 +289,15 @@ class Central:
 
     def get_json(self, url: str, **kwargs) -> Any:
         return orjson.loads(self.get(url, **kwargs).content)
+
+
+def is_central_error(exc: PyODKError, code: float | str) -> bool:
+    """pyodk's test that Central answered problem `code` (e.g. 409.6); False, not a crash, when
+    the answer is not Central's JSON (a proxy's HTML page)."""
+    try:
+        return exc.is_central_error(code)
+    except (ValueError, AttributeError):  # not JSON, or JSON that is not a problem object
+        return False
 
 
 def pyodk_failure(exc: PyODKError) -> CentralError:

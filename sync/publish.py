@@ -16,7 +16,7 @@ from pathlib import Path
 from pyodk.errors import PyODKError
 
 from nigraan.errors import FormError
-from sync.central import Central, CentralError, central_problem, pyodk_failure
+from sync.central import Central, CentralError, is_central_error, pyodk_failure
 
 NEW, UPDATED, UNCHANGED, FAILED = "created", "published", "unchanged", "failed"
 
@@ -59,9 +59,7 @@ def publish_form(central: Central, build_dir: Path, entry: dict) -> PublishResul
         forms.update(form_id, definition=str(xml_path), attachments=media or None)
         return PublishResult(form_id, version, UPDATED)
     except PyODKError as exc:
-        failed = exc.args[1] if len(exc.args) > 1 else None
-        code = central_problem(failed)[0] if failed is not None else None
-        if code == 409.6:
+        if is_central_error(exc, 409.6):
             central.session.delete(
                 central.path("projects/{project_id}/forms/{form_id}/draft", form_id=form_id)
             )

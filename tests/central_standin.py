@@ -289,6 +289,7 @@ class Fault:
     delay: float
     count: int
     method: str | None = None
+    retry_after: str | None = None  # the Retry-After header of the failure, if any
 
 
 def _form_meta(xml: bytes) -> tuple[str, str, str, list[str]]:
@@ -355,9 +356,11 @@ class CentralStandin:
             self._last = moment
             return moment
 
-    def fail(self, status: int = 500, count: int = 1, match: str = "", method=None) -> None:
-        """The next `count` requests whose path contains `match` answer `status`."""
-        self.faults.append(Fault(match, status, 0.0, count, method))
+    def fail(self, status: int = 500, count: int = 1, match: str = "", method=None,
+             retry_after: str | None = None) -> None:  # fmt: skip
+        """The next `count` requests whose path contains `match` answer `status` (with a
+        Retry-After header when `retry_after` is given)."""
+        self.faults.append(Fault(match, status, 0.0, count, method, retry_after))
 
     def slow(self, seconds: float, count: int = 1, match: str = "", method=None) -> None:
         """The next `count` matching requests wait `seconds` before answering."""
@@ -527,6 +530,8 @@ class CentralStandin:
                 self._in_flight.remove(request.full_path)
         if fault.status:
             body = {"message": "Injected failure.", "code": fault.status}
+            if fault.retry_after is not None:
+                return self._json(body, fault.status, Retry_After=fault.retry_after)
             return self._json(body, fault.status)
         return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import time
 
 import orjson
 import pytest
@@ -847,3 +848,103 @@ def test_standin_writes_a_rows_xml_as_collect_sent_it(standin, central_dir, reco
         assert (b.tables, b.problems) == (a.tables, a.problems), entry["instance_file"]
         compared += 1
     assert compared >= 25
+
+
+# ---------------------------------------------------------------- retries (urllib3's Retry)
+
+SUBMISSIONS = "projects/{project_id}/forms/rec_visit.svc/Submissions"
+
+
+@pytest.mark.parametrize("status", [503, 429])
+def test_a_retry_after_is_waited_before_the_retry(standin, status):
+    """Central (or its proxy) says when to come back: the retry waits that long, not the
+    configured 0.01 s."""
+    client = Central(_settings(standin, retries=3))
+    standin.fail(status, count=1, match="Submissions", retry_after="1")
+    started = time.monotonic()
+    client.get_json(client.path(SUBMISSIONS))
+    waited = time.monotonic() - started
+    client.close()
+    assert [s for _, _, s in standin.requests("Submissions")] == [status, 200]
+    assert 1.0 <= waited < 10
+
+
+def test_a_long_retry_after_is_waited_only_up_to_the_cap(standin, monkeypatch):
+    import sync.central
+
+    monkeypatch.setattr(sync.central, "MAX_RETRY_AFTER", 0.5)
+    client = Central(_settings(standin, retries=2))
+    standin.fail(503, count=1, match="Submissions", retry_after="3600")
+    started = time.monotonic()
+    client.get_json(client.path(SUBMISSIONS))
+    waited = time.monotonic() - started
+    client.close()
+    assert 0.5 <= waited < 5 and [s for _, _, s in standin.requests("Submissions")] == [503, 200]
+
+
+def test_an_unreadable_retry_after_falls_back_to_the_backoff(standin):
+    client = Central(_settings(standin, retries=2))
+    standin.fail(503, count=1, match="Submissions", retry_after="after lunch")
+    client.get_json(client.path(SUBMISSIONS))
+    client.close()
+    assert [s for _, _, s in standin.requests("Submissions")] == [503, 200]
+
+
+def test_the_backoff_doubles_from_the_configured_wait(standin):
+    client = Central(_settings(standin, retries=3, retry_wait=0.4))
+    standin.fail(502, count=2, match="Submissions")
+    started = time.monotonic()
+    client.get_json(client.path(SUBMISSIONS))
+    waited = time.monotonic() - started
+    client.close()
+    assert [s for _, _, s in standin.requests("Submissions")] == [502, 502, 200]
+    assert 1.2 <= waited < 10  # 0.4 s, then 0.8 s
+
+
+def test_a_central_that_stays_down_gives_the_same_clear_error(standin):
+    client = Central(_settings(standin, retries=2))
+    standin.fail(503, count=10, match="Submissions", retry_after="0")
+    with pytest.raises(CentralUnavailable) as down:
+        client.get(client.path(SUBMISSIONS))
+    assert str(down.value).startswith(
+        f"ODK Central at {standin.base_url} answered HTTP 503 for GET "
+        "/v1/projects/1/forms/rec_visit.svc/Submissions (2 attempts)."
+    )
+    assert len(standin.requests("Submissions")) == 2
+
+    standin.faults.clear()
+    standin.slow(1.0, count=2, match="Submissions")
+    slow = Central(_settings(standin, retries=2, timeout=0.3))
+    with pytest.raises(CentralUnavailable, match=r"timed out for GET .*Submissions \(2 attempts\)"):
+        slow.get(slow.path(SUBMISSIONS))
+    slow.close()
+
+    nobody = Central(CentralSettings("http://127.0.0.1:9", "admin@example.com", "pw-not-real", 1,
+                                     retries=2, retry_wait=0.01, timeout=1))  # fmt: skip
+    with pytest.raises(CentralUnavailable, match=r"not reachable for POST /v1/sessions \(2 att"):
+        nobody.get(nobody.path(SUBMISSIONS))
+    nobody.close()
+    client.close()
+
+
+def test_a_401_logs_in_again_once_and_retries_the_request(standin, central):
+    central.get_json(central.path(SUBMISSIONS))
+    logins = standin.logins
+    standin.expire_tokens()
+    central.get_json(central.path(SUBMISSIONS))
+    assert standin.logins == logins + 1
+    assert [s for _, _, s in standin.requests("Submissions")] == [200, 401, 200]
+
+
+def test_a_refusal_that_is_not_centrals_json_is_not_a_central_error():
+    from pyodk.errors import PyODKError
+
+    from sync.central import is_central_error
+
+    html = requests.Response()
+    html.status_code, html._content = 413, b"<html>Request Entity Too Large</html>"
+    problem = requests.Response()
+    problem.status_code, problem._content = 409, b'{"code": 409.6, "message": "exists"}'
+    assert not is_central_error(PyODKError("refused", html), 409.6)
+    assert is_central_error(PyODKError("refused", problem), 409.6)
+    assert not is_central_error(PyODKError("refused", problem), 409.3)
