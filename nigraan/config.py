@@ -270,7 +270,8 @@ SETTINGS: tuple[Setting, ...] = (
         "central.retry_wait",
         "float",
         1.0,
-        "Seconds before the first retry; the wait doubles with every attempt.",
+        "Seconds before the first retry; the wait doubles with every attempt. A Retry-After "
+        "from Central is waited instead (at most 120 s).",
     ),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
