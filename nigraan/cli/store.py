@@ -10,6 +10,21 @@ import click
 from nigraan.cli.common import FAILED, USAGE, Column, fail, open_store, print_table, store_line
 from nigraan.errors import NigraanError
 
+INIT_COLUMNS = (
+    Column("form", 24),
+    Column("version", 11),
+    Column("status", 12),
+    Column("tables", right=True),
+    Column("new columns", right=True),
+)
+STATUS_COLUMNS = (
+    Column("form", 24),
+    Column("submissions", right=True),
+    Column("versions", right=True),
+    Column("problems", right=True),
+    Column("deleted", right=True),
+)
+
 
 @click.group()
 def store() -> None:
@@ -47,8 +62,7 @@ def store_init(config) -> None:
                          result.new_columns))  # fmt: skip
     finally:
         db.close()
-    print_table((Column("form", 24), Column("version", 11), Column("status", 12),
-                 Column("tables", right=True), Column("new columns", right=True)), rows)  # fmt: skip
+    print_table(INIT_COLUMNS, rows)
     for path, exc in refused:
         click.secho(f"Error: {path}: not registered. {exc.message}", fg="red", err=True)
         if exc.hint:
@@ -135,6 +149,4 @@ def store_status(config) -> None:
          row.get("deleted", 0))
         for form_id, row in sorted(counts.items())
     ]  # fmt: skip
-    print_table((Column("form", 24), Column("submissions", right=True),
-                 Column("versions", right=True), Column("problems", right=True),
-                 Column("deleted", right=True)), rows)  # fmt: skip
+    print_table(STATUS_COLUMNS, rows)
