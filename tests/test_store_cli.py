@@ -136,3 +136,12 @@ def test_originals_first(ids, order):
     from store.instance_files import originals_first
 
     assert originals_first(ids) == order
+
+
+def test_load_of_a_file_that_is_not_json_says_so_and_loads_nothing(runner, env, tmp_path):
+    bad = tmp_path / "export.json"
+    bad.write_text("<not json/>", encoding="utf-8")
+    result = runner.invoke(main, ["store", "load", str(bad), "--form", "rec_visit"], env=env)
+    assert result.exit_code == 2, result.output
+    assert f"{bad} is not JSON" in result.output and "nothing was loaded" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
