@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from nigraan.cli.common import FAILED, USAGE, Column, fail, open_store, print_table
+from nigraan.cli.common import FAILED, USAGE, Column, fail, format_table, open_store
 from nigraan.errors import NigraanError
 
 log = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ SUMMARY_COLUMNS = (
     Column("form", 24), Column("new", 6, right=True), Column("changed", right=True),
     Column("deleted", right=True), Column("restored", right=True),
     Column("files", 6, right=True), Column("waiting", right=True),
-    Column("problems", right=True), Column(""),
+    Column("problems", right=True),
 )  # fmt: skip
 
 
@@ -56,7 +56,7 @@ def central_publish(config, form_ids) -> None:
         click.echo(line if not r.message else f"{line}: {r.message}")
     failed = sum(r.status == FAILED for r in results)
     click.echo(f"\n{len(results) - failed} of {len(results)} forms published or up to date.")
-    sys.exit(1 if failed else 0)
+    sys.exit(FAILED if failed else 0)
 
 
 @central.command("app-users")
@@ -171,11 +171,14 @@ def sync_command(config, form_ids, full) -> None:
 def _print_summary(results) -> None:
     if not results:
         return
-    print_table(SUMMARY_COLUMNS, [
-        (r.form_id, r.new, r.changed, r.deleted, r.restored, r.attachments,
-         r.attachments_waiting, len(r.problems), "(resumed)" if r.resumed else "")
-        for r in results
-    ])  # fmt: skip
+    rows = [(r.form_id, r.new, r.changed, r.deleted, r.restored, r.attachments,
+             r.attachments_waiting, len(r.problems)) for r in results]  # fmt: skip
+    # One space apart and "  (resumed)" after the row: the summary as it always was.
+    header, rule, *lines = format_table(SUMMARY_COLUMNS, rows, gap=1)
+    click.echo(header)
+    click.echo(rule)
+    for line, r in zip(lines, results, strict=True):
+        click.echo(line + ("  (resumed)" if r.resumed else ""))
     for r in results:
         if r.versions:
             click.echo(f"  {r.form_id}: {r.versions} earlier versions of edited submissions read "
