@@ -95,7 +95,7 @@ def qr_file_name(name: str, user_id: int) -> str:
 
     Central's display names can be anything; one with a path separator, a control character
     or a leading dot (`../x`, `a/b`, `.hidden`) gets those replaced by `_` and its app user id
-    added (`_._x-7.png`), so the file stays in the QR folder and two names never share a file.
+    added (`_._x-7.png`), so the file stays in the QR folder and `a/b` does not take `a_b`'s.
     """
     safe = "".join("_" if ch in "/\\" or not ch.isprintable() else ch for ch in name)
     if safe == name and name.strip() and not name.startswith("."):

@@ -31,14 +31,17 @@ def fail(exc: NigraanError, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def open_store(config):
-    """The store of `database.url`; a database that does not answer exits 1, a bad URL 2."""
+def open_store(config, *, upgrade: bool = False):
+    """The store of `database.url`; a database that does not answer exits 1, a bad URL 2.
+
+    `upgrade`: run the migrations (`store init` only); passed on to `Store.from_config`.
+    """
     from sqlalchemy.exc import OperationalError
 
     from store.store import Store
 
     try:
-        return Store.from_config(config)
+        return Store.from_config(config, upgrade=True) if upgrade else Store.from_config(config)
     except NigraanError as exc:
         fail(exc, FAILED if isinstance(exc.__cause__, OperationalError) else USAGE)
 

@@ -45,7 +45,9 @@ def store_init(config) -> None:
     if not xforms:
         fail(NigraanError(f"No built forms in {build_dir}.",
                           hint="Run `nigraan forms build` first."), USAGE)  # fmt: skip
-    db = open_store(config)  # upgrade=True once house-store lands (Store.from_config's keyword)
+    # open_store(config, upgrade=True) once house-store's Store.from_config(config, *, upgrade)
+    # lands; until then every open upgrades.
+    db = open_store(config)
     click.echo(store_line(config))
     rows = []
     refused: list[tuple[Path, NigraanError]] = []
