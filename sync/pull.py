@@ -29,7 +29,7 @@ Central's newest review metadata.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,7 +38,7 @@ import orjson
 
 from nigraan.errors import FormError
 from store.store import CENTRAL, CREATED, DUPLICATE, EDITED, UNREADABLE, Incoming, Store
-from sync.central import Central, CentralError
+from sync.central import Central, CentralError, CentralUnavailable
 from sync.odata import read_pages, same_origin, submissions_path
 
 SINGLE_ROWS_MAX = 200  # more submissions to re-read than this: one full pass instead
@@ -61,6 +61,7 @@ class FormSync:
     problems: list[str] = field(default_factory=list)
     resumed: bool = False
     full: bool = False
+    refused: bool = False  # Central refused this form (unknown, no rights): in `problems`
 
 
 Progress = Callable[[str, int, int | None], None]  # (form id, rows done now, total or None)
@@ -343,11 +344,28 @@ def published_forms(central: Central) -> list[str]:
     return [f["xmlFormId"] for f in forms if f.get("publishedAt")]
 
 
-def sync(central: Central, store: Store, form_ids: list[str] | None = None, full: bool = False,
-         progress: Progress = _no_progress, prefetch: bool = True) -> list[FormSync]:  # fmt: skip
-    """Mirror the given forms (default: every published form of the project) into the store."""
-    results = []
+def pull_forms(central: Central, store: Store, form_ids: list[str] | None = None,
+               full: bool = False, progress: Progress = _no_progress,
+               prefetch: bool = True) -> Iterator[FormSync]:  # fmt: skip
+    """Mirror the given forms (default: every published form of the project) into the store,
+    yielding what each form's sync did as it ends.
+
+    A form Central refuses (unknown, no rights) is `refused`, its reason in `problems`, and the
+    others go on; Central unreachable after retries (`CentralUnavailable`) stops the sync.
+    """
     for form_id in form_ids or published_forms(central):
         puller = FormPuller(central, store, form_id, progress, prefetch)
-        results.append(puller.run(full))
-    return results
+        try:
+            yield puller.run(full)
+        except CentralUnavailable:
+            raise
+        except CentralError as exc:  # this form only: go on
+            puller.result.problems.append(exc.message)
+            puller.result.refused = True
+            yield puller.result
+
+
+def sync(central: Central, store: Store, form_ids: list[str] | None = None, full: bool = False,
+         progress: Progress = _no_progress, prefetch: bool = True) -> list[FormSync]:  # fmt: skip
+    """Every form's `FormSync` of `pull_forms`, once all are done."""
+    return list(pull_forms(central, store, form_ids, full, progress, prefetch))

@@ -69,7 +69,9 @@ def test_bad_database_url_is_a_clear_error(runner, env):
 def test_unreachable_postgres_is_a_clear_error_without_the_password(runner, env):
     env = dict(env, NIGRAAN_DATABASE_URL="postgresql://nigraan:s3cret@127.0.0.1:1/nigraan")
     result = runner.invoke(main, ["store", "status"], env=env)
-    assert result.exit_code == 2 and "Cannot reach the database" in result.output
+    # An operational failure (the database does not answer) exits 1; it exited 2 before the
+    # exit-code convention (usage error 2, operational failure 1).
+    assert result.exit_code == 1 and "Cannot reach the database" in result.output
     assert "s3cret" not in result.output
 
 
@@ -131,6 +133,15 @@ def test_load_stores_the_files_an_envelope_names(runner, env, tmp_path, central_
     ],
 )
 def test_originals_first(ids, order):
-    from nigraan.cli import originals_first
+    from store.instance_files import originals_first
 
     assert originals_first(ids) == order
+
+
+def test_load_of_a_file_that_is_not_json_says_so_and_loads_nothing(runner, env, tmp_path):
+    bad = tmp_path / "export.json"
+    bad.write_text("<not json/>", encoding="utf-8")
+    result = runner.invoke(main, ["store", "load", str(bad), "--form", "rec_visit"], env=env)
+    assert result.exit_code == 2, result.output
+    assert f"{bad} is not JSON" in result.output and "nothing was loaded" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

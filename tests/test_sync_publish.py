@@ -113,6 +113,26 @@ def test_publish_and_app_users_commands(standin, tmp_path, central_dir, runner):
     assert "pw-not-real" not in first.output + again.output + users.output
 
 
+def test_app_user_qr_files_stay_in_the_current_folder(standin, tmp_path, central_dir, runner,
+                                                      monkeypatch):  # fmt: skip
+    build = _build_dir(tmp_path, central_dir)
+    env = {"NIGRAAN_FORMS_BUILD_DIR": str(build), "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
+           "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
+           "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real",
+           "NIGRAAN_CENTRAL_PROJECT_ID": "1"}  # fmt: skip
+    assert runner.invoke(main, ["central", "publish"], env=env).exit_code == 0
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    users = runner.invoke(main, ["central", "app-users", "../escaped", "plain"], env=env)
+    assert users.exit_code == 0, users.output
+    [odd, plain] = standin.app_users
+    assert odd["displayName"] == "../escaped"  # Central's display names can be anything
+    assert not (tmp_path / "escaped.png").exists()
+    assert sorted(p.name for p in here.iterdir()) == [f"_._escaped-{odd['id']}.png", "plain.png"]
+    assert f"QR code written to _._escaped-{odd['id']}.png" in users.output
+
+
 def test_settings_from_nigraan_or_from_pyodks_file(tmp_path, monkeypatch):
     config = load_config(overrides={"central.base_url": "https://central.example.org/",
                                     "central.username": "sync@example.org",

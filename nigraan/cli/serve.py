@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from nigraan.cli import _fail, _open_store  # defined before nigraan.cli adds these commands
+from nigraan.cli.common import USAGE, Column, fail, open_store, print_table
 from nigraan.collect_qr import collect_settings, write_qr
 from nigraan.errors import NigraanError
 from nigraan.private_files import write_private
@@ -49,13 +49,13 @@ def serve_command(config, host, port) -> None:
                         {**config.sources, **dict.fromkeys(overrides, "command line")})  # fmt: skip
     try:
         serve(config, echo=click.echo)
-    except NigraanError as exc:
-        _fail(exc)
-    except OSError as exc:  # the port is taken, or the address is not this machine's
-        _fail(NigraanError(
+    except NigraanError as exc:  # a setting (public URL, keys, the store's URL) to fix
+        fail(exc, USAGE)
+    except OSError as exc:  # the port is taken, or the address is not this machine's: a setting
+        fail(NigraanError(
             f"Cannot listen on {config['server.host']}:{config['server.port']}: {exc.strerror}.",
             hint="Choose another port (--port or server.port) or stop what uses it.",
-        ))  # fmt: skip
+        ), USAGE)  # fmt: skip
 
 
 @click.group("app-users")
@@ -84,18 +84,18 @@ def app_users_create(config, name, forms, all_forms, if_missing) -> None:
     if all_forms:
         forms = tuple(built)
     if not forms:
-        _fail(NigraanError(
+        fail(NigraanError(
             "Say which forms the device may fill.",
             hint=f"Use --form FORM_ID (repeatable) or --all-forms; built forms: "
             f"{', '.join(built) or 'none (run `nigraan forms build`)'}.",
-        ))  # fmt: skip
+        ), USAGE)  # fmt: skip
     unknown = sorted(set(forms) - set(built))
     if unknown:
-        _fail(NigraanError(
+        fail(NigraanError(
             f"No built form {', '.join(map(repr, unknown))}.",
             hint=f"Built forms: {', '.join(built) or 'none (run `nigraan forms build`)'}.",
-        ))  # fmt: skip
-    store = _open_store(config)
+        ), USAGE)  # fmt: skip
+    store = open_store(config)
     try:
         if if_missing and store.app_users.by_name(name) is not None:
             card = card_path(config, name)
@@ -108,8 +108,8 @@ def app_users_create(config, name, forms, all_forms, if_missing) -> None:
                 )
             return
         account = create_account(store.app_users, name, forms)
-    except NigraanError as exc:
-        _fail(exc)
+    except NigraanError as exc:  # the name is taken or cannot name an account
+        fail(exc, USAGE)
     finally:
         store.close()
     url = server_url(config)
@@ -137,7 +137,7 @@ def app_users_create(config, name, forms, all_forms, if_missing) -> None:
 @click.pass_obj
 def app_users_list(config) -> None:
     """The device accounts, their forms, and whether they are revoked."""
-    store = _open_store(config)
+    store = open_store(config)
     try:
         users = store.app_users.all()
     finally:
@@ -145,13 +145,11 @@ def app_users_list(config) -> None:
     if not users:
         click.echo("No device accounts. Make one: nigraan app-users create NAME --all-forms")
         return
-    header = f"{'name':24} {'state':8} {'created (UTC)':17} forms"
-    click.echo(header)
-    click.echo("-" * len(header))
-    for user in users:
-        state = "active" if user.active else "revoked"
-        created = user.created_at.strftime("%Y-%m-%d %H:%M")
-        click.echo(f"{user.name:24} {state:8} {created:17} {', '.join(sorted(user.forms))}")
+    rows = [(user.name, "active" if user.active else "revoked",
+             user.created_at.strftime("%Y-%m-%d %H:%M"), ", ".join(sorted(user.forms)))
+            for user in users]  # fmt: skip
+    print_table((Column("name", 24), Column("state", 8), Column("created (UTC)", 17),
+                 Column("forms")), rows)  # fmt: skip
 
 
 @app_users.command("revoke")
@@ -159,11 +157,11 @@ def app_users_list(config) -> None:
 @click.pass_obj
 def app_users_revoke(config, name) -> None:
     """Revoke a device account at once (a lost or stolen tablet). Its QR code files are deleted."""
-    store = _open_store(config)
+    store = open_store(config)
     try:
         store.app_users.revoke(name)
-    except NigraanError as exc:
-        _fail(exc)
+    except NigraanError as exc:  # no such account, or revoked already
+        fail(exc, USAGE)
     finally:
         store.close()
     qr_path(config, name).unlink(missing_ok=True)

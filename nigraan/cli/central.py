@@ -1,7 +1,4 @@
-"""Commands for ODK Central: `central publish`, `central app-users`, `sync`, `review`.
-
-Registered on the `nigraan` group by nigraan/cli.py (`register(main)`).
-"""
+"""Commands for ODK Central: `central publish`, `central app-users`, `sync`, `review`."""
 
 from __future__ import annotations
 
@@ -11,10 +8,17 @@ from pathlib import Path
 
 import click
 
-from nigraan.cli import _fail, _open_store  # defined before nigraan.cli adds these commands
+from nigraan.cli.common import FAILED, USAGE, Column, fail, format_table, open_store
 from nigraan.errors import NigraanError
 
 log = logging.getLogger(__name__)
+
+SUMMARY_COLUMNS = (
+    Column("form", 24), Column("new", 6, right=True), Column("changed", right=True),
+    Column("deleted", right=True), Column("restored", right=True),
+    Column("files", 6, right=True), Column("waiting", right=True),
+    Column("problems", right=True),
+)  # fmt: skip
 
 
 def _central(config):
@@ -22,8 +26,8 @@ def _central(config):
 
     try:
         return Central.from_config(config)
-    except NigraanError as exc:
-        _fail(exc)
+    except NigraanError as exc:  # settings missing or wrong
+        fail(exc, USAGE)
 
 
 @click.group()
@@ -46,13 +50,13 @@ def central_publish(config, form_ids) -> None:
     try:
         results = publish(central_, Path(config["forms.build_dir"]), list(form_ids) or None)
     except NigraanError as exc:
-        _fail(exc, 1)
+        fail(exc, FAILED)
     for r in results:
         line = f"{r.form_id:24} {r.version:11} {r.status}"
         click.echo(line if not r.message else f"{line}: {r.message}")
     failed = sum(r.status == FAILED for r in results)
     click.echo(f"\n{len(results) - failed} of {len(results)} forms published or up to date.")
-    sys.exit(1 if failed else 0)
+    sys.exit(FAILED if failed else 0)
 
 
 @central.command("app-users")
@@ -60,7 +64,7 @@ def central_publish(config, form_ids) -> None:
 @click.option("--form", "form_ids", multiple=True, help="Give access to this form (repeatable; "
               "default: every built form).")  # fmt: skip
 @click.option("--qr-dir", type=click.Path(file_okay=False), help="Write each user's Collect QR "
-              "code here as <name>.png.")  # fmt: skip
+              "code here as <name>.png (default: the current folder).")  # fmt: skip
 @click.pass_obj
 def central_app_users(config, names, form_ids, qr_dir) -> None:
     """Create app users NAMES (existing ones are kept), grant form access, print their QR codes.
@@ -75,7 +79,7 @@ def central_app_users(config, names, form_ids, qr_dir) -> None:
         users = create_app_users(central_, list(names), forms)
         project = central_.get_json(central_.path("projects/{project_id}"))["name"]
     except NigraanError as exc:
-        _fail(exc, 1)
+        fail(exc, FAILED)
     for name in names:
         user = next((u for u in users if u["displayName"] == name and u.get("token")), None)
         if user is None:
@@ -83,15 +87,29 @@ def central_app_users(config, names, form_ids, qr_dir) -> None:
             continue
         url = f"{central_.settings.shown_url}/v1/key/{user['token']}/projects/{central_.project_id}"
         click.echo(f"{name} (app user {user['id']}): forms {', '.join(forms)}")
-        _print_qr(url, project, name, qr_dir)
+        _print_qr(url, project, qr_file_name(name, user["id"]), qr_dir)
 
 
-def _print_qr(server_url: str, project: str, name: str, qr_dir: str | None) -> None:
+def qr_file_name(name: str, user_id: int) -> str:
+    """The PNG file name for app user `name`: `<name>.png` when the name is a plain file name.
+
+    Central's display names can be anything; one with a path separator, a control character
+    or a leading dot (`../x`, `a/b`, `.hidden`) gets those replaced by `_` and its app user id
+    added (`_._x-7.png`), so the file stays in the QR folder and `a/b` does not take `a_b`'s.
+    """
+    safe = "".join("_" if ch in "/\\" or not ch.isprintable() else ch for ch in name)
+    if safe == name and name.strip() and not name.startswith("."):
+        return f"{name}.png"
+    safe = "_" + safe[1:] if safe.startswith(".") else safe
+    return f"{safe.strip() or 'app-user'}-{user_id}.png"
+
+
+def _print_qr(server_url: str, project: str, file_name: str, qr_dir: str | None) -> None:
     """The user's Collect QR code (as Central makes it), on the terminal and as a 0600 PNG."""
     from nigraan.collect_qr import collect_settings, write_qr
 
     settings = collect_settings(server_url, project)
-    target = Path(qr_dir or ".") / f"{name}.png"
+    target = Path(qr_dir or ".") / file_name
     target.parent.mkdir(parents=True, exist_ok=True)
     click.echo(write_qr(settings, str(target)))
     click.echo(f"  QR code written to {target}")
@@ -109,12 +127,11 @@ def sync_command(config, form_ids, full) -> None:
     run; a sync that was stopped carries on where it stopped. Exit 1 if Central could not be
     reached after retries.
     """
-    from sync.central import CentralError, CentralUnavailable
-    from sync.pull import FormPuller, published_forms
+    from sync.pull import pull_forms
     from sync.review_outbox import push_reviews
 
     central_ = _central(config)
-    store = _open_store(config)
+    store = open_store(config)
     bars: dict[str, click.progressbar] = {}
 
     def progress(form_id: str, done: int, total: int | None) -> None:
@@ -127,28 +144,19 @@ def sync_command(config, form_ids, full) -> None:
         bar.update(done)
 
     results = []
-    refused = False
     try:
         pushed = push_reviews(central_, store)
         if pushed.unavailable:
             raise pushed.unavailable
-        for form_id in form_ids or published_forms(central_):
-            puller = FormPuller(central_, store, form_id, progress)
-            try:
-                results.append(puller.run(full))
-            except CentralUnavailable:
-                raise
-            except CentralError as exc:  # this form only (e.g. unknown, no rights): go on
-                puller.result.problems.append(exc.message)
-                results.append(puller.result)
-                refused = True
-            if form_id in bars:
-                bars[form_id].__exit__(None, None, None)
+        for result in pull_forms(central_, store, list(form_ids) or None, full, progress):
+            results.append(result)
+            if result.form_id in bars:
+                bars[result.form_id].__exit__(None, None, None)
     except NigraanError as exc:
         for bar in bars.values():
             bar.__exit__(None, None, None)
         _print_summary(results)
-        _fail(exc, 1)
+        fail(exc, FAILED)
     finally:
         store.close()
     if pushed.applied or pushed.failures:
@@ -156,23 +164,21 @@ def sync_command(config, form_ids, full) -> None:
         for failure in pushed.failures:
             log.warning("review decision not applied: %s", failure)
     _print_summary(results)
-    if refused:
-        sys.exit(1)
+    if any(r.refused for r in results):
+        sys.exit(FAILED)
 
 
 def _print_summary(results) -> None:
     if not results:
         return
-    header = (f"{'form':24} {'new':>6} {'changed':>7} {'deleted':>7} {'restored':>8} "
-              f"{'files':>6} {'waiting':>7} {'problems':>8}")  # fmt: skip
+    rows = [(r.form_id, r.new, r.changed, r.deleted, r.restored, r.attachments,
+             r.attachments_waiting, len(r.problems)) for r in results]  # fmt: skip
+    # One space apart and "  (resumed)" after the row: the summary as it always was.
+    header, rule, *lines = format_table(SUMMARY_COLUMNS, rows, gap=1)
     click.echo(header)
-    click.echo("-" * len(header))
-    for r in results:
-        click.echo(
-            f"{r.form_id:24} {r.new:>6} {r.changed:>7} {r.deleted:>7} {r.restored:>8} "
-            f"{r.attachments:>6} {r.attachments_waiting:>7} {len(r.problems):>8}"
-            + ("  (resumed)" if r.resumed else "")
-        )
+    click.echo(rule)
+    for line, r in zip(lines, results, strict=True):
+        click.echo(line + ("  (resumed)" if r.resumed else ""))
     for r in results:
         if r.versions:
             click.echo(f"  {r.form_id}: {r.versions} earlier versions of edited submissions read "
@@ -204,7 +210,7 @@ def review_command(config, submission, state, comment, form_id, push) -> None:
     """
     from sync.review_outbox import push_reviews
 
-    store = _open_store(config)
+    store = open_store(config)
     try:
         if submission:
             if not state and not comment:
@@ -213,9 +219,9 @@ def review_command(config, submission, state, comment, form_id, push) -> None:
             if len(found) != 1:
                 what = "No submission" if not found else "More than one submission"
                 store.close()
-                _fail(NigraanError(f"{what} with instanceID {submission}.",
-                                   hint="Check the id (`nigraan store status`), or give --form."),
-                      1)  # fmt: skip
+                fail(NigraanError(f"{what} with instanceID {submission}.",
+                                  hint="Check the id (`nigraan store status`), or give --form."),
+                     FAILED)  # fmt: skip
             sub = found[0]
             from_central = sub["central_submission_date"] is not None
             store.record_review(sub["form_id"], sub["root_id"], state, comment,
@@ -237,10 +243,4 @@ def review_command(config, submission, state, comment, form_id, push) -> None:
     if result.unavailable:
         log.error("Central is not reachable; the decision stays queued for the next "
                   "`nigraan sync` or `nigraan review --push`.")  # fmt: skip
-        sys.exit(1)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(central)
-    main.add_command(sync_command)
-    main.add_command(review_command)
+        sys.exit(FAILED)
