@@ -208,11 +208,11 @@ def store() -> None:
     """The reporting store: typed tables built from the forms, raw submissions, problems."""
 
 
-def _open_store(config):
+def _open_store(config, *, upgrade: bool = False):
     from store.store import Store
 
     try:
-        return Store.from_config(config)
+        return Store.from_config(config, upgrade=upgrade)
     except NigraanError as exc:
         _fail(exc)
 
@@ -232,7 +232,7 @@ def store_init(config) -> None:
         _fail(
             NigraanError(f"No built forms in {build_dir}.", hint="Run `nigraan forms build` first.")
         )
-    db = _open_store(config)
+    db = _open_store(config, upgrade=True)
     click.echo(f"Store: {BY_NAME['database.url'].display(config['database.url'])}")
     header = f"{'form':24} {'version':11} {'status':12} {'tables':>6}  {'new columns':>11}"
     click.echo(header)
