@@ -75,6 +75,7 @@ def add_history(
             conn.execute(insert(sv).values(**row))
     return len(new)
 
+
 def _history_row(form_id, root_id, instance_id, previous, payload: bytes, received) -> dict:
     """A past version from Central's history: raw XML, not current, not typed."""
     try:

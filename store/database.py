@@ -76,7 +76,8 @@ def create_store_engine(url: str) -> Engine:
     )
 
 
-def _alembic_config(connection) -> AlembicConfig:
+def alembic_config(connection) -> AlembicConfig:
+    """Alembic's configuration for the store: no alembic.ini, the connection handed to env.py."""
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -92,7 +93,7 @@ def _unreachable(engine: Engine, exc: OperationalError) -> StoreError:
 
 @functools.cache
 def _scripts() -> ScriptDirectory:
-    return ScriptDirectory.from_config(_alembic_config(None))
+    return ScriptDirectory.from_config(alembic_config(None))
 
 
 def head_revision() -> str:
@@ -142,10 +143,10 @@ def require_current_schema(engine: Engine) -> None:
     )
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the fixed tables to the newest migration (idempotent)."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the fixed tables to the newest migration, or to `revision` (idempotent)."""
     try:
         with engine.begin() as connection:
-            command.upgrade(_alembic_config(connection), "head")
+            command.upgrade(alembic_config(connection), revision)
     except OperationalError as exc:
         raise _unreachable(engine, exc) from exc

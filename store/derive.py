@@ -32,7 +32,9 @@ def rebuild(engine: Engine, forms: FormRegistry, form_id: str | None = None) -> 
         for fid in form_ids:
             form = registered.get(fid)
             if form is None:
-                raise FormError(f"No form '{fid}' is registered.", hint="See `nigraan store status`.")
+                raise FormError(
+                    f"No form '{fid}' is registered.", hint="See `nigraan store status`."
+                )
             if form.tables:
                 recreate(conn, form.tables)
             total += derive_form(conn, forms, fid)

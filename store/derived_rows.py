@@ -158,4 +158,3 @@ class DerivedRows:
         self.versions, self.submissions, self.attachments, self.problems = [], [], [], []
         self.blobs, self.typed = {}, {}
         self.pending_ids.clear()
-

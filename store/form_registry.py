@@ -294,6 +294,7 @@ def _write_layout(conn: Connection, layout: lay.FormLayout) -> None:
         ],
     )  # fmt: skip
 
+
 def _write_field_metadata(conn: Connection, form: RegisteredForm) -> None:
     """Labels (English, Urdu), kind and sensitivity of every field any version had."""
     fields: dict[str, dict[str, Any]] = {}

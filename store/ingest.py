@@ -233,7 +233,9 @@ class BatchWriter(DerivedRows):
         self.pending_ids.add((doc.form_id, root_id))
         return IngestResult(CREATED, doc.form_id, doc.instance_id, root_id, normalised, problems)
 
-    def _existing(self, parsed: ParsedSubmission, doc: SubmissionDocument, received) -> IngestResult:
+    def _existing(
+        self, parsed: ParsedSubmission, doc: SubmissionDocument, received
+    ) -> IngestResult:
         """A resend, an edit, or a Central row seen before; pending rows are already flushed."""
         conn = self.conn
         sv = t.submission_versions

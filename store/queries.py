@@ -36,6 +36,7 @@ def problems(engine: Engine, form_id: str | None = None) -> list[dict[str, Any]]
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]
 
+
 def submission(engine: Engine, form_id: str, root_id: str) -> dict[str, Any] | None:
     with engine.connect() as conn:
         row = conn.execute(
@@ -76,6 +77,7 @@ def versions(engine: Engine, form_id: str, root_id: str) -> list[dict[str, Any]]
         )  # fmt: skip
         return [dict(r._mapping) for r in rows]
 
+
 def counts(engine: Engine) -> dict[str, dict[str, int]]:
     """Per form: submissions (live), deleted ones, raw versions, problems."""
     out: dict[str, dict[str, int]] = {}
@@ -110,6 +112,7 @@ def root_ids(engine: Engine, form_id: str, *, deleted: bool = False) -> set[str]
     with engine.connect() as conn:
         return set(conn.execute(query).scalars())
 
+
 def live_count(engine: Engine, form_id: str) -> int:
     """Live submissions of a form that were read from Central."""
     sub = t.submissions
@@ -119,6 +122,7 @@ def live_count(engine: Engine, form_id: str) -> int:
     )  # fmt: skip
     with engine.connect() as conn:
         return conn.execute(query).scalar_one()
+
 
 def find_submissions(engine: Engine, instance_id: str, form_id: str | None = None) -> list[dict]:
     """Submissions whose root id or current instanceID is `instance_id`."""
@@ -130,6 +134,7 @@ def find_submissions(engine: Engine, instance_id: str, form_id: str | None = Non
         query = query.where(sub.c.form_id == form_id)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]
+
 
 def missing_attachments(engine: Engine, form_id: str) -> dict[str, list[tuple[str, str]]]:
     """Files the current versions of live submissions name but that are not here yet.
