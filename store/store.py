@@ -59,11 +59,32 @@ from store.outcomes import (
 )
 
 __all__ = [
-    "BATCH", "CENTRAL", "CONFLICT", "CREATED", "DELETED", "DELETED_RESEND", "DUPLICATE", "EDITED",
-    "FILE", "MAX_ID", "NOT_TYPED", "OPENROSA", "RAW_ONLY", "REFUSED", "REJECTED", "STALE_EDIT",
-    "TYPED", "UNKNOWN_DEPRECATED", "UNKNOWN_FORM", "UNREADABLE", "FormVersions", "Incoming",
-    "IngestResult", "RegisterResult", "Store",
-]  # fmt: skip
+    "BATCH",
+    "CENTRAL",
+    "CONFLICT",
+    "CREATED",
+    "DELETED",
+    "DELETED_RESEND",
+    "DUPLICATE",
+    "EDITED",
+    "FILE",
+    "MAX_ID",
+    "NOT_TYPED",
+    "OPENROSA",
+    "RAW_ONLY",
+    "REFUSED",
+    "REJECTED",
+    "STALE_EDIT",
+    "TYPED",
+    "UNKNOWN_DEPRECATED",
+    "UNKNOWN_FORM",
+    "UNREADABLE",
+    "FormVersions",
+    "Incoming",
+    "IngestResult",
+    "RegisterResult",
+    "Store",
+]
 
 
 class Store:

@@ -43,6 +43,8 @@ def new_migration(
         try:
             with engine.begin() as conn:
                 config = alembic_config(conn)
+                for separator in ("path_separator", "version_path_separator"):  # new, old Alembic
+                    config.set_main_option(separator, "os")
                 config.set_main_option("version_locations", str(versions))
                 # %% : Alembic's config is a ConfigParser, which reads % itself.
                 config.set_main_option("file_template", f"{day:%Y%m%d}_%%(rev)s_%%(slug)s")
