@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -128,7 +129,7 @@ def require_current_schema(engine: Engine) -> None:
         )
     try:
         known = _scripts().get_revision(current) is not None
-    except Exception:  # noqa: BLE001 - alembic says "unknown" in several ways
+    except CommandError:  # "Can't locate revision"
         known = False
     if known:
         raise StoreSchemaError(
