@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         xform = build_xform(work / "build")
         schema = s.parse_xform(xform)
 
-        st = Store.open(fresh_sqlite(db_dir / "ours.sqlite3"))
+        st = Store.open(fresh_sqlite(db_dir / "ours.sqlite3"), upgrade=True)
         st.register_form(xform)
         rss_before = max_rss_mb()
         ours_s, results = run_ours(st, schema, n, args.seed, args.batch_size)

@@ -106,7 +106,7 @@ def main() -> None:
 
     Store.ingest_many = timed_ingest
     with tempfile.TemporaryDirectory() as tmp:
-        store = Store.open(database or f"sqlite:///{tmp}/bench.sqlite3")
+        store = Store.open(database or f"sqlite:///{tmp}/bench.sqlite3", upgrade=True)
         start = time.perf_counter()
         [full] = sync(central, store, ["rec_visit"])
         full_time = time.perf_counter() - start

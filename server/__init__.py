@@ -54,7 +54,7 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
     app.config["MAX_FORM_MEMORY_SIZE"] = 1_000_000
     app.config["MAX_FORM_PARTS"] = 1_000
 
-    store = Store.from_config(config)  # reads here; writes in the store process
+    store = Store.from_config(config, upgrade=True)  # migrated here; writes in the store process
     try:
         writer = StoreProcess(config["database.url"], store_process_options(config))
     except Exception:

@@ -1,11 +1,15 @@
-"""Engines for SQLite (the embedded default) and PostgreSQL, and Alembic migrations."""
+"""Engines for SQLite (the embedded default) and PostgreSQL, Alembic migrations, schema checks."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -21,6 +25,12 @@ class StoreError(NigraanError):
 
     code = "store.unavailable"
     status = 503
+
+
+class StoreSchemaError(StoreError):
+    """The store's fixed tables are not at the schema this nigraan expects."""
+
+    code = "store.schema"
 
 
 def shown_url(url: str) -> str:
@@ -67,20 +77,77 @@ def create_store_engine(url: str) -> Engine:
     )
 
 
-def _alembic_config(connection) -> AlembicConfig:
+def alembic_config(connection) -> AlembicConfig:
+    """Alembic's configuration for the store: no alembic.ini, the connection handed to env.py."""
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     return config
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the fixed tables to the newest migration (idempotent)."""
+def _unreachable(engine: Engine, exc: OperationalError) -> StoreError:
+    return StoreError(
+        f"Cannot reach the database at {engine.url}: {exc.orig}.",  # str() hides the password
+        hint="Check database.url / NIGRAAN_DATABASE_URL and that the server is running.",
+    )
+
+
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config(None))
+
+
+def head_revision() -> str:
+    """The newest migration this nigraan has (store/migrations/versions/)."""
+    return _scripts().get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The migration the database is at; None for a database without the store's tables."""
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except OperationalError as exc:
+        raise _unreachable(engine, exc) from exc
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Refuse a database whose fixed tables are not at this nigraan's newest migration.
+
+    Only `nigraan store init` and the server's start-up migrate (one process at a time); every
+    other command and process opens the store as it is and says what to do when it is behind.
+    """
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return
+    where = shown_url(engine.url.render_as_string(hide_password=False))
+    if current is None:
+        raise StoreSchemaError(
+            f"The store at {where} has no tables yet: run `nigraan store init` to create it.",
+            hint="`nigraan store init` creates the store's tables and registers the built forms "
+            "(`nigraan serve` does the same when it starts).",
+        )
+    try:
+        known = _scripts().get_revision(current) is not None
+    except CommandError:  # "Can't locate revision"
+        known = False
+    if known:
+        raise StoreSchemaError(
+            f"The store at {where} has an older schema ({current}) than this nigraan ({head}): "
+            "run `nigraan store init` to upgrade it.",
+            hint="The upgrade keeps every stored row; back up the database first if you can.",
+        )
+    raise StoreSchemaError(
+        f"The store at {where} has schema {current}, which this nigraan does not know "
+        f"(its newest is {head}).",
+        hint="It was written by a newer nigraan: run that version, or check database.url.",
+    )
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the fixed tables to the newest migration, or to `revision` (idempotent)."""
     try:
         with engine.begin() as connection:
-            command.upgrade(_alembic_config(connection), "head")
+            command.upgrade(alembic_config(connection), revision)
     except OperationalError as exc:
-        raise StoreError(
-            f"Cannot reach the database at {engine.url}: {exc.orig}.",  # str() hides the password
-            hint="Check database.url / NIGRAAN_DATABASE_URL and that the server is running.",
-        ) from exc
+        raise _unreachable(engine, exc) from exc

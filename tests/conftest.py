@@ -162,7 +162,7 @@ def open_store(new_database):
     opened = []
 
     def open_(url: str | None = None):
-        opened.append(Store.open(url or new_database()))
+        opened.append(Store.open(url or new_database(), upgrade=True))
         return opened[-1]
 
     yield open_

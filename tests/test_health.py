@@ -178,6 +178,7 @@ def test_a_full_disk_stops_a_cli_command_with_one_line(runner, make_config, tmp_
     def full(self, items):
         raise _wrapped(sqlite3.OperationalError("database or disk is full"))
 
+    Store.from_config(config, upgrade=True).close()  # as `nigraan store init`
     monkeypatch.setattr(Store, "ingest_many", full)
     result = runner.invoke(main, ["store", "load", str(xml_file)], obj=config,
                            env={"NIGRAAN_INSTANCE_DIR": str(config["instance_dir"])})  # fmt: skip
@@ -191,7 +192,7 @@ def test_a_full_disk_stops_a_cli_command_with_one_line(runner, make_config, tmp_
 def test_status_shows_the_store_the_disk_the_wal_and_the_last_sync(runner, tmp_path):
     env = {"NIGRAAN_INSTANCE_DIR": str(tmp_path / "instance"),
            "NIGRAAN_SERVER_PORT": str(_closed_port())}  # fmt: skip
-    store = Store.open(f"sqlite:///{tmp_path / 'instance' / 'nigraan.sqlite3'}")
+    store = Store.open(f"sqlite:///{tmp_path / 'instance' / 'nigraan.sqlite3'}", upgrade=True)
     store.save_sync_state("https://central.example/1/rec_visit", "rec_visit",
                           watermark="2026-11-30T10:00:00.000Z")  # fmt: skip
     store.close()

@@ -10,12 +10,15 @@ import pytest
 
 from nigraan.cli import main
 from nigraan.collect_qr import decode_settings
+from store.store import Store
 from tests.openrosa_client import publish_recorded_forms
 
 
 @pytest.fixture
 def env(tmp_path, central_dir):
     build = publish_recorded_forms(tmp_path / "instance" / "forms", central_dir)
+    # The store as `nigraan store init` leaves it (only that and `nigraan serve` migrate).
+    Store.open(f"sqlite:///{tmp_path / 'instance' / 'nigraan.sqlite3'}", upgrade=True).close()
     return {
         "NIGRAAN_INSTANCE_DIR": str(tmp_path / "instance"),
         "NIGRAAN_FORMS_BUILD_DIR": str(build),

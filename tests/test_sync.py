@@ -332,6 +332,9 @@ def test_5xx_and_timeouts_are_retried_then_fail_clearly(standin, store, runner, 
            "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
            "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real", "NIGRAAN_CENTRAL_PROJECT_ID": "1",
            "NIGRAAN_CENTRAL_RETRIES": "2", "NIGRAAN_CENTRAL_RETRY_WAIT": "0.01"}  # fmt: skip
+    from store.store import Store
+
+    Store.open(env["NIGRAAN_DATABASE_URL"], upgrade=True).close()  # as `nigraan store init`
     from nigraan.cli import main
 
     outcome = runner.invoke(main, ["sync"], env=env)
@@ -392,6 +395,9 @@ def test_review_command_records_and_pushes(standin, runner, tmp_path, central_di
            "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
            "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real", "NIGRAAN_CENTRAL_PROJECT_ID": "1",
            "NIGRAAN_CENTRAL_RETRY_WAIT": "0.01"}  # fmt: skip
+    from store.store import Store
+
+    Store.open(env["NIGRAAN_DATABASE_URL"], upgrade=True).close()  # as `nigraan store init`
     from nigraan.cli import main
 
     synced = runner.invoke(main, ["sync"], env=env)
@@ -474,6 +480,9 @@ def test_wrong_credentials_are_a_clear_error(standin, runner, tmp_path):
            "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
            "NIGRAAN_CENTRAL_PASSWORD": "not-the-password",
            "NIGRAAN_CENTRAL_PROJECT_ID": "1"}  # fmt: skip
+    from store.store import Store
+
+    Store.open(env["NIGRAAN_DATABASE_URL"], upgrade=True).close()  # as `nigraan store init`
     outcome = runner.invoke(main, ["sync"], env=env)
     assert outcome.exit_code == 1
     assert "refused the login" in outcome.output and "401.2" in outcome.output

@@ -41,7 +41,7 @@ def open_store(config, *, upgrade: bool = False):
     from store.store import Store
 
     try:
-        return Store.from_config(config, upgrade=True) if upgrade else Store.from_config(config)
+        return Store.from_config(config, upgrade=upgrade)
     except NigraanError as exc:
         fail(exc, FAILED if isinstance(exc.__cause__, OperationalError) else USAGE)
 

@@ -45,9 +45,7 @@ def store_init(config) -> None:
     if not xforms:
         fail(NigraanError(f"No built forms in {build_dir}.",
                           hint="Run `nigraan forms build` first."), USAGE)  # fmt: skip
-    # open_store(config, upgrade=True) once house-store's Store.from_config(config, *, upgrade)
-    # lands; until then every open upgrades.
-    db = open_store(config)
+    db = open_store(config, upgrade=True)
     click.echo(store_line(config))
     rows = []
     refused: list[tuple[Path, NigraanError]] = []

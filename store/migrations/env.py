@@ -18,7 +18,8 @@ def run_migrations() -> None:
     connection = context.config.attributes.get("connection")
     if connection is None:
         raise RuntimeError(
-            "Run migrations through `nigraan store upgrade` (store.database.migrate)."
+            "Migrations run through `nigraan store init` (store.database.migrate); write a new "
+            "one with `python -m store.migrations.new` (see store/migrations/README.md)."
         )
     context.configure(
         connection=connection,

@@ -1,0 +1,71 @@
+"""Submission attachments: each file stored once by sha256, linked to the versions naming it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection, Engine
+
+from store import tables as t
+from store.bulk_insert import insert_ignore
+from store.incoming import fitting_content_type, sha256
+
+
+def add_attachment(engine: Engine, form_id: str, instance_id: str, name: str, content: bytes,
+                   content_type: str | None = None) -> bool:  # fmt: skip
+    """Fill in an attachment the submission names; False if it names no such file."""
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(t.submission_attachments.c.sha256).where(
+                t.submission_attachments.c.form_id == form_id,
+                t.submission_attachments.c.instance_id == instance_id,
+                t.submission_attachments.c.name == name,
+            )
+        ).first()
+        if row is None:
+            return False
+        fill_attachment(conn, form_id, instance_id, name, content, content_type)
+    return True
+
+
+def fill_attachment(conn: Connection, form_id, instance_id, name, content, content_type,
+                    received: datetime | None = None) -> None:  # fmt: skip
+    """Store a file once by sha256 and link it to the submission version that names it."""
+    sa = t.submission_attachments
+    digest = sha256(content)
+    blob = {"sha256": digest, "size": len(content), "content": content}
+    insert_ignore(conn, t.blobs, [blob])
+    conn.execute(
+        update(sa)
+        .where(sa.c.form_id == form_id, sa.c.instance_id == instance_id, sa.c.name == name)
+        .values(sha256=digest, size=len(content), content_type=fitting_content_type(content_type),
+                received_at=received or t.utcnow())
+    )  # fmt: skip
+
+
+def attachment(engine: Engine, form_id: str, instance_id: str, name: str) -> bytes | None:
+    """The bytes of a submission version's file (None until it has arrived)."""
+    with engine.connect() as conn:
+        return conn.execute(
+            select(t.blobs.c.content)
+            .join(t.submission_attachments, t.submission_attachments.c.sha256 == t.blobs.c.sha256)
+            .where(
+                t.submission_attachments.c.form_id == form_id,
+                t.submission_attachments.c.instance_id == instance_id,
+                t.submission_attachments.c.name == name,
+            )
+        ).scalar()
+
+
+def attachments(engine: Engine, form_id: str, instance_id: str) -> list[dict]:
+    """The files a submission version names, as Central lists them: name and whether the
+    file has arrived (plus its size, type and sha256)."""
+    sa = t.submission_attachments
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(sa.c.name, sa.c.sha256, sa.c.size, sa.c.content_type)
+            .where(sa.c.form_id == form_id, sa.c.instance_id == instance_id)
+            .order_by(sa.c.name)
+        )  # fmt: skip
+        return [{**r._mapping, "exists": r.sha256 is not None} for r in rows]
