@@ -379,3 +379,35 @@ def test_report_indicators_command_prints_the_table_and_csv(programme_store, run
     assert refused.exit_code == 2 and "always suppressed" in refused.output
     bad = runner.invoke(report_group, ["indicators", "--period", "2026-Q5"], obj=config)
     assert bad.exit_code == 1 and "2026-Q3" in bad.output
+
+
+def test_report_indicators_writes_an_xlsx_with_charts_and_definitions(
+    programme_store, runner, tmp_path
+):
+    from openpyxl import load_workbook
+
+    _, built_config, url = programme_store
+    config = load_config(
+        overrides={"database.url": url, "instance_dir": str(built_config["instance_dir"])},
+        environ={},
+    )
+    out = tmp_path / "indicators.xlsx"
+    result = runner.invoke(
+        report_group,
+        ["indicators", "--period", "2026-Q3", "--format", "xlsx", "-o", str(out)],
+        obj=config,
+    )
+    assert result.exit_code == 0, result.output
+    wb = load_workbook(out)
+    assert wb.sheetnames == ["Cover", "Outputs", "Outcomes", "Definitions"]
+    outputs = [list(r) for r in wb["Outputs"].iter_rows(values_only=True)]
+    reached = next(r for r in outputs if r[0] == "women_reached" and r[4] is None)
+    assert reached[6] == 5
+    lahore = next(r for r in outputs if r[0] == "women_reached" and r[5] == "lahore")
+    assert lahore[6] == "<5"
+    # Advocacy's district figures (50 and 5) are all shown, so they get a native bar chart.
+    assert len(wb["Outputs"]._charts) >= 1
+    ids = [r[0] for r in wb["Definitions"].iter_rows(min_row=2, values_only=True)]
+    assert "women_held_over_24h" in ids and len(ids) == len(load_definitions())
+    cover = [r for r in wb["Cover"].iter_rows(values_only=True)]
+    assert ("survivor_intake", "consent_reporting = no", 1, 1) in cover
