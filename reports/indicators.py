@@ -174,16 +174,27 @@ def support_unit_districts(reference_dir: Path) -> dict[str, str]:
 # ----------------------------------------------------------------------------- frames
 
 
+DATES = ("first_contact", "service_date", "interview_date", "visit_date", "event_date",
+         "course_end", "recorded")  # fmt: skip
+
+
 def frames(rows) -> dict[str, pd.DataFrame]:
-    """store.indicator_queries.Rows per form -> DataFrames."""
-    return {
-        form_id: pd.DataFrame.from_records(r.rows, columns=r.columns) for form_id, r in rows.items()
-    }
+    """store.indicator_queries.Rows per form -> DataFrames, dates parsed once, in bulk."""
+    out = {}
+    for form_id, r in rows.items():
+        frame = pd.DataFrame.from_records(r.rows, columns=r.columns)
+        for column in DATES:
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column], errors="coerce")
+        out[form_id] = frame
+    return out
 
 
 def _quarter(dates: pd.Series) -> pd.Series:
     d = pd.to_datetime(dates, errors="coerce")
-    return d.dt.year.astype("Int64").astype(str) + "-Q" + d.dt.quarter.astype("Int64").astype(str)
+    key = d.dt.year * 10 + d.dt.quarter
+    labels = {k: f"{int(k) // 10}-Q{int(k) % 10}" for k in key.dropna().unique()}
+    return key.map(labels)
 
 
 def _counts(values: pd.Series, order=()) -> pd.Series:
@@ -203,6 +214,7 @@ class _Survivors:
     services: pd.DataFrame  # consented service contacts
     registrations: pd.DataFrame  # consented registrations dated in the period
     intakes: pd.DataFrame  # consented intakes
+    provided: pd.DataFrame | None = None  # consented services provided by a unit (cached)
 
 
 def _survivors(f: dict[str, pd.DataFrame], ssu_district: dict[str, str], period: Period):
@@ -277,11 +289,12 @@ def _survivors_reached(ind, f, s: _Survivors, settings):
 
 
 def _provided(s: _Survivors, service_type: str | None = None) -> pd.DataFrame:
-    rows = s.services[s.services["provided_how"] == "provided_by_us"]
-    if service_type:
-        rows = rows[rows["service_type"] == service_type]
-    rows = rows.assign(day=pd.to_datetime(rows["service_date"], errors="coerce"))
-    return rows.join(s.register["district"], on="survivor_code")
+    if s.provided is None:
+        rows = s.services[s.services["provided_how"] == "provided_by_us"]
+        rows = rows.assign(day=rows["service_date"])
+        s.provided = rows.join(s.register["district"], on="survivor_code")
+    rows = s.provided
+    return rows[rows["service_type"] == service_type] if service_type else rows
 
 
 def _service_recipients(ind, f, s, settings):
@@ -300,14 +313,16 @@ def _service_sessions(ind, f, s, settings):
 
 
 def _qualifying(f, settings, institutions=None) -> pd.DataFrame:
-    p = f["training_participant"].drop_duplicates("submission_id")
-    share = pd.to_numeric(p["attendance_share"], errors="coerce")
-    p = p[share >= settings["attendance_threshold"] - 1e-9]
-    if institutions is not None:
-        p = p[p["institution_type"].isin(institutions)]
-    day = pd.to_datetime(p["course_end"], errors="coerce")
-    day = day.fillna(pd.to_datetime(p["recorded"], errors="coerce"))
-    return p.assign(day=day, quarter=_quarter(day)).sort_values(["day", "submission_id"])
+    """Participations at or above the attendance threshold, in course order (cached)."""
+    if "__qualifying" not in f:
+        p = f["training_participant"].drop_duplicates("submission_id")
+        share = pd.to_numeric(p["attendance_share"], errors="coerce")
+        p = p[share >= settings["attendance_threshold"] - 1e-9]
+        day = pd.to_datetime(p["course_end"], errors="coerce").fillna(p["recorded"])
+        p = p.assign(day=day, quarter=_quarter(day))
+        f["__qualifying"] = p.sort_values(["day", "submission_id"])
+    p = f["__qualifying"]
+    return p[p["institution_type"].isin(institutions)] if institutions is not None else p
 
 
 TRAINING_COLUMNS = {"institution": "institution_type", "sex": "sex", "district": "district"}
@@ -426,8 +441,12 @@ def _women_over_24h(ind, f, s, settings):
 def _allegations(ind, f, s: _Survivors, ssu_district):
     rows = s.intakes[s.intakes["custodial_context"] == "yes"]
     if ind.params.get("referred_only"):
-        made = rows["referrals_made"].fillna("").str.split()
-        rows = rows[made.map(lambda r: any(x not in NOT_REFERRED for x in r))]
+        others = (
+            rows["referrals_made"]
+            .fillna("")
+            .str.replace(r"\b(?:" + "|".join(NOT_REFERRED) + r")\b", "", regex=True)
+        )
+        rows = rows[others.str.strip() != ""]
     rows = rows.assign(district=rows["ssu_site"].map(ssu_district))
     cols = {"district": "district", "gbv_type": "gbv_type", "place_type": "place_type"}
     return Result(ind, len(rows), breakdowns=_by(rows, ind.disaggregations, cols))

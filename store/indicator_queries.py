@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import and_, literal, or_, select
+from sqlalchemy import Date, DateTime, String, and_, literal, or_, select, type_coerce
 from sqlalchemy.engine import Engine
 
 from store import tables as t
@@ -124,11 +124,20 @@ def _selection(conn, store, form_id: str):
     columns = [table.c["__id"].label("submission_id")]
     for alias, path in FIELDS[form_id].items():
         name = by_path.get(path)
-        columns.append(table.c[name].label(alias) if name else literal(None).label(alias))
+        if not name:
+            columns.append(literal(None).label(alias))
+            continue
+        column = table.c[name]
+        if isinstance(column.type, Date | DateTime):
+            # As the driver gives it (SQLite: ISO text, parsed in bulk by pandas; psycopg: a
+            # date): SQLAlchemy's per-row date parsing on SQLite is most of a large read.
+            column = type_coerce(column, String)
+        columns.append(column.label(alias))
     return table, columns
 
 
 def _in_period(column, start: date | None, end: date | None):
+    column = getattr(column, "clause", column)  # the stored date, not its text (type_coerce)
     conditions = []
     if start is not None:
         conditions.append(column >= start)
@@ -173,7 +182,7 @@ def _participants(conn, selections, start, end) -> Rows:
         query = select(*p_columns, course_end, literal(None).label("training_district"))
         query = query.where(_in_period(p["recorded"].element, start, end))
     else:
-        e = {c.name: c.element for c in e_columns}
+        e = {c.name: getattr(c.element, "clause", c.element) for c in e_columns}
         # One row per course id (a resent event form with another instanceID: the latest end).
         courses = (
             select(e["event_id"].label("event_id"), e["end_date"].label("end_date"),
@@ -185,7 +194,8 @@ def _participants(conn, selections, start, end) -> Rows:
         on = courses.c.event_id == p["event_id"].element
         placed = day.is_not(None)
         query = (
-            select(*p_columns, day.label("course_end"), courses.c.training_district)
+            select(*p_columns, type_coerce(day, String).label("course_end"),
+                   courses.c.training_district)  # fmt: skip
             .select_from(participants.outerjoin(courses, on))
             .where(
                 or_(
