@@ -220,10 +220,9 @@ class _Survivors:
 def _survivors(f: dict[str, pd.DataFrame], ssu_district: dict[str, str], period: Period):
     reg = f["survivor_registration"].copy()
     reg["first_contact"] = pd.to_datetime(reg["first_contact"], errors="coerce")
-    reg = reg.sort_values(["first_contact", "submission_id"], na_position="first")
+    reg = reg.sort_values("first_contact", na_position="first", kind="stable")
     latest = reg.drop_duplicates("survivor_code", keep="last").set_index("survivor_code")
     latest["district"] = latest["ssu_site"].map(ssu_district)
-    consented = set(latest.index[latest["consent_reporting"] == "yes"])
     exclusions: list[Exclusion] = []
 
     def split(form_id: str, frame: pd.DataFrame, own_consent: bool) -> pd.DataFrame:
@@ -257,7 +256,7 @@ def _survivors(f: dict[str, pd.DataFrame], ssu_district: dict[str, str], period:
     registrations = split("survivor_registration", reg[in_period], own_consent=False)
     services = split("service_contact", f["service_contact"], own_consent=False)
     intakes = split("survivor_intake", f["survivor_intake"], own_consent=True)
-    register = latest.loc[sorted(consented)] if consented else latest.iloc[0:0]
+    register = latest[latest["consent_reporting"] == "yes"]
     return _Survivors(register, exclusions, services, registrations, intakes)
 
 
