@@ -11,18 +11,20 @@ import click
 
 from nigraan.config import Config, load_config
 from nigraan.errors import NigraanError
-from reports.indicators import (
-    compute,
-    load_definitions,
-    load_targets,
-    parse_period,
-    support_unit_districts,
-)
-from reports.publish import TOTAL, Row, report_rows
+
+# pandas and scipy are imported only when a report runs, not with every `nigraan` command.
+TOTAL = "total"  # reports.publish.TOTAL
 
 
 def build_report(config: Config, period_text: str | None):
     """Read the store and compute every indicator for the period."""
+    from reports.indicators import (
+        compute,
+        load_definitions,
+        load_targets,
+        parse_period,
+        support_unit_districts,
+    )
     from store.indicator_queries import indicator_rows
     from store.store import Store
 
@@ -49,7 +51,7 @@ def _show(value) -> str:
     return str(value)
 
 
-def render_table(report, rows: list[Row], suppressed: bool) -> str:
+def render_table(report, rows, suppressed: bool) -> str:
     out = io.StringIO()
     title = "all periods" if report.period.label == "all" else report.period.label
     out.write(f"Programme indicators, {title}")
@@ -80,7 +82,9 @@ def render_table(report, rows: list[Row], suppressed: bool) -> str:
     return out.getvalue()
 
 
-def render_csv(report, rows: list[Row]) -> str:
+def render_csv(report, rows) -> str:
+    from reports.publish import Row
+
     out = io.StringIO()
     names = ["period"] + [f.name for f in fields(Row)]
     writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
@@ -128,6 +132,8 @@ def indicators(config, period_text, fmt, output, unsuppressed) -> None:
         built = build_report(config, period_text)
     except NigraanError as exc:
         raise click.ClickException(str(exc)) from exc
+    from reports.publish import report_rows
+
     suppressed = not unsuppressed
     rows = report_rows(built, suppressed=suppressed)
     if fmt == "xlsx":

@@ -81,3 +81,17 @@ def test_an_unknown_period_says_how_to_write_one():
     with pytest.raises(ConfigError, match="2026-Q5") as caught:
         parse_period("2026-Q5")
     assert "2026-Q3" in caught.value.hint
+
+
+def test_the_report_commands_load_without_pandas():
+    """`nigraan` starts for every command; pandas and scipy load only when a report runs."""
+    import subprocess
+    import sys
+
+    import reports.cli
+    import reports.publish
+
+    assert reports.cli.TOTAL == reports.publish.TOTAL
+    code = "import sys, reports.cli; print('pandas' in sys.modules, 'scipy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
