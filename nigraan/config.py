@@ -273,6 +273,26 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds before the first retry; the wait doubles with every attempt. A Retry-After "
         "from Central is waited instead (at most 120 s).",
     ),
+    Setting(
+        "reports.attendance_threshold",
+        "float",
+        0.8,
+        "Share of a course's days a participant must attend to count as trained (0 to 1).",
+        check=lambda value: None if 0 < value <= 1 else "must be above 0 and at most 1",
+    ),
+    Setting(
+        "reports.pass_mark",
+        "int",
+        7,
+        "Post-test score (out of 10) a trained official must reach to count as passing.",
+        check=_between(1, 10),
+    ),
+    Setting(
+        "reports.targets_file",
+        "path",
+        Path(__file__).resolve().parent.parent / "reports" / "targets.csv",
+        "The indicator targets (CSV: indicator, period, district, target), edited without code.",
+    ),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -22,6 +22,7 @@ from nigraan.cli.store import store
 from nigraan.config import Config, load_config
 from nigraan.errors import NigraanError
 from nigraan.logs import setup_from_config, setup_logging
+from reports.cli import report
 
 
 class _Commands(click.Group):
@@ -66,5 +67,5 @@ def main(ctx: click.Context, config_file: str | None) -> None:
 
 
 for _command in (show_config, forms, keys, store, status_command, serve_command, app_users,
-                 central, sync_command, review_command):  # fmt: skip
+                 central, sync_command, review_command, report):  # fmt: skip
     main.add_command(_command)
