@@ -202,21 +202,32 @@ def failure_from_reply(value: Any) -> Exception:
 class InProcessWriter:
     """StoreProcess's interface with no process boundary: the same StoreWriter over its own
     Store, called in this process; failures come back exactly as over the pipe. For tests
-    (`create_app(config, writer=InProcessWriter(url))`), which then need no subprocess."""
+    (`create_app(config, writer=InProcessWriter(url))`), which then need no subprocess.
+
+    Like the store process, it opens its store when the server first uses it, after
+    create_app has opened (and migrated) the database."""
 
     def __init__(self, database_url: str, options: dict[str, Any] | None = None):
-        from store.store import Store
-
         self.database_url = database_url
-        self.store = Store.open(database_url)
-        self._writer = StoreWriter(self.store, options)
+        self.options = dict(options or {})
+        self._lock = threading.Lock()
+        self._writer: StoreWriter | None = None
+
+    def _started(self) -> StoreWriter:
+        with self._lock:
+            if self._writer is None:
+                from store.store import Store
+
+                self._writer = StoreWriter(Store.open(self.database_url), self.options)
+            return self._writer
 
     def _call(self, kind: str, payload: Any, timeout: float):
-        done = self._writer.submit(kind, payload)
+        writer = self._started()
+        done = writer.submit(kind, payload)
         error = done.exception(timeout=timeout)
         if error is None:
             return done.result()
-        raise failure_from_reply(self._writer.failure_reply(error)) from error
+        raise failure_from_reply(writer.failure_reply(error)) from error
 
     def write(self, item: Incoming, timeout: float = 120.0) -> IngestResult:
         return self._call(INGEST, item, timeout)
@@ -228,8 +239,11 @@ class InProcessWriter:
         return self._call(HEALTH, None, timeout)
 
     def close(self) -> None:
-        self._writer.close()
-        self.store.close()
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer.store.close()
+                self._writer = None
 
 
 def run_store_process(database_url: str, conn, options: dict[str, Any] | None = None) -> None:

@@ -127,6 +127,25 @@ def test_a_digest_answer_for_one_url_does_not_open_another(server):
     assert replayed.status_code == 401
 
 
+def test_an_expired_nonce_gets_a_stale_challenge_and_collect_goes_on(server):
+    """A nonce older than NONCE_LIFETIME is refused with stale=TRUE (no password prompt); the
+    device answers the fresh challenge at once. The app's clock is moved, not waited out."""
+    from server.device_accounts import NONCE_LIFETIME
+
+    device = server.collect(server.base, username=server.username, password=server.password)
+    assert device.get("/formList").status_code == 200
+    server.advance(NONCE_LIFETIME + 1)
+    answer = device.session.auth.build_digest_header("GET", server.base + "/formList")
+    expired = server.http.get(server.base + "/formList", headers={
+        "X-OpenRosa-Version": "1.0", "Authorization": answer,
+    })  # fmt: skip
+    assert expired.status_code == 401
+    assert "stale=TRUE" in expired.headers["WWW-Authenticate"]
+    again = device.get("/formList")
+    assert again.status_code == 200
+    assert [r.status_code for r in again.history] == [401]  # one more challenge, answered
+
+
 def test_revoked_account_is_cut_off(server, store_of, runner):
     token_device = server.collect(server.token_url)
     digest_device = server.collect(server.base, username=server.username, password=server.password)
