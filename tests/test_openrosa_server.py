@@ -1,6 +1,9 @@
-"""The OpenRosa server over real HTTP: device accounts (token URLs and Digest), split uploads,
-hostile input, form access and rebuilt forms. The recorded exchanges are replayed in
-test_openrosa_replay.py; the crash test is in test_openrosa_crash.py."""
+"""The OpenRosa server: device accounts (token URLs and Digest), split uploads, hostile input,
+form access and rebuilt forms. Most tests talk to the app in this process (`server`: create_app
+with an in-process writer, through test_client, on SQLite and PostgreSQL); the Digest login,
+chunked framing and a client stopping half-way go over real HTTP to `nigraan serve`
+(`wire_server`). The recorded exchanges are replayed in test_openrosa_replay.py; the crash
+test is in test_openrosa_crash.py; slow clients and Digest replays in test_openrosa_network.py."""
 
 from __future__ import annotations
 
