@@ -10,6 +10,9 @@ the uploads that arrive together in one transaction.
 If this process dies, the uploads in flight fail (the devices get 500 and send again; an
 identical resend is harmless) and a new one is started. If the server process dies, this one
 sees the pipe close, finishes the batch it is committing, and exits.
+
+InProcessWriter offers the same interface without the process (tests pass it to create_app):
+the same StoreWriter, called in the server's process.
 """
 
 from __future__ import annotations
