@@ -17,7 +17,7 @@ from server.device_accounts import DeviceDigestAuth, TokenAccounts
 from server.health import ServerHealth
 from server.openrosa_xml import openrosa_response
 from server.published_forms import PublishedForms
-from server.store_process import StoreProcess
+from server.store_process import StoreProcess, StoreWriterClient
 from store.store import Store
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class Services:
     config: Config
     store: Store
     forms: PublishedForms
-    writer: StoreProcess
+    writer: StoreWriterClient
     digest: DeviceDigestAuth
     token_accounts: TokenAccounts
     health: ServerHealth
@@ -45,8 +45,17 @@ class Services:
         self.store.close()
 
 
-def create_app(config: Config | None = None, test_config: dict[str, Any] | None = None) -> Flask:
-    """The Flask app: settings checked, store migrated, built forms registered."""
+def create_app(
+    config: Config | None = None,
+    writer: StoreWriterClient | None = None,
+    test_config: dict[str, Any] | None = None,
+) -> Flask:
+    """The Flask app: settings checked, store migrated, built forms registered.
+
+    Every write goes through `writer`: by default a store process started here
+    (server/store_process.py); tests may pass an InProcessWriter, the same writer without the
+    process boundary. The app closes it (Services.close) either way.
+    """
     config = config if config is not None else load_config(overrides=test_config)
     app = Flask(__name__, instance_path=str(config["instance_dir"].resolve()), static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = config["server.max_submission_bytes"]
@@ -56,7 +65,8 @@ def create_app(config: Config | None = None, test_config: dict[str, Any] | None 
 
     store = Store.from_config(config, upgrade=True)  # migrated here; writes in the store process
     try:
-        writer = StoreProcess(config["database.url"], store_process_options(config))
+        if writer is None:
+            writer = StoreProcess(config["database.url"], store_process_options(config))
     except Exception:
         store.close()
         raise

@@ -78,8 +78,9 @@ class TokenAccounts:
 
     CACHE_SECONDS = 2.0
 
-    def __init__(self, accounts_of):
+    def __init__(self, accounts_of, clock=time.monotonic):
         self._accounts_of = accounts_of
+        self.clock = clock  # seconds; tests pass their own to step past CACHE_SECONDS
         self._seen: dict[str, tuple[float, AppUser | None]] = {}
 
     def find(self, token: str) -> AppUser | None | bool:
@@ -87,7 +88,7 @@ class TokenAccounts:
         if not TOKEN_PATTERN.fullmatch(token):
             return False
         key = token_sha256(token)
-        now = time.monotonic()
+        now = self.clock()
         seen = self._seen.get(key)
         if seen is not None and seen[0] > now:
             return seen[1]
@@ -158,8 +159,9 @@ class DeviceDigestAuth(HTTPDigestAuth):
     NONCE_LIFETIME. A correct answer refused for its nonce alone gets `stale=TRUE`, so Collect
     answers the fresh challenge without asking the monitor for the password again."""
 
-    def __init__(self, accounts_of):
+    def __init__(self, accounts_of, clock=time.time):
         super().__init__(realm=REALM, use_ha1_pw=True, qop="auth")
+        self.clock = clock  # unix seconds: nonces carry their issue time
         self._secret = secrets.token_bytes(32)  # per process: a restart only costs a re-challenge
         self._accounts_of = accounts_of
         self._counts = NonceCounts()
@@ -174,7 +176,7 @@ class DeviceDigestAuth(HTTPDigestAuth):
 
     def _new_nonce(self) -> str:
         # Random part: every challenge gets its own nonce, and so its own nonce counts.
-        stamp = f"{int(time.time()):x}{secrets.token_hex(8)}"
+        stamp = f"{int(self.clock()):x}{secrets.token_hex(8)}"
         return f"{stamp}{self._sign(stamp)}"
 
     def _issued(self, nonce: str | None) -> int | None:
@@ -192,7 +194,7 @@ class DeviceDigestAuth(HTTPDigestAuth):
     def _nonce_ok(self, nonce: str | None, at: float | None = None) -> bool:
         """Ours, and young enough at `at` (default now)."""
         issued = self._issued(nonce)
-        at = time.time() if at is None else at
+        at = self.clock() if at is None else at
         return issued is not None and 0 <= at - issued <= NONCE_LIFETIME
 
     def authenticate(self, auth, stored_password_or_ha1) -> bool:
@@ -205,9 +207,9 @@ class DeviceDigestAuth(HTTPDigestAuth):
             return False
         if not super().authenticate(auth, stored_password_or_ha1):
             return False  # wrong password or a nonce that is not ours
-        started = request.environ.get(HEADERS_AT) or time.time()
+        started = request.environ.get(HEADERS_AT) or self.clock()
         fresh = self._nonce_ok(auth.nonce, started) and self._counts.use(
-            auth.nonce, self._issued(auth.nonce), count, time.time()
+            auth.nonce, self._issued(auth.nonce), count, self.clock()
         )
         g.digest_stale = not fresh
         return fresh

@@ -10,6 +10,9 @@ the uploads that arrive together in one transaction.
 If this process dies, the uploads in flight fail (the devices get 500 and send again; an
 identical resend is harmless) and a new one is started. If the server process dies, this one
 sees the pipe close, finishes the batch it is committing, and exits.
+
+InProcessWriter offers the same interface without the process (tests pass it to create_app):
+the same StoreWriter, called in the server's process.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import multiprocessing
 import signal
 import threading
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Protocol
 
 from nigraan.errors import NigraanError
 from nigraan.logs import STORE_PROCESS, explain_store_failure
@@ -44,6 +47,18 @@ class StoreFailure(StoreProcessError):
         super().__init__(message)
         self.cause_kind = cause_kind
         self.message = message
+
+
+class StoreWriterClient(Protocol):
+    """What the server needs of the store's writer: StoreProcess, or InProcessWriter."""
+
+    def write(self, item: Incoming, timeout: float = ...) -> IngestResult: ...
+
+    def register_form(self, xform: bytes, timeout: float = ...) -> Any: ...
+
+    def health(self, timeout: float = ...) -> dict[str, dict]: ...
+
+    def close(self) -> None: ...
 
 
 class StoreProcess:
@@ -116,12 +131,8 @@ class StoreProcess:
                 continue
             if ok:
                 done.set_result(value)
-            elif isinstance(value, tuple):
-                done.set_exception(NigraanError(value[0], hint=value[1]))
-            elif isinstance(value, dict):  # a classified failure to store
-                done.set_exception(StoreFailure(value["cause"], value["message"]))
             else:
-                done.set_exception(StoreProcessError(value))
+                done.set_exception(failure_from_reply(value))
         with self._lock:  # whatever was in flight has no answer: the devices will resend
             pending, self._pending = self._pending, {}
         for done in pending.values():
@@ -142,6 +153,102 @@ class StoreProcess:
         self._conn.close()
 
 
+class StoreWriter:
+    """The store's writing side: the SubmissionWriter over a store, the WAL watch after each
+    commit, and the store checks. The store process runs one; InProcessWriter runs the same in
+    the calling process (tests, without the process boundary)."""
+
+    def __init__(self, store, options: dict[str, Any] | None = None):
+        from nigraan.logs import StoreLocation
+        from server.submission_writer import SubmissionWriter
+        from store.health import WalWatch
+
+        options = options or {}
+        self.store = store
+        self.watch = WalWatch(store.engine, StoreLocation.from_url(store.engine.url),
+                              options.get("health.max_wal_mb", 256))  # fmt: skip
+        self.writer = SubmissionWriter(store, after_commit=self.watch.after_commit)
+        self.min_free_mb = options.get("health.min_free_mb", 500)
+
+    def submit(self, kind: str, payload: Any) -> Future:
+        """Queue one request (INGEST, HEALTH or REGISTER_FORM) on the writer thread."""
+        from store.health import store_checks
+
+        if kind == INGEST:
+            return self.writer.submit(payload)
+        if kind == HEALTH:
+            return self.writer.submit_call(
+                lambda: store_checks(self.store.engine, self.watch, self.min_free_mb)
+            )
+        return self.writer.submit_call(lambda: self.store.register_form(payload))
+
+    def failure_reply(self, error: BaseException) -> tuple | dict:
+        """What the store process sends back for a failed request (plain, picklable)."""
+        if isinstance(error, NigraanError):  # a refusal to pass on as it is (a form clash)
+            return (error.message, error.hint)
+        cause, line = explain_store_failure(error, self.store.engine.url)  # hides SQL parameters
+        return {"cause": cause.kind, "message": line}
+
+    def close(self) -> None:
+        self.writer.close()  # commits what was queued
+
+
+def failure_from_reply(value: Any) -> Exception:
+    """The exception the server process raises for a failure the store process sent."""
+    if isinstance(value, tuple):
+        return NigraanError(value[0], hint=value[1])
+    if isinstance(value, dict):  # a classified failure to store
+        return StoreFailure(value["cause"], value["message"])
+    return StoreProcessError(value)
+
+
+class InProcessWriter:
+    """StoreProcess's interface with no process boundary: the same StoreWriter over its own
+    Store, called in this process; failures come back exactly as over the pipe. For tests
+    (`create_app(config, writer=InProcessWriter(url))`), which then need no subprocess.
+
+    Like the store process, it opens its store when the server first uses it, after
+    create_app has opened (and migrated) the database."""
+
+    def __init__(self, database_url: str, options: dict[str, Any] | None = None):
+        self.database_url = database_url
+        self.options = dict(options or {})
+        self._lock = threading.Lock()
+        self._writer: StoreWriter | None = None
+
+    def _started(self) -> StoreWriter:
+        with self._lock:
+            if self._writer is None:
+                from store.store import Store
+
+                self._writer = StoreWriter(Store.open(self.database_url), self.options)
+            return self._writer
+
+    def _call(self, kind: str, payload: Any, timeout: float):
+        writer = self._started()
+        done = writer.submit(kind, payload)
+        error = done.exception(timeout=timeout)
+        if error is None:
+            return done.result()
+        raise failure_from_reply(writer.failure_reply(error)) from error
+
+    def write(self, item: Incoming, timeout: float = 120.0) -> IngestResult:
+        return self._call(INGEST, item, timeout)
+
+    def register_form(self, xform: bytes, timeout: float = 300.0):
+        return self._call(REGISTER_FORM, xform, timeout)
+
+    def health(self, timeout: float = 15.0) -> dict[str, dict]:
+        return self._call(HEALTH, None, timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer.store.close()
+                self._writer = None
+
+
 def run_store_process(database_url: str, conn, options: dict[str, Any] | None = None) -> None:
     """The store process: receive submissions and forms, answer when committed."""
     # Ctrl-C reaches the whole process group; the server process decides when this one stops
@@ -150,9 +257,7 @@ def run_store_process(database_url: str, conn, options: dict[str, Any] | None = 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     options = options or {}
 
-    from nigraan.logs import StoreLocation, setup_logging
-    from server.submission_writer import SubmissionWriter
-    from store.health import WalWatch, store_checks
+    from nigraan.logs import setup_logging
     from store.store import Store
 
     setup_logging(options.get("log.level", "INFO"), options.get("log.format", "text"))
@@ -163,21 +268,15 @@ def run_store_process(database_url: str, conn, options: dict[str, Any] | None = 
             exc, database_url)[1]  # fmt: skip
         conn.send(("failed", reason))
         return
-    watch = WalWatch(store.engine, StoreLocation.from_url(store.engine.url),
-                     options.get("health.max_wal_mb", 256))  # fmt: skip
-    writer = SubmissionWriter(store, after_commit=watch.after_commit)
-    min_free_mb = options.get("health.min_free_mb", 500)
+    writer = StoreWriter(store, options)
     send_lock = threading.Lock()
 
     def answer(request_id: int, done: Future) -> None:
         error = done.exception()
         if error is None:
             reply = (request_id, True, done.result())
-        elif isinstance(error, NigraanError):  # a refusal to pass on as it is (a form clash)
-            reply = (request_id, False, (error.message, error.hint))
-        else:  # the classified cause and its line; the store hides SQL parameters
-            cause, line = explain_store_failure(error, store.engine.url)
-            reply = (request_id, False, {"cause": cause.kind, "message": line})
+        else:
+            reply = (request_id, False, writer.failure_reply(error))
         # If the server is gone the data is committed (or rolled back) anyway.
         with send_lock, contextlib.suppress(OSError, EOFError):
             conn.send(reply)
@@ -190,12 +289,7 @@ def run_store_process(database_url: str, conn, options: dict[str, Any] | None = 
             break
         if kind == STOP:
             break
-        if kind == INGEST:
-            done = writer.submit(payload)
-        elif kind == HEALTH:
-            done = writer.submit_call(lambda: store_checks(store.engine, watch, min_free_mb))
-        else:
-            done = writer.submit_call(lambda xform=payload: store.register_form(xform))
+        done = writer.submit(kind, payload)
         done.add_done_callback(lambda d, rid=request_id: answer(rid, d))
     writer.close()  # commits what was queued before the server went away
     store.close()

@@ -216,3 +216,37 @@ def serve_openrosa(tmp_path, central_dir):
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def serve_in_process(tmp_path, central_dir, new_database):
+    """serve_in_process(**settings) -> the app as `serve_openrosa` serves it (the recorded
+    forms, a device account for all of them), in this process: create_app with the real
+    SubmissionWriter over a fresh store (SQLite and PostgreSQL), no store process. Optional
+    `database_url` and `build_dir` start another app over the same ones."""
+    from tests.openrosa_client import InProcessServer
+
+    started = []
+
+    def start(database_url: str | None = None, build_dir=None, **settings):
+        server = InProcessServer(
+            tmp_path / f"app{len(started)}", central_dir, database_url or new_database(),
+            build_dir=build_dir, **settings,
+        )  # fmt: skip
+        started.append(server)
+        return server.add_account(f"tablet-{len(started)}")
+
+    yield start
+    for server in reversed(started):
+        server.close()
+
+
+@pytest.fixture
+def app(serve_in_process):
+    """The Flask app in process (the flask tutorial's fixture), over a fresh store."""
+    return serve_in_process().app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

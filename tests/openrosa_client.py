@@ -5,7 +5,9 @@ after their files, split uploads, Digest after a 401 challenge)."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import logging
 import os
 import shutil
 import signal
@@ -15,9 +17,12 @@ import sys
 import time
 from email.utils import formatdate
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from requests.auth import HTTPDigestAuth
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
 
 USER_AGENT = (
     "Dalvik/2.1.0 (Linux; U; Android 14; Pixel 7 Build/UQ1A.240205.004) "
@@ -103,9 +108,11 @@ class ServerProcess:
 class CollectClient:
     """What ODK Collect sends, over a real connection (requests keeps it alive like OkHttp)."""
 
-    def __init__(self, server_url: str, *, username=None, password=None, device_id=None):
+    def __init__(self, server_url: str, *, username=None, password=None, device_id=None,
+                 session: requests.Session | None = None):  # fmt: skip
         self.server_url = server_url.rstrip("/")
-        self.session = requests.Session()
+        # A session of its own (Collect's connection); in_process_session(app) for test_client
+        self.session = session or requests.Session()
         if username is not None:
             self.session.auth = HTTPDigestAuth(username, password)
         self.device_id = device_id or "collect:QZbvCvr5EeXgHx0F"
@@ -162,3 +169,108 @@ class CollectClient:
             batch.append(item)
             size += len(item[1])
         return self.post_submission(xml, batch) if batch or response is None else response
+
+
+class TestClientAdapter(requests.adapters.BaseAdapter):
+    """A requests transport into a Flask app's `test_client()`: CollectClient, Digest auth
+    and plain requests calls run unchanged in this process, with no socket. The app sees what
+    waitress would hand it, minus what only a connection has (chunked framing, the headers'
+    arrival time, the local address)."""
+
+    def __init__(self, app):
+        super().__init__()
+        self.client = app.test_client()
+
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        url = urlsplit(request.url)
+        body = request.body
+        if body is not None and not isinstance(body, bytes | str):
+            body = b"".join(body)  # a generator: requests would send it chunked
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "transfer-encoding"}
+        answer = self.client.open(
+            url.path, base_url=f"{url.scheme}://{url.netloc}", query_string=url.query,
+            method=request.method, headers=headers, data=body,
+            environ_overrides={"REMOTE_ADDR": "127.0.0.1"},
+        )  # fmt: skip
+        response = requests.Response()
+        response.status_code = answer.status_code
+        response.reason = answer.status.partition(" ")[2]
+        response.headers = CaseInsensitiveDict(answer.headers.items())
+        response._content = answer.get_data()
+        response._content_consumed = True
+        response.raw = io.BytesIO(response._content)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.url = request.url
+        response.request = request
+        response.connection = self  # Digest auth answers a 401 through it
+        answer.close()
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def in_process_session(app) -> requests.Session:
+    """A requests session whose every http(s) URL goes to `app` in this process."""
+    session = requests.Session()
+    adapter = TestClientAdapter(app)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class InProcessServer:
+    """create_app over a store with an InProcessWriter, the recorded forms published and a
+    device account for all of them: what `serve_openrosa` gives, without `nigraan serve`.
+    `.base` is the URL the app names in form lists; nothing listens there, requests to it go
+    through `.http` or `.collect(...)`. `.advance(seconds)` moves the clocks of the device
+    accounts (token cache, Digest nonces) forward instead of sleeping."""
+
+    def __init__(self, instance: Path, central_dir: Path, database_url: str,
+                 build_dir: Path | None = None, port: int = 8080, **settings):  # fmt: skip
+        from nigraan.config import load_config
+        from server import create_app, store_process_options
+        from server.store_process import InProcessWriter
+
+        instance.mkdir(parents=True, exist_ok=True)
+        self.build_dir = build_dir or publish_recorded_forms(instance / "forms", central_dir)
+        self.central_dir, self.database_url, self.port = central_dir, database_url, port
+        self.base = f"http://127.0.0.1:{port}"
+        self.config = load_config(overrides={
+            "instance_dir": str(instance), "forms.build_dir": str(self.build_dir),
+            "database.url": database_url, "server.host": "127.0.0.1", "server.port": port,
+            **{k.replace("__", "."): v for k, v in settings.items()},
+        }, environ={})  # fmt: skip
+        # The lines `nigraan serve` would log, in a file as ServerProcess keeps them.
+        self.log_path = instance / f"serve-{port}.log"
+        self._log = logging.FileHandler(self.log_path, encoding="utf-8")
+        logging.getLogger().addHandler(self._log)
+        writer = InProcessWriter(database_url, store_process_options(self.config))
+        self.app = create_app(self.config, writer=writer)
+        self.services = self.app.extensions["nigraan"]
+        self._offset = 0.0
+        self.services.token_accounts.clock = lambda: time.monotonic() + self._offset
+        self.services.digest.clock = lambda: time.time() + self._offset
+        self.http = in_process_session(self.app)
+
+    def add_account(self, name: str, forms=RECORDED_FORMS) -> InProcessServer:
+        """Make the device account the tests use (`.token_url`, `.username`, `.password`)."""
+        from server.device_accounts import create_account
+
+        self.account = create_account(self.services.store.app_users, name, list(forms))
+        self.token_url = self.account.token_url(self.base)
+        self.username, self.password = self.account.user.name, self.account.password
+        return self
+
+    def collect(self, server_url: str, **options) -> CollectClient:
+        """A Collect-like client of its own (its own Digest state) talking to the app."""
+        return CollectClient(server_url, session=in_process_session(self.app), **options)
+
+    def advance(self, seconds: float) -> None:
+        self._offset += seconds
+
+    def close(self) -> None:
+        if self._log in logging.getLogger().handlers:  # once: tests may close it early
+            self.services.close()
+        logging.getLogger().removeHandler(self._log)
+        self._log.close()

@@ -256,7 +256,8 @@ def faults(tmp_path, monkeypatch):
 
 
 def _health(server) -> tuple[int, dict]:
-    response = requests.get(server.base + "/health", timeout=30)
+    http = getattr(server, "http", requests)  # an in-process server has its own session
+    response = http.get(server.base + "/health", timeout=30)
     assert response.headers["Content-Type"] == "application/json"
     return response.status_code, response.json()
 
@@ -278,9 +279,18 @@ def _wait_for(predicate, seconds: float = 10):
     return False
 
 
-def test_health_is_ok_on_a_sound_server(serve_openrosa, tmp_path):
-    server = serve_openrosa(f"sqlite:///{tmp_path / 's.sqlite3'}")
-    assert CollectClient(server.token_url).send(_new_visit()).status_code == 201
+def test_health_answers_json_in_process(client):
+    response = client.get("/health")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.json["status"] == "ok"
+    assert response.json["checks"]["store_process"] == {"status": "ok"}
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("new_database", ["sqlite"], indirect=True)  # a store_disk check
+def test_health_is_ok_on_a_sound_server(serve_in_process):
+    server = serve_in_process()
+    assert server.collect(server.token_url).send(_new_visit()).status_code == 201
     status, report = _health(server)
     assert status == 200 and report["status"] == "ok", report
     checks = report["checks"]
@@ -412,12 +422,13 @@ def own_postgres_database(postgres_dsn):
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("new_database", ["postgresql"], indirect=True)  # its own database
 def test_a_database_that_goes_away_is_said_and_health_follows(
-    serve_openrosa, own_postgres_database
+    serve_in_process, own_postgres_database
 ):
     url, name, cut_off = own_postgres_database
-    server = serve_openrosa(url)
-    device = CollectClient(server.token_url)
+    server = serve_in_process(url)
+    device = server.collect(server.token_url)
     assert device.send(_new_visit()).status_code == 201
     cut_off(True)
     held = [_new_visit() for _ in range(3)]

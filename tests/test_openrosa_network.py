@@ -29,6 +29,12 @@ def server(serve_openrosa, tmp_path):
 
 
 @pytest.fixture
+def in_process(serve_in_process):
+    """The app in this process, for what needs no connection (SQLite and PostgreSQL)."""
+    return serve_in_process()
+
+
+@pytest.fixture
 def store_of():
     opened = []
 
@@ -249,8 +255,9 @@ def test_waitress_refusals_are_openrosa_messages(server, request_bytes, status, 
     assert CollectClient(server.token_url).head_submission().status_code == 204
 
 
-def test_too_many_parts_names_the_part_limit(server):
-    device = CollectClient(server.token_url)
+def test_too_many_parts_names_the_part_limit(in_process):
+    server = in_process
+    device = server.collect(server.token_url)
     extra = [(f"f{i}.jpg", f"f{i}.jpg", b"x", "image/jpeg") for i in range(1_001)]
     refused = device.post_submission(visit_xml(new_id()), extra_parts=extra)
     assert refused.status_code == 413
@@ -285,9 +292,10 @@ def test_a_replayed_digest_answer_is_refused_with_a_fresh_challenge(server, stor
     assert device.send(visit_xml(new_id())).status_code == 201
 
 
-def test_digest_without_qop_is_refused(server):
+def test_digest_without_qop_is_refused(in_process):
     """An RFC 2069 answer (no qop, no nonce count) would be good for every request."""
-    challenge = requests.get(server.base + "/formList", headers={"X-OpenRosa-Version": "1.0"})
+    server = in_process
+    challenge = server.http.get(server.base + "/formList", headers={"X-OpenRosa-Version": "1.0"})
     fields = dict(re.findall(r'(\w+)="([^"]*)"', challenge.headers["WWW-Authenticate"]))
     ha1 = hashlib.md5(f"{server.username}:nigraan:{server.password}".encode()).hexdigest()
     ha2 = hashlib.md5(b"GET:/formList").hexdigest()
@@ -296,13 +304,13 @@ def test_digest_without_qop_is_refused(server):
         f'Digest username="{server.username}", realm="nigraan", nonce="{fields["nonce"]}", '
         f'uri="/formList", response="{response}", opaque="{fields["opaque"]}", algorithm=MD5'
     )
-    refused = requests.get(server.base + "/formList", headers={
+    refused = server.http.get(server.base + "/formList", headers={
         "X-OpenRosa-Version": "1.0", "Authorization": legacy,
     })  # fmt: skip
     assert refused.status_code == 401
     assert "stale" not in refused.headers["WWW-Authenticate"]  # not "just retry": refused
     # The same credentials with qop=auth are taken.
-    device = CollectClient(server.base, username=server.username, password=server.password)
+    device = server.collect(server.base, username=server.username, password=server.password)
     assert device.get("/formList").status_code == 200
 
 
@@ -328,14 +336,16 @@ def test_listening_on_every_interface_urls_name_the_address_the_connection_reach
 ):
     """With server.host 0.0.0.0 and no public URL: the local address the connection was
     accepted on (which waitress knows and no client can forge), not the Host header."""
-    from server import create_app
+    from server import create_app, store_process_options
     from server.channel import LOCAL_ADDRESS
     from server.device_accounts import create_account
+    from server.store_process import InProcessWriter
     from tests.openrosa_client import publish_recorded_forms
 
     build = publish_recorded_forms(tmp_path / "forms", central_dir)
     config = make_config(forms__build_dir=str(build), server__host="0.0.0.0")
-    app = create_app(config)
+    writer = InProcessWriter(config["database.url"], store_process_options(config))
+    app = create_app(config, writer=writer)
     try:
         account = create_account(app.extensions["nigraan"].store.app_users, "t", ["rec_visit"])
         path = account.token_url("") + "/formList"

@@ -1,6 +1,9 @@
-"""The OpenRosa server over real HTTP: device accounts (token URLs and Digest), split uploads,
-hostile input, form access and rebuilt forms. The recorded exchanges are replayed in
-test_openrosa_replay.py; the crash test is in test_openrosa_crash.py."""
+"""The OpenRosa server: device accounts (token URLs and Digest), split uploads, hostile input,
+form access and rebuilt forms. Most tests talk to the app in this process (`server`: create_app
+with an in-process writer, through test_client, on SQLite and PostgreSQL); the Digest login,
+chunked framing and a client stopping half-way go over real HTTP to `nigraan serve`
+(`wire_server`). The recorded exchanges are replayed in test_openrosa_replay.py; the crash
+test is in test_openrosa_crash.py; slow clients and Digest replays in test_openrosa_network.py."""
 
 from __future__ import annotations
 
@@ -42,7 +45,15 @@ def message(response: requests.Response) -> str:
 
 
 @pytest.fixture
-def server(serve_openrosa, tmp_path):
+def server(serve_in_process):
+    """The app in this process (create_app with an in-process writer), SQLite and PostgreSQL."""
+    return serve_in_process()
+
+
+@pytest.fixture
+def wire_server(serve_openrosa, tmp_path):
+    """A real `nigraan serve`, for what only a connection shows (Digest login, chunked
+    framing, a client stopping half-way)."""
     return serve_openrosa(f"sqlite:///{tmp_path / 'store.sqlite3'}")
 
 
@@ -62,7 +73,8 @@ def store_of():
 # ------------------------------------------------------------------------- device accounts
 
 
-def test_digest_is_challenged_then_accepted(server):
+def test_digest_is_challenged_then_accepted(wire_server):
+    server = wire_server
     bare = requests.get(server.base + "/formList", headers={"X-OpenRosa-Version": "1.0"})
     assert bare.status_code == 401
     challenge = bare.headers["WWW-Authenticate"]
@@ -91,17 +103,17 @@ def test_digest_is_challenged_then_accepted(server):
 
 def test_wrong_password_and_unknown_user_are_refused(server):
     for username, password in ((server.username, "not-the-password"), ("nobody", "x")):
-        device = CollectClient(server.base, username=username, password=password)
+        device = server.collect(server.base, username=username, password=password)
         assert device.get("/formList").status_code == 401
         assert device.head_submission().status_code == 401
 
 
 def test_a_forged_nonce_is_refused(server):
-    device = CollectClient(server.base, username=server.username, password=server.password)
+    device = server.collect(server.base, username=server.username, password=server.password)
     assert device.get("/formList").status_code == 200
     header = device.session.auth._thread_local.chal  # the challenge requests answered
     header["nonce"] = "0" * 40
-    forged = requests.get(server.base + "/formList", headers={
+    forged = server.http.get(server.base + "/formList", headers={
         "X-OpenRosa-Version": "1.0",
         "Authorization": device.session.auth.build_digest_header("GET", server.base + "/formList"),
     })  # fmt: skip
@@ -109,24 +121,41 @@ def test_a_forged_nonce_is_refused(server):
 
 
 def test_a_digest_answer_for_one_url_does_not_open_another(server):
-    device = CollectClient(server.base, username=server.username, password=server.password)
+    device = server.collect(server.base, username=server.username, password=server.password)
     assert device.get("/formList").status_code == 200
     answer = device.session.auth.build_digest_header("GET", server.base + "/formList")
-    replayed = requests.get(server.base + "/forms/rec_visit.xml", headers={
+    replayed = server.http.get(server.base + "/forms/rec_visit.xml", headers={
         "X-OpenRosa-Version": "1.0", "Authorization": answer,
     })  # fmt: skip
     assert replayed.status_code == 401
 
 
+def test_an_expired_nonce_gets_a_stale_challenge_and_collect_goes_on(server):
+    """A nonce older than NONCE_LIFETIME is refused with stale=TRUE (no password prompt); the
+    device answers the fresh challenge at once. The app's clock is moved, not waited out."""
+    from server.device_accounts import NONCE_LIFETIME
+
+    device = server.collect(server.base, username=server.username, password=server.password)
+    assert device.get("/formList").status_code == 200
+    server.advance(NONCE_LIFETIME + 1)
+    answer = device.session.auth.build_digest_header("GET", server.base + "/formList")
+    expired = server.http.get(server.base + "/formList", headers={
+        "X-OpenRosa-Version": "1.0", "Authorization": answer,
+    })  # fmt: skip
+    assert expired.status_code == 401
+    assert "stale=TRUE" in expired.headers["WWW-Authenticate"]
+    again = device.get("/formList")
+    assert again.status_code == 200
+    assert [r.status_code for r in again.history] == [401]  # one more challenge, answered
+
+
 def test_revoked_account_is_cut_off(server, store_of, runner):
-    token_device = CollectClient(server.token_url)
-    digest_device = CollectClient(server.base, username=server.username, password=server.password)
+    token_device = server.collect(server.token_url)
+    digest_device = server.collect(server.base, username=server.username, password=server.password)
     assert token_device.get("/formList").status_code == 200
     assert digest_device.get("/formList").status_code == 200
     store_of(server).app_users.revoke(server.username)
-    import time
-
-    time.sleep(2.1)  # token lookups are remembered for 2 seconds
+    server.advance(2.1)  # token lookups are remembered for 2 seconds
     refused = token_device.get("/formList")
     assert refused.status_code == 403
     assert message(refused).startswith("The authentication you provided does not have rights")
@@ -136,10 +165,12 @@ def test_revoked_account_is_cut_off(server, store_of, runner):
 
 def test_malformed_and_unknown_tokens(server):
     headers = {"X-OpenRosa-Version": "1.0"}
-    malformed = requests.get(server.base + "/v1/key/short/projects/1/formList", headers=headers)
+    malformed = server.http.get(server.base + "/v1/key/short/projects/1/formList", headers=headers)
     assert malformed.status_code == 401
     assert "WWW-Authenticate" not in malformed.headers  # a token URL never asks for a password
-    unknown = requests.get(f"{server.base}/v1/key/{'A' * 64}/projects/1/formList", headers=headers)
+    unknown = server.http.get(
+        f"{server.base}/v1/key/{'A' * 64}/projects/1/formList", headers=headers
+    )
     assert unknown.status_code == 403
 
 
@@ -147,7 +178,7 @@ def test_an_account_sees_and_sends_only_its_forms(server, store_of):
     from server.device_accounts import create_account
 
     account = create_account(store_of(server).app_users, "visits-only", ["rec_visit"])
-    device = CollectClient(account.token_url(server.base))
+    device = server.collect(account.token_url(server.base))
     listed = device.get("/formList")
     assert re.findall(r"<formID>(.*?)</formID>", listed.text) == ["rec_visit"]
     assert device.get("/forms/rec_encrypted.xml").status_code == 403
@@ -162,7 +193,7 @@ def test_an_account_sees_and_sends_only_its_forms(server, store_of):
 
 def test_short_token_prefix_and_form_id_filter(server):
     token = server.account.token
-    device = CollectClient(f"{server.base}/key/{token}")
+    device = server.collect(f"{server.base}/key/{token}")
     listed = device.get("/formList", formID="rec_visit")
     assert listed.status_code == 200
     assert re.findall(r"<formID>(.*?)</formID>", listed.text) == ["rec_visit"]
@@ -174,11 +205,11 @@ def test_short_token_prefix_and_form_id_filter(server):
 
 
 def test_other_project_and_unknown_paths(server):
-    device = CollectClient(server.token_url.replace("/projects/1", "/projects/2"))
+    device = server.collect(server.token_url.replace("/projects/1", "/projects/2"))
     listed = device.get("/formList")
     assert listed.status_code == 200 and "<xform>" not in listed.text
     assert device.head_submission().status_code == 404
-    unknown = CollectClient(server.token_url).get("/no/such/thing")
+    unknown = server.collect(server.token_url).get("/no/such/thing")
     assert unknown.status_code == 404
     assert "<OpenRosaResponse" in unknown.text
 
@@ -186,11 +217,9 @@ def test_other_project_and_unknown_paths(server):
 # ------------------------------------------------------------------------- submissions
 
 
-def test_split_upload_fills_in_the_attachments(serve_openrosa, tmp_path, store_of):
-    server = serve_openrosa(
-        f"sqlite:///{tmp_path / 's.sqlite3'}", server__max_submission_bytes=20_000
-    )
-    device = CollectClient(server.token_url)
+def test_split_upload_fills_in_the_attachments(serve_in_process, store_of):
+    server = serve_in_process(server__max_submission_bytes=20_000)
+    device = server.collect(server.token_url)
     head = device.head_submission()
     assert head.status_code == 204
     assert head.headers["X-OpenRosa-Accept-Content-Length"] == "20000"
@@ -214,11 +243,9 @@ def test_split_upload_fills_in_the_attachments(serve_openrosa, tmp_path, store_o
     assert store.attachment("rec_visit", other, "b.jpg") == photo
 
 
-def test_too_large_is_413_with_a_message_and_the_server_goes_on(serve_openrosa, tmp_path):
-    server = serve_openrosa(
-        f"sqlite:///{tmp_path / 's.sqlite3'}", server__max_submission_bytes=20_000
-    )
-    device = CollectClient(server.token_url)
+def test_too_large_is_413_with_a_message_and_the_server_goes_on(serve_in_process):
+    server = serve_in_process(server__max_submission_bytes=20_000)
+    device = server.collect(server.token_url)
     refused = device.post_submission(
         visit_xml(new_id(), "big.jpg"), [("big.jpg", b"x" * 30_000, "image/jpeg")]
     )
@@ -229,7 +256,7 @@ def test_too_large_is_413_with_a_message_and_the_server_goes_on(serve_openrosa, 
 
 
 def test_device_and_account_are_recorded(server, store_of):
-    device = CollectClient(server.token_url, device_id="collect:AbCdEfGhIjKlMnOp")
+    device = server.collect(server.token_url, device_id="collect:AbCdEfGhIjKlMnOp")
     instance = new_id()
     assert device.send(visit_xml(instance)).status_code == 201
     row = store_of(server).submission("rec_visit", instance)
@@ -244,9 +271,9 @@ def test_each_version_records_who_sent_it(server, store_of):
 
     editor = create_account(store_of(server).app_users, "editor-tab", ["rec_visit"])
     first, edit = new_id(), new_id()
-    author_device = CollectClient(server.token_url, device_id="collect:AuthorAuthorAuth")
+    author_device = server.collect(server.token_url, device_id="collect:AuthorAuthorAuth")
     assert author_device.send(visit_xml(first)).status_code == 201
-    editor_device = CollectClient(editor.token_url(server.base), device_id="collect:Editor0Editor")
+    editor_device = server.collect(editor.token_url(server.base), device_id="collect:Editor0Editor")
     assert editor_device.send(visit_xml(edit, deprecated=first, note="edited")).status_code == 201
     store = store_of(server)
     versions = store.versions("rec_visit", first)
@@ -257,8 +284,9 @@ def test_each_version_records_who_sent_it(server, store_of):
     assert store.submission("rec_visit", first)["submitter_name"] == server.username
 
 
-def test_chunked_upload(server):
+def test_chunked_upload(wire_server):
     """The OpenRosa spec says servers must take chunked transfer encoding."""
+    server = wire_server
     boundary = "nigraanboundary"
     xml = visit_xml(new_id())
     body = (
@@ -298,7 +326,7 @@ EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
 
 @pytest.mark.parametrize("xml", [BILLION_LAUGHS, EXTERNAL_ENTITY], ids=["entities", "external"])
 def test_dtd_and_entities_are_refused(server, store_of, xml):
-    device = CollectClient(server.token_url)
+    device = server.collect(server.token_url)
     refused = device.post_submission(xml)
     assert refused.status_code == 400
     assert "DTD or entities" in message(refused)
@@ -308,7 +336,7 @@ def test_dtd_and_entities_are_refused(server, store_of, xml):
 
 
 def test_truncated_xml_is_refused_and_nothing_is_stored(server, store_of):
-    device = CollectClient(server.token_url)
+    device = server.collect(server.token_url)
     xml = visit_xml(new_id())
     refused = device.post_submission(xml[: len(xml) // 2])
     assert refused.status_code == 400
@@ -318,7 +346,7 @@ def test_truncated_xml_is_refused_and_nothing_is_stored(server, store_of):
 
 
 def test_attachment_names_cannot_climb_out(server, store_of):
-    device = CollectClient(server.token_url)
+    device = server.collect(server.token_url)
     instance = new_id()
     xml = visit_xml(instance, "../../evil.jpg")
     sent = device.post_submission(xml, extra_parts=[
@@ -341,24 +369,25 @@ def test_attachment_names_cannot_climb_out(server, store_of):
     ],
 )
 def test_broken_bodies_get_400_and_the_server_goes_on(server, content_type, body):
-    response = requests.post(server.token_url + "/submission", data=body, headers={
+    response = server.http.post(server.token_url + "/submission", data=body, headers={
         "X-OpenRosa-Version": "1.0", "Content-Type": content_type,
     })  # fmt: skip
     assert response.status_code == 400
     assert "<OpenRosaResponse" in response.text
-    assert CollectClient(server.token_url).head_submission().status_code == 204
+    assert server.collect(server.token_url).head_submission().status_code == 204
 
 
 def test_too_many_parts_is_refused(server):
-    device = CollectClient(server.token_url)
+    device = server.collect(server.token_url)
     extra = [(f"f{i}.jpg", f"f{i}.jpg", b"x", "image/jpeg") for i in range(1_100)]
     refused = device.post_submission(visit_xml(new_id()), extra_parts=extra)
     assert refused.status_code == 413
     assert device.head_submission().status_code == 204
 
 
-def test_a_client_that_stops_half_way_loses_nothing_and_blocks_nothing(server, store_of):
+def test_a_client_that_stops_half_way_loses_nothing_and_blocks_nothing(wire_server, store_of):
     """Headers and half a body, then silence: other devices go on, nothing is stored."""
+    server = wire_server
     instance = new_id()
     xml = visit_xml(instance)
     with socket.create_connection(("127.0.0.1", server.port)) as slow:
@@ -380,7 +409,7 @@ def test_a_rebuilt_form_reaches_devices_without_a_restart(server, store_of):
     import json
 
     build = server.build_dir
-    device = CollectClient(server.token_url)
+    device = server.collect(server.token_url)
     before = re.search(r"<hash>(md5:\w+)</hash>", device.get("/formList", formID="rec_visit").text)
     xform = (
         (build / "rec_visit.xml")
@@ -408,7 +437,7 @@ def test_a_changed_form_that_kept_its_version_is_not_served(server):
     """The store refuses it (tablets cache forms by version); the old one stays on offer."""
     import json
 
-    device = CollectClient(server.token_url)
+    device = server.collect(server.token_url)
     before = device.get("/formList", formID="rec_visit").text
     xform = (server.build_dir / "rec_visit.xml").read_bytes()
     (server.build_dir / "rec_visit.xml").write_bytes(xform.replace(b"Recording visit", b"Changed"))
@@ -421,22 +450,17 @@ def test_a_changed_form_that_kept_its_version_is_not_served(server):
     assert "Give the changed form a new version" in server.log_path.read_text()
 
 
-def test_the_server_starts_without_a_form_the_store_refuses(serve_openrosa, tmp_path):
+def test_the_server_starts_without_a_form_the_store_refuses(serve_in_process):
     """The other forms are served; the refused one is not offered and the log says why."""
-    from tests.openrosa_client import ServerProcess
-
-    server = serve_openrosa(f"sqlite:///{tmp_path / 's.sqlite3'}")
-    server.stop()
+    server = serve_in_process()
+    server.close()
     xform = (server.build_dir / "rec_visit.xml").read_bytes()
     (server.build_dir / "rec_visit.xml").write_bytes(xform.replace(b"Recording visit", b"Changed"))
-    again = ServerProcess(server.env, port=server.port).start(timeout=20)
-    try:
-        listed = CollectClient(server.token_url).get("/formList").text
-        assert "<formID>rec_entity</formID>" in listed and "rec_visit" not in listed
-        log = again.log_path.read_text()
-        assert "form rec_visit" in log and "Give the changed form a new version" in log
-    finally:
-        again.stop()
+    again = serve_in_process(server.database_url, build_dir=server.build_dir)
+    listed = again.collect(server.token_url).get("/formList").text
+    assert "<formID>rec_entity</formID>" in listed and "rec_visit" not in listed
+    log = again.log_path.read_text()
+    assert "form rec_visit" in log and "Give the changed form a new version" in log
 
 
 def test_an_envelope_in_collects_namespace_is_stored_encrypted(server, store_of):
@@ -450,7 +474,7 @@ def test_an_envelope_in_collects_namespace_is_stored_encrypted(server, store_of)
     encrypted_xml = (
         server.central_dir / "submissions/encrypted/e02.submission.xml.enc"
     ).read_bytes()
-    device = CollectClient(server.token_url)
+    device = server.collect(server.token_url)
     sent = device.send(
         collect_style, [("submission.xml.enc", encrypted_xml, "application/octet-stream")]
     )
@@ -476,7 +500,7 @@ def test_a_flood_of_elements_is_refused_at_once_and_holds_up_no_one(server, stor
         f'<data id="rec_visit" version="{VERSION}"><meta><instanceID>{instance}</instanceID>'
         "</meta>" + "<x>1</x>" * 480_000 + "</data>"
     ).encode()
-    device = CollectClient(server.token_url)
+    device = server.collect(server.token_url)
     refused = device.session.post(
         server.token_url + "/submission", headers=device.headers(),
         files=[("xml_submission_file", ("s.xml", flood, "text/xml"))], timeout=30,
@@ -491,11 +515,9 @@ def test_a_flood_of_elements_is_refused_at_once_and_holds_up_no_one(server, stor
     assert store_of(server).submission("rec_visit", instance) is None
 
 
-def test_the_element_bound_is_a_setting(serve_openrosa, tmp_path):
-    server = serve_openrosa(
-        f"sqlite:///{tmp_path / 's.sqlite3'}", server__max_submission_elements=1_000
-    )
-    device = CollectClient(server.token_url)
+def test_the_element_bound_is_a_setting(serve_in_process):
+    server = serve_in_process(server__max_submission_elements=1_000)
+    device = server.collect(server.token_url)
     many = visit_xml(new_id()).replace(b"</data>", b"<x/>" * 1_000 + b"</data>")
     refused = device.post_submission(many)
     assert refused.status_code == 400 and "more than 1,000 elements" in message(refused)
@@ -538,7 +560,7 @@ def test_a_fake_envelope_is_refused_and_nothing_is_stored(server, store_of, case
     }[case]
     if case == "no encrypted xml part":
         files = []
-    refused = CollectClient(server.token_url).post_submission(xml, files)
+    refused = server.collect(server.token_url).post_submission(xml, files)
     assert refused.status_code == 400, refused.text
     assert "claims to be encrypted" in message(refused) and said in message(refused)
     assert store_of(server).counts().get("rec_encrypted") is None
@@ -551,7 +573,7 @@ def test_a_real_envelope_sent_in_two_parts_is_taken(server, store_of):
     folder = server.central_dir / "submissions/encrypted"
     photo = (folder / "e01.1764300100001.jpg.enc").read_bytes()
     enc = (folder / "e01.submission.xml.enc").read_bytes()
-    device = CollectClient(server.token_url)
+    device = server.collect(server.token_url)
     first = device.post_submission(
         xml, [("submission.xml.enc", enc, "application/octet-stream")], incomplete=True
     )
@@ -567,7 +589,7 @@ def test_a_real_envelope_sent_in_two_parts_is_taken(server, store_of):
 
 @pytest.mark.parametrize("which", ["instanceID", "deprecatedID", "file name"])
 def test_values_too_long_to_store_whole_are_refused(server, store_of, which):
-    device = CollectClient(server.token_url)
+    device = server.collect(server.token_url)
     original = new_id()
     assert device.send(visit_xml(original)).status_code == 201
     long = "uuid:" + "x" * 300
@@ -591,7 +613,7 @@ def test_values_too_long_to_store_whole_are_refused(server, store_of, which):
 def test_a_submission_without_instance_id_can_be_sent_again(server, store_of, central_dir):
     """Central takes it and makes up an id; resends are idempotent, not 500s (exchange 056)."""
     xml = (central_dir / "submissions/no-instanceid.xml").read_bytes()
-    device = CollectClient(server.token_url)
+    device = server.collect(server.token_url)
     assert [device.post_submission(xml).status_code for _ in range(3)] == [201, 201, 201]
     assert store_of(server).counts()["rec_visit"] == {
         "submissions": 1, "versions": 1, "problems": 1,
@@ -601,7 +623,7 @@ def test_a_submission_without_instance_id_can_be_sent_again(server, store_of, ce
 def test_two_instance_ids_get_a_clear_400(server, store_of):
     xml = visit_xml(new_id()).replace(b"</meta>", f"<instanceID>{new_id()}</instanceID></meta>"
                                       .encode())  # fmt: skip
-    refused = CollectClient(server.token_url).post_submission(xml)
+    refused = server.collect(server.token_url).post_submission(xml)
     assert refused.status_code == 400
     assert "2 meta/instanceID elements" in message(refused)
     assert store_of(server).counts() == {}
@@ -612,7 +634,7 @@ def test_a_number_beyond_64_bits_is_stored_and_flagged(server, store_of):
     xml = visit_xml(instance).replace(
         b"<photo/>", b"<photo/><household_size>99999999999999999999999</household_size>"
     )
-    sent = CollectClient(server.token_url).post_submission(xml)
+    sent = server.collect(server.token_url).post_submission(xml)
     assert sent.status_code == 201, sent.text
     store = store_of(server)
     assert store.rows("form_rec_visit")[0]["household_size"] is None
@@ -626,7 +648,7 @@ def test_undeclared_odk_prefixes_are_read_as_central_does(server, store_of):
         f'<data id="rec_visit" version="{VERSION}"><station>Lahore</station>'
         f"<orx:meta><orx:instanceID>{instance}</orx:instanceID></orx:meta></data>"
     ).encode()
-    device = CollectClient(server.token_url)
+    device = server.collect(server.token_url)
     assert device.post_submission(xml).status_code == 201
     assert store_of(server).submission("rec_visit", instance) is not None
     other = xml.replace(b"orx:", b"foo:").replace(instance.encode(), new_id().encode())
@@ -636,7 +658,7 @@ def test_undeclared_odk_prefixes_are_read_as_central_does(server, store_of):
 
 def test_an_edit_that_does_not_resend_the_photo_keeps_it(server, store_of):
     """Collect sends only changed files with an edit; Central carries the others forward."""
-    device = CollectClient(server.token_url)
+    device = server.collect(server.token_url)
     original, edit = new_id(), new_id()
     photo = b"\xff\xd8 the photo"
     assert device.send(visit_xml(original, "a.jpg"), [("a.jpg", photo, "image/jpeg")]).ok

@@ -66,15 +66,15 @@ def test_unsafe_file_names(name):
     assert not safe_file_name(name)
 
 
-def test_digest_nonces_are_signed_and_expire(monkeypatch):
-    auth = DeviceDigestAuth(lambda: None)
+def test_digest_nonces_are_signed_and_expire():
+    now = [time.time()]
+    auth = DeviceDigestAuth(lambda: None, clock=lambda: now[0])
     nonce = auth._new_nonce()
     assert auth._nonce_ok(nonce)
     assert not auth._nonce_ok(nonce[:-1] + ("0" if nonce[-1] != "0" else "1"))
     assert not auth._nonce_ok("deadbeef" + "0" * 32)
     assert not auth._nonce_ok(DeviceDigestAuth(lambda: None)._new_nonce())  # another process
-    later = time.time() + 3601
-    monkeypatch.setattr(time, "time", lambda: later)
+    now[0] += 3601
     assert not auth._nonce_ok(nonce)
 
 
@@ -185,3 +185,19 @@ def test_nonce_counts_memory_is_bounded_and_forgotten_nonces_are_refused(monkeyp
     assert not old.use("x", int(now) - NonceCounts.FORGET_AFTER - 10, 2, now)
     assert not old.use("y0", int(now), 1, now)  # a recent one is still tracked: a replay
     assert not old.use("y999", int(now) - 999, 2, now)  # an older one was forgotten: refused
+
+
+def test_store_failures_come_back_as_over_the_pipe():
+    """StoreProcess and InProcessWriter raise the same exceptions for the store's replies."""
+    from nigraan.errors import NigraanError
+    from nigraan.logs import STORE_PROCESS
+    from server.store_process import StoreFailure, StoreProcessError, failure_from_reply
+
+    refused = failure_from_reply(("Form x changed.", "Give it a new version."))
+    assert type(refused) is NigraanError
+    assert (refused.message, refused.hint) == ("Form x changed.", "Give it a new version.")
+    failed = failure_from_reply({"cause": "disk_full", "message": "the disk is full"})
+    assert isinstance(failed, StoreFailure)
+    assert (failed.cause_kind, failed.message) == ("disk_full", "the disk is full")
+    gone = failure_from_reply("the store process stopped")
+    assert type(gone) is StoreProcessError and gone.cause_kind == STORE_PROCESS
