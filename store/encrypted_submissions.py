@@ -53,7 +53,9 @@ def _stored_envelope(store, form_id: str, instance_id: str) -> bytes | None:
         ).scalar()  # fmt: skip
 
 
-def _flag(store, form_id: str, instance_id: str, error: DecryptionError | None) -> None:
+def record_decryption(store, form_id: str, instance_id: str,
+                      error: DecryptionError | None) -> None:  # fmt: skip
+    """Flag a submission that did not decrypt (`error`), or clear its flag (None)."""
     flags = t.decryption_flags
     where = (flags.c.form_id == form_id, flags.c.instance_id == instance_id)
     with store.engine.begin() as conn:
@@ -87,10 +89,10 @@ def decrypt_stored_submission(store, form_id: str, instance_id: str,
     try:
         decrypted = decrypt_submission(envelope, files, private_key)
     except DecryptionError as exc:
-        _flag(store, form_id, instance_id, exc)
+        record_decryption(store, form_id, instance_id, exc)
         log.warning("%s %s not decrypted (%s): %s", form_id, instance_id, exc.reason, exc.message)
         return StoredDecryption(form_id, instance_id, reason=exc.reason, message=exc.message)
-    _flag(store, form_id, instance_id, None)
+    record_decryption(store, form_id, instance_id, None)
     return StoredDecryption(form_id, instance_id, submission=decrypted)
 
 

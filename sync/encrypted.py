@@ -114,3 +114,26 @@ def managed_export(central: Central, form_id: str,
             )
     central.check(response)
     return read_export(form_id, response.content)
+
+
+def file_identities_from_central(central: Central, store, register, private_key,
+                                 instance_ids, form_id: str = "identity_register",
+                                 ) -> dict[str, int]:  # fmt: skip
+    """Fetch, decrypt and file in the register the given encrypted submissions (the OData rows
+    with `__system.status` `notDecrypted`); one that does not decrypt is flagged in the store
+    (`decryption_flags`) and left in Central as it is. Counts by outcome."""
+    from store.encrypted_submissions import file_identity, record_decryption
+    from store.odk_decrypt import DecryptionError
+
+    counts: dict[str, int] = {}
+    for instance_id in instance_ids:
+        try:
+            decrypted = decrypt_from_central(central, form_id, instance_id, private_key)
+        except DecryptionError as exc:
+            record_decryption(store, form_id, instance_id, exc)
+            outcome = exc.reason
+        else:
+            record_decryption(store, form_id, instance_id, None)
+            outcome = file_identity(register, decrypted)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts

@@ -144,3 +144,63 @@ def test_the_recorded_export_reads_as_central_wrote_it(central_dir):
     export = read_export("rec_managed", body)
     assert export.rows[0]["FormVersion"] == "2026112801[encrypted:AaIjlni0]"
     assert export.rows[0]["Status"] == ""  # decrypted (not "not decrypted")
+
+
+def test_identities_synced_from_central_reach_the_register(
+    built_programme_forms, standin, central, store
+):
+    """identity_register rows from OData (`notDecrypted`): envelope and files through REST,
+    decrypted, filed encrypted; a tampered one is flagged and filed nowhere."""
+    import copy
+    import uuid
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+
+    from nigraan.data_key import DataKey
+    from nigraan.keys import private_key_path_for
+    from store.encrypted_submissions import decryption_flags
+    from store.identity_register import IdentityRegister
+    from sync.encrypted import file_identities_from_central
+    from tests.odk_encrypt import encrypt_submission
+    from tests.test_encrypted_submissions import _version, identity_xml
+    from tests.test_identity_register import CNIC
+
+    config, _ = built_programme_forms
+    xform = (Path(config["forms.build_dir"]) / "identity_register.xml").read_bytes()
+    key_file = Path(config["forms.public_key_file"])
+    public = serialization.load_pem_public_key(key_file.read_bytes())
+    private = load_private_key(private_key_path_for(key_file), None)
+    standin.add_form(xform)
+    rows, versions, attachments = [], {}, {}
+    for code in ("SSU-LHR-0100", "SSU-LHR-0101"):
+        iid = "uuid:" + str(uuid.uuid4())
+        envelope, files = encrypt_submission(public, identity_xml(_version(xform), iid, code))
+        system = {
+            "submissionDate": "2026-11-30T10:00:00.000Z",
+            "updatedAt": None,
+            "submitterId": "7",
+            "submitterName": "collector-1",
+            "attachmentsPresent": 1,
+            "attachmentsExpected": 1,
+            "status": "notDecrypted",
+            "reviewState": None,
+            "deviceId": None,
+            "edits": 0,
+            "formVersion": _version(xform),
+            "deletedAt": None,
+        }  # fmt: skip  (the shape of exchange 209's encrypted rows)
+        rows.append({"__id": iid, "__system": system})
+        versions[iid] = [envelope]
+        attachments[iid] = {n: (c, "application/octet-stream") for n, c in files.items()}
+    good, bad = rows[0]["__id"], rows[1]["__id"]
+    content, kind = attachments[bad]["submission.xml.enc"]
+    attachments[bad]["submission.xml.enc"] = (content[:-1] + bytes([content[-1] ^ 1]), kind)
+    standin.add_rows("identity_register", copy.deepcopy(rows), versions=versions,
+                     attachments=attachments)  # fmt: skip
+    register = IdentityRegister(store.engine, DataKey.generate())
+    counts = file_identities_from_central(central, store, register, private, [good, bad])
+    assert counts == {"created": 1, "tampered": 1}
+    assert register.reveal("SSU-LHR-0100")["person/cnic"] == CNIC
+    assert register.count() == 1
+    assert [(f["instance_id"], f["reason"]) for f in decryption_flags(store)] == [(bad, "tampered")]
