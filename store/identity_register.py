@@ -107,7 +107,7 @@ class IdentityRegister:
         key = self.key
         code_hmac = key.code_hmac(code)
         now = t.utcnow()
-        reg, fld = t.identity_register, t.identity_fields
+        reg, fld = t.sealed_identities, t.sealed_values
         with self.engine.begin() as conn:
             existing = conn.execute(
                 select(reg.c.key_id).where(reg.c.code_hmac == code_hmac)
@@ -136,7 +136,7 @@ class IdentityRegister:
 
     def find(self, code_hmac: str) -> IdentityEntry | None:
         """The record filed under a lookup key, without decrypting any of it."""
-        reg, fld = t.identity_register, t.identity_fields
+        reg, fld = t.sealed_identities, t.sealed_values
         with self.engine.connect() as conn:
             row = conn.execute(select(reg).where(reg.c.code_hmac == code_hmac)).first()
             if row is None:
@@ -150,7 +150,7 @@ class IdentityRegister:
     def reveal(self, code: str) -> dict[str, str | None]:
         """One survivor's identity fields, decrypted (the caller writes the audit row)."""
         code_hmac = self.code_hmac(code)
-        fld = t.identity_fields
+        fld = t.sealed_values
         if self.find(code_hmac) is None:
             raise IdentityNotFound(
                 "No identity is filed under this survivor code.",
@@ -166,14 +166,14 @@ class IdentityRegister:
     def erase(self, code: str) -> bool:
         """Remove a survivor's identity; False if none was filed."""
         code_hmac = self.code_hmac(code)
-        reg, fld = t.identity_register, t.identity_fields
+        reg, fld = t.sealed_identities, t.sealed_values
         with self.engine.begin() as conn:
             conn.execute(delete(fld).where(fld.c.code_hmac == code_hmac))
             return conn.execute(delete(reg).where(reg.c.code_hmac == code_hmac)).rowcount > 0
 
     def count(self) -> int:
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(t.identity_register)).scalar()
+            return conn.execute(select(func.count()).select_from(t.sealed_identities)).scalar()
 
     def rotate(self, new_key: DataKey) -> int:
         """Re-encrypt every record under `new_key`, in one transaction (all or nothing), and
@@ -183,7 +183,7 @@ class IdentityRegister:
                 "The new data key is the key the register already uses.",
                 hint="Make a new key file and rotate to that.",
             )
-        reg, fld = t.identity_register, t.identity_fields
+        reg, fld = t.sealed_identities, t.sealed_values
         old = self.key
         with self.engine.begin() as conn:
             records = conn.execute(select(reg)).all()

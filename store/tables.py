@@ -302,10 +302,11 @@ review_outbox = Table(
 )
 
 # --- identity register (store/identity_register.py; migration 0005) ---------------------------
-# Only ciphertext: every value is AES-256-GCM under the data key, which lives outside the
-# database; a survivor is found by the HMAC of her code, never by the code itself.
-identity_register = Table(
-    "identity_register",
+# Named without "identity": no table may look like a plain identity form table. Only
+# ciphertext: every value is AES-256-GCM under the data key, which lives outside the database;
+# a survivor is found by the HMAC of her code, never by the code itself.
+sealed_identities = Table(
+    "sealed_identities",
     metadata,
     Column("code_hmac", String(64), primary_key=True),  # hex HMAC-SHA256 of the survivor code
     Column("code_sealed", LargeBinary, nullable=False),  # the code itself, for key rotation
@@ -314,13 +315,13 @@ identity_register = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
-identity_fields = Table(
-    "identity_fields",
+sealed_values = Table(
+    "sealed_values",
     metadata,
     Column(
         "code_hmac",
         String(64),
-        ForeignKey("identity_register.code_hmac", ondelete="CASCADE"),
+        ForeignKey("sealed_identities.code_hmac", ondelete="CASCADE"),
         primary_key=True,
     ),
     Column("field", String(255), primary_key=True),  # the form's field path, e.g. person/cnic

@@ -77,7 +77,7 @@ def test_erase_removes_the_identity(register):
     with pytest.raises(IdentityNotFound):
         register.reveal("SSU-LHR-0042")
     with register.engine.connect() as conn:
-        left = conn.execute(select(t.identity_fields.c.code_hmac)).scalars().all()
+        left = conn.execute(select(t.sealed_values.c.code_hmac)).scalars().all()
     assert set(left) == {register.code_hmac("SSU-LHR-0043")}
 
 
@@ -92,7 +92,7 @@ def test_another_key_opens_nothing_and_says_so(register, store):
     with pytest.raises(IdentityNotFound):  # its HMAC finds no record
         stranger.reveal("SSU-LHR-0042")
     with store.engine.connect() as conn:
-        row = conn.execute(select(t.identity_fields)).first()
+        row = conn.execute(select(t.sealed_values)).first()
     with pytest.raises(WrongDataKey, match="encrypted under data key"):
         stranger._open(stranger.key, row.key_id, row.code_hmac, row.field, row.sealed)
 
@@ -100,7 +100,7 @@ def test_another_key_opens_nothing_and_says_so(register, store):
 def test_a_value_moved_to_another_field_does_not_decrypt(register, store):
     register.put("SSU-LHR-0042", FIELDS)
     code_hmac = register.code_hmac("SSU-LHR-0042")
-    fld = t.identity_fields
+    fld = t.sealed_values
     with store.engine.begin() as conn:
         cnic = conn.execute(select(fld.c.sealed).where(fld.c.field == "person/cnic")).scalar_one()
         conn.execute(
@@ -116,12 +116,12 @@ def test_rotation_reencrypts_every_field_and_the_old_key_is_useless(register, st
     register.put("SSU-LHR-0042", FIELDS)
     register.put("SSU-RWP-0007", {"person/full_name": "Second Testname", "person/cnic": None})
     with store.engine.connect() as conn:
-        before = {r.sealed for r in conn.execute(select(t.identity_fields))}
+        before = {r.sealed for r in conn.execute(select(t.sealed_values))}
     new_key = DataKey.generate()
     assert register.rotate(new_key) == 2
     with store.engine.connect() as conn:
-        after = conn.execute(select(t.identity_fields)).all()
-        records = conn.execute(select(t.identity_register)).all()
+        after = conn.execute(select(t.sealed_values)).all()
+        records = conn.execute(select(t.sealed_identities)).all()
     assert {r.key_id for r in after} == {r.key_id for r in records} == {new_key.key_id}
     assert not before & {r.sealed for r in after}  # every ciphertext is new
     assert register.reveal("SSU-LHR-0042") == FIELDS
@@ -142,8 +142,8 @@ def test_a_rotation_that_fails_changes_nothing(register, store, key):
     register.put("SSU-LHR-0042", FIELDS)
     with store.engine.begin() as conn:  # one field damaged: rotation must stop, all or nothing
         conn.execute(
-            update(t.identity_fields)
-            .where(t.identity_fields.c.field == "person/cnic")
+            update(t.sealed_values)
+            .where(t.sealed_values.c.field == "person/cnic")
             .values(sealed=b"\x00" * 40)
         )
     with pytest.raises(IdentityRegisterError):

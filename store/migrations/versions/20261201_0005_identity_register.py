@@ -1,4 +1,5 @@
-"""the identity register (ciphertext only, found by HMAC) and flags on undecryptable submissions
+"""the identity register (sealed_identities, sealed_values: ciphertext only, found by HMAC)
+and decryption_flags (encrypted submissions that did not decrypt)
 
 Revision ID: 0005
 Revises: 0004
@@ -20,27 +21,27 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
-        "identity_register",
+        "sealed_identities",
         sa.Column("code_hmac", sa.String(length=64), nullable=False),
         sa.Column("code_sealed", sa.LargeBinary(), nullable=False),
         sa.Column("key_id", sa.String(length=16), nullable=False),
         sa.Column("created_at", store.tables.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", store.tables.UTCDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("code_hmac", name=op.f("pk_identity_register")),
+        sa.PrimaryKeyConstraint("code_hmac", name=op.f("pk_sealed_identities")),
     )
     op.create_table(
-        "identity_fields",
+        "sealed_values",
         sa.Column("code_hmac", sa.String(length=64), nullable=False),
         sa.Column("field", sa.String(length=255), nullable=False),
         sa.Column("sealed", sa.LargeBinary(), nullable=False),
         sa.Column("key_id", sa.String(length=16), nullable=False),
         sa.ForeignKeyConstraint(
             ["code_hmac"],
-            ["identity_register.code_hmac"],
-            name=op.f("fk_identity_fields_code_hmac_identity_register"),
+            ["sealed_identities.code_hmac"],
+            name=op.f("fk_sealed_values_code_hmac_sealed_identities"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("code_hmac", "field", name=op.f("pk_identity_fields")),
+        sa.PrimaryKeyConstraint("code_hmac", "field", name=op.f("pk_sealed_values")),
     )
     op.create_table(
         "decryption_flags",
@@ -55,5 +56,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("decryption_flags")
-    op.drop_table("identity_fields")
-    op.drop_table("identity_register")
+    op.drop_table("sealed_values")
+    op.drop_table("sealed_identities")
