@@ -85,3 +85,55 @@ def public_key_for_form(path: Path) -> str:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return base64.b64encode(der).decode("ascii")
+
+
+def passphrase_from(env_var: str | None, environ=None, prompt=None) -> bytes | None:
+    """The private key's passphrase: from the environment variable named `env_var`, else from
+    `prompt` (e.g. click.prompt with hide_input), else None. Never written or logged."""
+    environ = os.environ if environ is None else environ
+    if env_var:
+        value = environ.get(env_var)
+        if not value:
+            raise KeyFileError(
+                f"The environment variable {env_var} that should hold the private key's "
+                "passphrase is not set or empty.",
+                hint=f"Set {env_var}, or leave out --passphrase-env to be asked for it.",
+            )
+        return value.encode("utf-8")
+    if prompt is not None:
+        return prompt("Passphrase of the form's private key").encode("utf-8")
+    return None
+
+
+def load_private_key(path: Path, passphrase: bytes | None) -> rsa.RSAPrivateKey:
+    """The RSA private key that decrypts submissions; errors never carry the passphrase."""
+    if not path.is_file():
+        raise KeyFileError(
+            f"No private key at {path}.",
+            hint="Decrypting needs the private key made with the form's public key "
+            "(`nigraan keys create` puts it beside the public key).",
+        )
+    data = path.read_bytes()
+    try:
+        key = serialization.load_pem_private_key(data, passphrase)
+    except TypeError:
+        # cryptography says "Password was not given but private key is encrypted" or the
+        # reverse; which one is all that is said, never the passphrase.
+        if passphrase is None:
+            raise KeyFileError(
+                f"The private key {path} is protected by a passphrase.",
+                hint="Give it with --passphrase-env VAR (the variable that holds it) "
+                "or at the prompt.",
+            ) from None
+        key = serialization.load_pem_private_key(data, None)
+    except ValueError:
+        # Wrong passphrase and damaged file look alike to OpenSSL; the cause is not chained,
+        # so no library text travels with the error.
+        raise KeyFileError(
+            f"The private key {path} does not open: the passphrase is wrong or the file is "
+            "not a PEM private key.",
+            hint="Check the passphrase (it is case-sensitive) and that this is the key file.",
+        ) from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise KeyFileError(f"{path} holds a {type(key).__name__}; ODK needs RSA.")
+    return key

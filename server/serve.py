@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 
 import waitress
@@ -9,6 +10,7 @@ from waitress.server import BaseWSGIServer
 
 from nigraan.config import Config
 from nigraan.logs import setup_from_config
+from nigraan.private_files import warn_and_tighten
 from server import create_app, server_url
 from server.channel import guarded_channel
 
@@ -18,6 +20,8 @@ def serve(config: Config, echo=print) -> None:
     upload cut off half-way never reaches the store."""
     setup_from_config(config)  # the same lines as every command (nigraan/logs.py)
     app = create_app(config)
+    # Survivor data: the store, its WAL and the keys readable by their owner only.
+    warn_and_tighten(config["instance_dir"], config["database.url"], logging.getLogger("nigraan"))
     services = app.extensions["nigraan"]
     forms = services.forms.refresh()
     accounts = [u for u in services.store.app_users.all() if u.active]

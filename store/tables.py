@@ -300,3 +300,43 @@ review_outbox = Table(
     Column("done_at", UTCDateTime, nullable=True),
     Index(None, "done_at"),
 )
+
+# --- identity register (store/identity_register.py; migration 0005) ---------------------------
+# Named without "identity": no table may look like a plain identity form table. Only
+# ciphertext: every value is AES-256-GCM under the data key, which lives outside the database;
+# a survivor is found by the HMAC of her code, never by the code itself.
+sealed_identities = Table(
+    "sealed_identities",
+    metadata,
+    Column("code_hmac", String(64), primary_key=True),  # hex HMAC-SHA256 of the survivor code
+    Column("code_sealed", LargeBinary, nullable=False),  # the code itself, for key rotation
+    Column("key_id", String(16), nullable=False),  # which data key sealed this row's values
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+sealed_values = Table(
+    "sealed_values",
+    metadata,
+    Column(
+        "code_hmac",
+        String(64),
+        ForeignKey("sealed_identities.code_hmac", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("field", String(255), primary_key=True),  # the form's field path, e.g. person/cnic
+    Column("sealed", LargeBinary, nullable=False),  # nonce || ciphertext || tag
+    Column("key_id", String(16), nullable=False),
+)
+
+# Encrypted submissions that would not decrypt (wrong key, missing part, signature mismatch):
+# they stay encrypted in the raw layer and are never trusted; the flag goes when one decrypts.
+decryption_flags = Table(
+    "decryption_flags",
+    metadata,
+    Column("form_id", ID, primary_key=True),
+    Column("instance_id", ID, primary_key=True),
+    Column("reason", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("flagged_at", UTCDateTime, nullable=False),
+)

@@ -8,12 +8,14 @@ URL, newest first, `$filter` on `__id` and `__system` fields only, deleted rows 
 the filter mentions deletedAt), single rows, repeat tables (repeats inside groups too [345-347]),
 REST submissions (listing, one, delete, restore, review PATCH, comments, attachments, versions
 and each version's XML [174-177, 201]: recorded XML given to `add_rows`, or XML the stand-in
-writes from the row for versions it holds only as rows). It holds an in-memory data set that
+writes from the row for versions it holds only as rows), a submission's `.xml` (an encrypted
+one's envelope [213]), `/submissions/keys` [117, 211] and the managed-key decrypting export with
+its wrong-passphrase 400.12 [122, 124]. It holds an in-memory data set that
 tests change (add, edit, review, delete, restore) and faults they inject (5xx, slow answers,
 expired tokens).
 
 Not reproduced: `$metadata`, `$orderby`, filter functions (year() ...) (501 here), entities,
-OpenRosa, encryption keys, audits and exports.
+OpenRosa, other exports, audits.
 """
 
 from __future__ import annotations
@@ -330,6 +332,11 @@ class CentralStandin:
         self.logins = 0
         self.server = None
         self._in_flight: list[str] = []  # requests held by a slow fault right now
+        # Encryption [117, 122, 124, 211]: per (project, form) the keys `/submissions/keys`
+        # lists, and for a managed key the passphrase and the decrypted export Central answers
+        # `POST …/submissions.csv.zip` with when given `<keyId>=<passphrase>`.
+        self.encryption_keys: dict[tuple[int, str], list[dict]] = {}
+        self.managed_exports: dict[tuple[int, str], tuple[int, str, bytes]] = {}
 
     # -- serving
 
@@ -894,6 +901,34 @@ class CentralStandin:
         sub.comments.append(comment)
         return self._json(comment)
 
+    def _submission_xml(self, request: Request, pid: str, fid: str, iid: str) -> Response:
+        """The current version's XML; for an encrypted submission, its envelope [121, 213]."""
+        sub = self._sub(pid, fid, iid)
+        xml = self._version_xml_bytes(self._get_form(pid, fid), sub, sub.versions[-1])
+        return Response(xml, content_type="application/xml; charset=utf-8")
+
+    def _submission_keys(self, request: Request, pid: str, fid: str) -> Response:
+        """[117, 211]: `[{id, public, managed, hint, createdAt}]`, empty for a plain form."""
+        self._get_form(pid, fid)
+        return self._json(self.encryption_keys.get((int(pid), fid), []))
+
+    def _export_csvzip(self, request: Request, pid: str, fid: str) -> Response:
+        """Only the managed-key decrypting export [122] and its wrong passphrase (400.12) [124]."""
+        form = self._get_form(pid, fid)
+        managed = self.managed_exports.get((int(pid), fid))
+        if managed is None or str(managed[0]) not in request.form:
+            raise problem(501, 501.1, "The stand-in only answers the managed-key export.")
+        key_id, passphrase, body = managed
+        if request.form[str(key_id)] != passphrase:
+            raise problem(400, 400.12, "Could not perform decryption. Double check your "
+                          "passphrase and your data and try again.")  # fmt: skip
+        response = Response(body, content_type="application/zip")
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="{form.form_id}.zip"; '
+            f"filename*=UTF-8''{quote(form.form_id)}.zip"
+        )
+        return response
+
     def _attachments(self, request: Request, pid: str, fid: str, iid: str) -> Response:
         sub = self._sub(pid, fid, iid)
         listing = [{"name": n, "exists": c is not None} for n, c in sub.attachments.items()]
@@ -1093,6 +1128,9 @@ for _method, _pattern, _handler in (
     ("POST", F + r"/draft/publish", CentralStandin._publish),
     ("POST", F + r"/assignments/(?P<role>[^/]+)/(?P<actor>\d+)", CentralStandin._assign),
     ("GET", F + r"/submissions", CentralStandin._list_submissions),
+    ("GET", F + r"/submissions/keys", CentralStandin._submission_keys),
+    ("POST", F + r"/submissions\.csv\.zip", CentralStandin._export_csvzip),
+    ("GET", F + r"/submissions/(?P<iid>[^/]+)\.xml", CentralStandin._submission_xml),
     ("GET", S, CentralStandin._get_submission),
     ("DELETE", S, CentralStandin._delete_submission),
     ("PATCH", S, CentralStandin._patch_submission),

@@ -113,6 +113,23 @@ def postgres_dsn() -> str:
 CENTRAL = Path(__file__).resolve().parent / "data" / "central"
 
 
+# The recording's throwaway private key stays in shared/ (beside the clone, in CI too): no
+# private key, not even a test one, is committed to this repository.
+SHARED_KEYS = Path(__file__).resolve().parents[2] / "shared" / "central" / "keys"
+
+
+@pytest.fixture(scope="session")
+def recorded_private_key_file() -> Path:
+    """The private key the recorded encrypted submissions were made with (shared/central)."""
+    path = SHARED_KEYS / "rec_encrypted_private.pem"
+    if not path.is_file():
+        message = f"The recorded test key {path} is missing (shared/ beside the clone)."
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message + " (CI=true requires it)")
+        pytest.skip(message)
+    return path
+
+
 @pytest.fixture(scope="session")
 def central_dir() -> Path:
     """Forms, submissions and OData reads recorded against a real ODK Central."""

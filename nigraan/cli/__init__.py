@@ -15,6 +15,7 @@ from nigraan.cli.central import central, review_command, sync_command
 from nigraan.cli.common import FAILED, USAGE, fail, log
 from nigraan.cli.config import show_config
 from nigraan.cli.forms import forms
+from nigraan.cli.identity import identity
 from nigraan.cli.keys import keys
 from nigraan.cli.serve import app_users, serve_command
 from nigraan.cli.status import status_command
@@ -67,5 +68,5 @@ def main(ctx: click.Context, config_file: str | None) -> None:
 
 
 for _command in (show_config, forms, keys, store, status_command, serve_command, app_users,
-                 central, sync_command, review_command, report):  # fmt: skip
+                 central, sync_command, review_command, report, identity):  # fmt: skip
     main.add_command(_command)

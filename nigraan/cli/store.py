@@ -7,8 +7,18 @@ from pathlib import Path
 
 import click
 
-from nigraan.cli.common import FAILED, USAGE, Column, fail, open_store, print_table, store_line
+from nigraan.cli.common import (
+    FAILED,
+    USAGE,
+    Column,
+    fail,
+    log,
+    open_store,
+    print_table,
+    store_line,
+)
 from nigraan.errors import NigraanError
+from nigraan.private_files import warn_and_tighten
 
 INIT_COLUMNS = (
     Column("form", 24),
@@ -46,6 +56,7 @@ def store_init(config) -> None:
         fail(NigraanError(f"No built forms in {build_dir}.",
                           hint="Run `nigraan forms build` first."), USAGE)  # fmt: skip
     db = open_store(config, upgrade=True)
+    warn_and_tighten(config["instance_dir"], config["database.url"], log)  # owner-only files
     click.echo(store_line(config))
     rows = []
     refused: list[tuple[Path, NigraanError]] = []
