@@ -5,6 +5,6 @@ run:
 test:
 	scripts/test
 lint:
-	.venv/bin/python -m pip install --quiet ruff && .venv/bin/ruff check . && .venv/bin/ruff format --check .
+	.venv/bin/python -m pip install --quiet "ruff==0.17.6" && .venv/bin/ruff check . && .venv/bin/ruff format --check .
 format:
 	.venv/bin/ruff format .

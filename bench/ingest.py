@@ -42,13 +42,13 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.normalise import FORM_ID, build_xform, odata_rows  # noqa: E402
-from server.device_accounts import create_account  # noqa: E402
-from store import schema as s  # noqa: E402
-from store import tables as t  # noqa: E402
-from store.document import is_data_name, lexical  # noqa: E402
-from store.store import Store  # noqa: E402
-from tests.openrosa_client import USER_AGENT, ServerProcess, free_port  # noqa: E402
+from bench.normalise import FORM_ID, build_xform, odata_rows
+from server.device_accounts import create_account
+from store import schema as s
+from store import tables as t
+from store.document import is_data_name, lexical
+from store.store import Store
+from tests.openrosa_client import USER_AGENT, ServerProcess, free_port
 
 PHOTO_BYTES = 30_000  # a small, compressed phone photo
 

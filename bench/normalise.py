@@ -201,7 +201,7 @@ def _fill(tree: list, rand, root_id: str, chain: list, link: str) -> dict:
         if kind is LEAF:
             out[name] = spec(rand)
         elif kind is GROUP:
-            out[name] = _fill(spec, rand, root_id, chain + [(name, None)], f"{link}/{name}")
+            out[name] = _fill(spec, rand, root_id, [*chain, (name, None)], f"{link}/{name}")
         elif kind is INSTANCE:
             out[name] = root_id
         else:
@@ -210,7 +210,7 @@ def _fill(tree: list, rand, root_id: str, chain: list, link: str) -> dict:
                 continue
             items = []
             for i in range(count):
-                item_chain = chain + [(name, i)]
+                item_chain = [*chain, (name, i)]
                 item_id = repeat_row_id(root_id, item_chain)
                 item = _fill(spec, rand, root_id, item_chain, f"{link}/{name}('{item_id}')")
                 item["__id"] = item_id
@@ -332,7 +332,7 @@ def run_baseline(url: str, schema: s.FormSchema, count: int, seed: int, chunk: i
     names = inspect(engine).get_table_names()
     with engine.connect() as conn:
         counts = {
-            n: conn.exec_driver_sql(f'SELECT count(*) FROM "{n}"').scalar_one() for n in names
+            n: conn.exec_driver_sql(f'SELECT count(*) FROM "{n}"').scalar_one() for n in names  # noqa: S608 - identifiers are quoted names of our own tables
         }
     engine.dispose()
     return seconds, counts

@@ -29,20 +29,20 @@ from sqlalchemy import insert, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from forms.build import build_forms  # noqa: E402
-from nigraan.config import load_config  # noqa: E402
-from nigraan.keys import create_key_pair  # noqa: E402
-from reports.indicators import (  # noqa: E402
+from forms.build import build_forms
+from nigraan.config import load_config
+from nigraan.keys import create_key_pair
+from reports.indicators import (
     compute,
     load_definitions,
     load_targets,
     parse_period,
     support_unit_districts,
 )
-from reports.publish import report_rows  # noqa: E402
-from store import tables as t  # noqa: E402
-from store.indicator_queries import FIELDS, indicator_rows  # noqa: E402
-from store.store import Store  # noqa: E402
+from reports.publish import report_rows
+from store import tables as t
+from store.indicator_queries import FIELDS, indicator_rows
+from store.store import Store
 
 SSUS = ["ssu_lahore", "ssu_rawalpindi", "ssu_islamabad"]
 DISTRICTS = ["lahore", "rawalpindi", "islamabad"]
@@ -147,9 +147,7 @@ def rows_for(form_id: str, n: int, rng: random.Random) -> list[dict]:
 def fill(store: Store, counts: dict[str, int]) -> None:
     rng = random.Random(7)
     with store.engine.connect() as conn:
-        versions = {
-            f: v for f, v in conn.execute(select(t.forms.c.form_id, t.forms.c.latest_version))
-        }
+        versions = dict(conn.execute(select(t.forms.c.form_id, t.forms.c.latest_version)))
         mapping = {}
         for form_id in counts:
             table = store.form_table(form_id)
@@ -159,7 +157,7 @@ def fill(store: Store, counts: dict[str, int]) -> None:
                     fc.c.table_name == table.name, fc.c.part == ""
                 )
             )
-            by_path = {path: column for path, column in found}
+            by_path = dict(found)
             mapping[form_id] = (table, {a: by_path[p] for a, p in FIELDS[form_id].items()})
     for form_id, n in counts.items():
         table, columns = mapping[form_id]

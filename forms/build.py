@@ -172,7 +172,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 def _write_form(report: FormReport, build_dir: Path, media_dirs: list[Path]) -> dict:
     compiled = report.compiled
-    assert compiled is not None
+    if compiled is None:  # only forms that compiled are written
+        raise ValueError(f"{report.form_id} did not compile; it cannot be written")
     _write_atomic(build_dir / f"{compiled.form_id}.xml", compiled.xform)
     media_out = build_dir / f"{compiled.form_id}-media"
     if media_out.exists():
@@ -188,13 +189,13 @@ def _write_form(report: FormReport, build_dir: Path, media_dirs: list[Path]) -> 
             )
         media_out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, media_out / name)
-        media.append({"file": name, "md5": hashlib.md5(source.read_bytes()).hexdigest()})
+        media.append({"file": name, "md5": hashlib.md5(source.read_bytes()).hexdigest()})  # noqa: S324 - protocol hash (OpenRosa md5 / Central ids / ODK encryption), not for secrecy
     return {
         "form_id": compiled.form_id,
         "version": compiled.version,
         "title": compiled.title,
         "file": f"{compiled.form_id}.xml",
-        "md5": hashlib.md5(compiled.xform).hexdigest(),
+        "md5": hashlib.md5(compiled.xform).hexdigest(),  # noqa: S324 - protocol hash (OpenRosa md5 / Central ids / ODK encryption), not for secrecy
         "encrypted": compiled.encrypted,
         "media": media,
         "sensitivity": xform_sensitivity(compiled),

@@ -54,7 +54,7 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    def formatTime(self, record, datefmt=None) -> str:  # noqa: N802 - logging's name
+    def formatTime(self, record, datefmt=None) -> str:
         return _utc(record.created)
 
 

@@ -89,4 +89,4 @@ def parse_submission(xml: bytes):
                 return etree.fromstring(retry, parser)
             except etree.XMLSyntaxError:
                 pass
-        raise exc
+        raise

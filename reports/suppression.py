@@ -64,7 +64,7 @@ class _System:
                 equations.append([self.cell(r, c) for c in range(cols)] + [self.row_total[r]])
         for c in range(cols):
             equations.append([self.cell(r, c) for r in range(rows)] + [self.col_total[c]])
-        equations.append(self.col_total + [self.grand])
+        equations.append([*self.col_total, self.grand])
         self.equations = equations
         a = np.zeros((len(equations), self.size))
         for i, eq in enumerate(equations):
@@ -127,7 +127,7 @@ def _pinned(system: _System, shown: list[Shown], everything_hidden: bool) -> int
 
 
 def suppress(table: Sequence[Sequence[int]], *, row_totals: bool = True) -> Published:
-    """Suppress a two-way table of counts (rows × columns, non-negative integers)."""
+    """Suppress a two-way table of counts (rows x columns, non-negative integers)."""
     rows = len(table)
     cols = len(table[0]) if rows else 0
     if rows == 0 or cols == 0:

@@ -116,7 +116,7 @@ def base_url() -> str:
     send a device's token URL elsewhere. Listening on every interface, it is the local
     address this connection reached."""
     config = services().config
-    if config["server.public_url"] or config["server.host"] not in ("0.0.0.0", "::", ""):
+    if config["server.public_url"] or config["server.host"] not in ("0.0.0.0", "::", ""):  # noqa: S104 - a check of the configured address, not a bind
         return server_url(config)
     local = request.environ.get(LOCAL_ADDRESS)
     if not local:

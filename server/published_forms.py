@@ -75,7 +75,8 @@ class PublishedForms:
                 except Exception as exc:
                     if first:
                         raise
-                    log.error("the rebuilt forms in %s are not served: %s", self.build_dir, exc)
+                    # The reason is the message; a traceback would bury it.
+                    log.error("the rebuilt forms in %s are not served: %s", self.build_dir, exc)  # noqa: TRY400
                     self._stamp = stamp
                     return self._forms
                 self._forms, self._stamp = forms, stamp
@@ -92,7 +93,7 @@ class PublishedForms:
             except NigraanError as exc:
                 previous = self._forms.get(form_id)
                 kept = f"version {previous.version} stays served" if previous else "not served"
-                log.error(
+                log.error(  # noqa: TRY400 - the store's reason is the message, no traceback
                     "form %s (in %s) version %s refused by the store, %s: %s %s",
                     form_id, self.build_dir, form.version, kept,
                     exc.message, exc.hint or "",
@@ -128,14 +129,14 @@ class PublishedForms:
                     content = path.read_bytes()
                     kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
                     media[path.name] = MediaFile(
-                        path.name, content, hashlib.md5(content).hexdigest(), kind
+                        path.name, content, hashlib.md5(content).hexdigest(), kind  # noqa: S324 - protocol hash (OpenRosa md5 / Central ids / ODK encryption), not for secrecy
                     )
             forms[form_id] = PublishedForm(
                 form_id=form_id,
                 version=str(entry.get("version", "")),
                 title=entry.get("title") or form_id,
                 xform=xform,
-                md5=hashlib.md5(xform).hexdigest(),
+                md5=hashlib.md5(xform).hexdigest(),  # noqa: S324 - protocol hash (OpenRosa md5 / Central ids / ODK encryption), not for secrecy
                 encrypted=bool(entry.get("encrypted")),
                 media=media,
                 has_media=bool(entry.get("media")),

@@ -34,7 +34,7 @@ def serve(config: Config, echo=print) -> None:
         f"  active device accounts: {len(accounts)}"
         + ("" if accounts else " (make one: `nigraan app-users create NAME --all-forms`)")
     )
-    if config["server.host"] in ("0.0.0.0", "::") and not config["server.public_url"]:
+    if config["server.host"] in ("0.0.0.0", "::") and not config["server.public_url"]:  # noqa: S104 - a check of the configured address, not a bind
         echo(
             "  note: set server.public_url to the address tablets use (e.g. http://192.168.1.10:"
             f"{config['server.port']}), so QR codes carry a reachable URL."

@@ -23,7 +23,7 @@ class BulkInsert:
         quote = dialect.identifier_preparer.quote
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         self.sql = (
-            f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in self.names)}) "
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in self.names)}) "  # noqa: S608 - identifiers are quoted names of our own tables
             f"VALUES ({', '.join([mark] * len(columns))})"
         )
         self.processors = [

@@ -58,7 +58,7 @@ class DerivedRows:
         """
         try:
             return self._normalise_document(doc, root_id)
-        except Exception as exc:  # noqa: BLE001 - keep the raw submission whatever happened
+        except Exception as exc:
             return NOT_TYPED, [
                 Problem(
                     "not_typed", None, None,

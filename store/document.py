@@ -295,7 +295,7 @@ def _envelope(root, form_id: str) -> SubmissionDocument:
         form_version=version_of(root),
         instance_id=instance_id,
         encrypted=True,
-        files=tuple(names + [xml_file]),
+        files=(*names, xml_file),
         key_size=key_size,
     )
 
@@ -317,7 +317,7 @@ def lexical(value: Any) -> Any:
         if len(coordinates) < 2:
             return None
         lon, lat, *rest = coordinates
-        parts = [lat, lon] + rest[:1]
+        parts = [lat, lon, *rest[:1]]
         accuracy = (value.get("properties") or {}).get("accuracy")
         if accuracy is not None:
             parts += [accuracy] if rest else [0, accuracy]

@@ -111,7 +111,7 @@ def _columns(conn, form_id: str) -> tuple[str | None, dict[str, str]]:
     found = conn.execute(
         select(fc.c.field_path, fc.c.column_name).where(fc.c.table_name == table, fc.c.part == "")
     )
-    return table, {path: column for path, column in found}
+    return table, dict(found)
 
 
 def _selection(conn, store, form_id: str):

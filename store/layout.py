@@ -96,7 +96,7 @@ def sql_name(text: str, taken: set[str]) -> str:
     if name[0].isdigit():
         name = "f_" + name
     if len(name) > MAX_NAME:
-        digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+        digest = hashlib.sha1(text.encode()).hexdigest()[:8]  # noqa: S324 - protocol hash (OpenRosa md5 / Central ids / ODK encryption), not for secrecy
         name = f"{name[: MAX_NAME - 9]}_{digest}"
     candidate, n = name, 1
     while candidate in taken:
@@ -111,7 +111,7 @@ def bounded_name(text: str) -> str:
     texts stay distinct after shortening (index names, which PostgreSQL would cut silently)."""
     if len(text) <= MAX_NAME:
         return text
-    digest = hashlib.sha1(text.encode()).hexdigest()[:8]
+    digest = hashlib.sha1(text.encode()).hexdigest()[:8]  # noqa: S324 - protocol hash (OpenRosa md5 / Central ids / ODK encryption), not for secrecy
     return f"{text[: MAX_NAME - 9]}_{digest}"
 
 

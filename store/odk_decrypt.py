@@ -152,7 +152,7 @@ def _unwrap(private_key: rsa.RSAPrivateKey, wrapped: bytes, what: str) -> bytes:
 def submission_ivs(instance_id: str, aes_key: bytes, count: int) -> list[bytes]:
     """The IV of each file in encryption order: seed = MD5(instanceID || key); before file i,
     byte i % 16 of the seed goes up by one (wrapping), and the seed so far is the IV."""
-    seed = bytearray(hashlib.md5(instance_id.encode("utf-8") + aes_key).digest())
+    seed = bytearray(hashlib.md5(instance_id.encode("utf-8") + aes_key).digest())  # noqa: S324 - protocol hash (OpenRosa md5 / Central ids / ODK encryption), not for secrecy
     ivs = []
     for i in range(count):
         seed[i % 16] = (seed[i % 16] + 1) % 256
@@ -233,8 +233,8 @@ def decrypt_submission(envelope_xml: bytes, files: Mapping[str, bytes],
         name: _decrypt_file(aes_key, iv, files[name], name)
         for name, iv in zip(envelope.files, ivs, strict=True)
     }
-    md5s = {name: hashlib.md5(content).hexdigest() for name, content in plain.items()}
-    expected = hashlib.md5(signature_source(envelope, md5s)).digest()
+    md5s = {name: hashlib.md5(content).hexdigest() for name, content in plain.items()}  # noqa: S324 - protocol hash (OpenRosa md5 / Central ids / ODK encryption), not for secrecy
+    expected = hashlib.md5(signature_source(envelope, md5s)).digest()  # noqa: S324 - protocol hash (OpenRosa md5 / Central ids / ODK encryption), not for secrecy
     signed = _unwrap(private_key, envelope.signature, "element signature")
     if not hmac.compare_digest(signed, expected):
         raise DecryptionError(

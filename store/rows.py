@@ -65,7 +65,7 @@ def repeat_row_id(root_id: str, chain: list[tuple[str, int | None]]) -> str:
     key = f"Submissions#{root_id}" + "".join(
         f"%%{name}#" if i is None else f"%%{name}#{i}" for name, i in chain
     )
-    return hashlib.sha1(key.encode("utf-8")).hexdigest()
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()  # noqa: S324 - protocol hash (OpenRosa md5 / Central ids / ODK encryption), not for secrecy
 
 
 def parse_instant(text: str) -> tuple[datetime, int | None]:

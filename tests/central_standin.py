@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, quote_plus
 
 import orjson
@@ -178,7 +178,7 @@ def compile_filter(text: str) -> Callable[[dict], bool]:
 
     def comparison():
         left = operand()
-        kind, op, at = take()
+        _kind, op, at = take()
         if op not in _OPS:
             raise syntax(at)
         right = operand()
@@ -312,7 +312,7 @@ def _form_meta(xml: bytes) -> tuple[str, str, str, list[str]]:
 class CentralStandin:
     """The stand-in's state and WSGI app. `serve()` starts it on 127.0.0.1."""
 
-    def __init__(self, email: str = "admin@example.com", password: str = "pw-not-real"):
+    def __init__(self, email: str = "admin@example.com", password: str = "pw-not-real"):  # noqa: S107 - a stand-in
         self.users = {email: password}
         self.tokens: dict[str, str] = {}
         self.logged_out: set[str] = set()
@@ -692,7 +692,7 @@ class CentralStandin:
         xml = request.get_data()
         try:
             form_id, version, title, repeats = _form_meta(xml)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise problem(400, 400.2, "A problem occurred parsing the XForm.") from exc
         if (int(pid), form_id) in self.forms:
             raise problem(409, 409.3, f"A resource already exists with projectId,xmlFormId "
@@ -1096,7 +1096,7 @@ class CentralStandin:
             payload = orjson.dumps(body)
         return self._odata_headers(Response(payload, content_type=JSON))
 
-    ROUTES: list[tuple[str, str, Callable]] = []
+    ROUTES: ClassVar[list[tuple[str, str, Callable]]] = []
 
 
 def _route(method: str, pattern: str, handler: Callable) -> None:
@@ -1239,7 +1239,7 @@ def _walk_repeat(node: dict, parts: list[str], parent_key: str, parent_id: str,
     """Rows of the repeat at `parts` below `node`. The parent key names every step from the
     submission to the parent repeat, groups included: `__Submissions-people-person-id` [347]."""
     value = node.get(parts[0])
-    trail = trail + (parts[0],)
+    trail = (*trail, parts[0])
     if isinstance(value, dict):  # a group
         if len(parts) == 1:
             return []

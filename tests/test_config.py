@@ -52,7 +52,7 @@ def test_variables_that_are_not_settings_are_allowed():
 
 
 def test_wrong_type_is_an_error():
-    with pytest.raises(ConfigError, match="'forms.validate' .* should be a bool, got 'maybe'"):
+    with pytest.raises(ConfigError, match=r"'forms.validate' .* should be a bool, got 'maybe'"):
         load_config(environ={"NIGRAAN_FORMS_VALIDATE": "maybe"})
 
 

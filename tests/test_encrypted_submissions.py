@@ -144,7 +144,7 @@ def _version(xform: bytes) -> str:
 
 
 def test_test_encryptor_round_trips(identity_form):
-    xform, public, private = identity_form
+    _xform, public, private = identity_form
     xml = identity_xml("1", "uuid:" + str(uuid.uuid4()), "SSU-LHR-0042")
     envelope, files = encrypt_submission(public, xml, {"a.jpg": b"\xff\xd8photo"})
     out = decrypt_submission(envelope, files, private)

@@ -289,7 +289,7 @@ def test_odk_validate_errors_are_reported(check):
             "| | integer | a | A | الف | |\n| | integer | b | B | ب | foo(${a}) > 1 |\n"
         ),
     )
-    form, errors = check("advocacy_event", md, forms__validate=True)
+    _form, errors = check("advocacy_event", md, forms__validate=True)
     assert any("[odk-validate]" in e and "cannot handle function 'foo'" in e for e in errors)
 
 

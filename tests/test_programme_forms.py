@@ -315,7 +315,7 @@ def _good_facility(built, fill):
         female_staff_on_duty=2,
         longest_hours_without_order=10,
     )
-    return form.set(**{name: "yes" for name in normal}, **{name: "no" for name in inverted})
+    return form.set(**dict.fromkeys(normal, "yes"), **dict.fromkeys(inverted, "no"))
 
 
 def test_compliance_score_items(built):

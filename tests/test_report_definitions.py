@@ -58,7 +58,7 @@ def test_a_target_that_is_not_a_number_is_refused(tmp_path):
     path.write_text("indicator,period,district,target\nlegal_aid,programme,,thirty\n")
     with pytest.raises(ConfigError, match="not a number"):
         load_targets(path)
-    with pytest.raises(ConfigError, match="reports.targets_file"):
+    with pytest.raises(ConfigError, match=r"reports\.targets_file"):
         load_targets(tmp_path / "missing.csv")
 
 

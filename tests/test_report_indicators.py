@@ -409,5 +409,5 @@ def test_report_indicators_writes_an_xlsx_with_charts_and_definitions(
     assert len(wb["Outputs"]._charts) >= 1
     ids = [r[0] for r in wb["Definitions"].iter_rows(min_row=2, values_only=True)]
     assert "women_held_over_24h" in ids and len(ids) == len(load_definitions())
-    cover = [r for r in wb["Cover"].iter_rows(values_only=True)]
+    cover = list(wb["Cover"].iter_rows(values_only=True))
     assert ("survivor_intake", "consent_reporting = no", 1, 1) in cover

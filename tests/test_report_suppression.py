@@ -25,7 +25,7 @@ def attacker_ranges(published: Published) -> dict[tuple, tuple[float, float]]:
         names += [("row", r) for r in range(rows)]
         shown += published.row_totals
     names += [("col", c) for c in range(cols)] + [("total",)]
-    shown += published.column_totals + [published.total]
+    shown += [*published.column_totals, published.total]
     index = {name: i for i, name in enumerate(names)}
     equations = []
     for r in range(rows):

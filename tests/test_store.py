@@ -110,7 +110,7 @@ def test_typed_values_and_metadata(central_dir, xform, store):
         ]  # fmt: skip
     assert fields["visitor_name"].label_ur == "ملاقاتی کا نام"
     assert fields["detainee/injury/severity"].repeat_path == "detainee/injury"
-    assert [(c.name, c.label_en, c.label_ur) for c in choices][0] == ("food", "Food", "خوراک")
+    assert next((c.name, c.label_en, c.label_ur) for c in choices) == ("food", "Food", "خوراک")
 
 
 def test_select_multiple_is_queryable_per_choice(central_dir, xform, store):

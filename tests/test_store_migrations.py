@@ -206,7 +206,7 @@ def test_a_store_newer_than_this_nigraan_is_refused(tmp_path):
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '0999'"))
     engine.dispose()
-    with pytest.raises(NigraanError, match="0999.*does not know"):
+    with pytest.raises(NigraanError, match=r"0999.*does not know"):
         Store.open(url)
 
 

@@ -126,7 +126,7 @@ def test_app_user_qr_files_stay_in_the_current_folder(standin, tmp_path, central
     monkeypatch.chdir(here)
     users = runner.invoke(main, ["central", "app-users", "../escaped", "plain"], env=env)
     assert users.exit_code == 0, users.output
-    [odd, plain] = standin.app_users
+    [odd, _plain] = standin.app_users
     assert odd["displayName"] == "../escaped"  # Central's display names can be anything
     assert not (tmp_path / "escaped.png").exists()
     assert sorted(p.name for p in here.iterdir()) == [f"_._escaped-{odd['id']}.png", "plain.png"]
@@ -159,7 +159,7 @@ def test_settings_from_nigraan_or_from_pyodks_file(tmp_path, monkeypatch):
     monkeypatch.setenv("PYODK_CONFIG_FILE", str(tmp_path / "missing.toml"))
     with pytest.raises(ConfigError, match="No ODK Central is configured"):
         CentralSettings.from_config(load_config(environ={}))
-    with pytest.raises(ConfigError, match="central.password"):
+    with pytest.raises(ConfigError, match=r"central\.password"):
         CentralSettings.from_config(load_config(
             overrides={"central.base_url": "https://x.example.org", "central.username": "u"},
             environ={}))  # fmt: skip
