@@ -43,7 +43,12 @@ def _series(series, total: int, protect: bool) -> tuple[list[Shown], Shown]:
 def result_rows(result: Result, *, suppressed: bool) -> list[Row]:
     ind = result.indicator
     protect = suppressed and ind.suppress
-    base = {"indicator": ind.id, "label_en": ind.label_en, "label_ur": ind.label_ur, "unit": ind.unit}
+    base = {
+        "indicator": ind.id,
+        "label_en": ind.label_en,
+        "label_ur": ind.label_ur,
+        "unit": ind.unit,
+    }
     rows = []
     if ind.unit == "share":
         num_total = suppress_series([result.numerator or 0]).total if protect else result.numerator

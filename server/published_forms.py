@@ -129,7 +129,10 @@ class PublishedForms:
                     content = path.read_bytes()
                     kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
                     media[path.name] = MediaFile(
-                        path.name, content, hashlib.md5(content).hexdigest(), kind  # noqa: S324 - protocol hash (OpenRosa md5 / Central ids / ODK encryption), not for secrecy
+                        path.name,
+                        content,
+                        hashlib.md5(content).hexdigest(),
+                        kind,  # noqa: S324 - protocol hash (OpenRosa md5 / Central ids / ODK encryption), not for secrecy
                     )
             forms[form_id] = PublishedForm(
                 form_id=form_id,
