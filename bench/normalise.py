@@ -332,8 +332,9 @@ def run_baseline(url: str, schema: s.FormSchema, count: int, seed: int, chunk: i
     names = inspect(engine).get_table_names()
     with engine.connect() as conn:
         counts = {
-            n: conn.exec_driver_sql(f'SELECT count(*) FROM "{n}"').scalar_one()
-            for n in names  # noqa: S608 - identifiers are quoted names of our own tables
+            # Identifiers are the quoted names of our own tables.
+            n: conn.exec_driver_sql(f'SELECT count(*) FROM "{n}"').scalar_one()  # noqa: S608
+            for n in names
         }
     engine.dispose()
     return seconds, counts

@@ -131,8 +131,9 @@ class PublishedForms:
                     media[path.name] = MediaFile(
                         path.name,
                         content,
-                        hashlib.md5(content).hexdigest(),
-                        kind,  # noqa: S324 - protocol hash (OpenRosa md5 / Central ids / ODK encryption), not for secrecy
+                        # OpenRosa's manifest hash is md5: a checksum, not for secrecy.
+                        hashlib.md5(content).hexdigest(),  # noqa: S324
+                        kind,
                     )
             forms[form_id] = PublishedForm(
                 form_id=form_id,
