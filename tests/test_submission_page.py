@@ -121,6 +121,7 @@ def test_read_only_roles_get_no_decision_form(app):
 def test_no_external_assets_and_no_fixed_widths(app):
     body = page(app)
     assert not re.search(r"""(src|href)=["'](https?:)?//""", body)
-    assert not re.search(r"(?<![-\w])width\s*:\s*\d", body)  # caps (max-width) only
+    fixed = r"(?<![-\w])width\s*:\s*[\d.]+\s*(px|em|rem|ch|pt|cm|mm|in)\b"
+    assert not re.search(fixed, body)  # percentages and caps (max-width) only
     assert "overflow-x: auto" in body
     assert 'name="viewport"' in body
