@@ -314,3 +314,7 @@ def test_a_local_decision_stays_local_and_bad_ones_are_refused(store):
             store.record_decision("survivor_intake", root, state, comment)
         assert refused.value.hint
     assert len(store.reviews()) == 1
+    store.mark_deleted("survivor_intake", {"uuid:1": "2026-11-30T10:00:00.000Z"})
+    with pytest.raises(DecisionError, match="deleted in Central"):
+        store.record_decision("survivor_intake", "uuid:1", "rejected", None)
+    assert len(store.reviews()) == 1
