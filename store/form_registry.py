@@ -141,6 +141,15 @@ class FormRegistry:
                 form = self._forms.get(form_id)
         return form
 
+    def schemas(self, form_id: str) -> dict[str, s.FormSchema]:
+        """Every registered version's schema ({} for an unknown form); the latest last."""
+        with self.engine.connect() as conn:
+            form = self.form(conn, form_id)
+        if form is None:
+            return {}
+        return {**{v: x for v, x in form.schemas.items() if v != form.latest},
+                form.latest: form.schemas[form.latest]}  # fmt: skip
+
     def form_versions(self, form_id: str, version: str | None = None) -> FormVersions | None:
         """The registered versions of a form (None if unknown); looks again for a new `version`."""
         form = self._forms.get(form_id)  # versions are never unregistered: a hit needs no SQL

@@ -114,6 +114,8 @@ class FormSchema:
     fields: tuple[Field, ...]
     repeats: tuple[Repeat, ...]
     groups: frozenset[str] = frozenset()
+    # The labels of groups that have one in the body ({path: {language key: label}}).
+    group_labels: dict[str, dict[str, str]] = field(default_factory=dict, compare=False, hash=False)
     languages: tuple[str, ...] = ()  # the keys of `labels`: a code ("en", "ur") or the name
     # Each language key and the language as the form wrote it ("English", "Urdu (ur)").
     language_names: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
@@ -300,6 +302,7 @@ def parse_xform(xform: bytes) -> FormSchema:
     fields: list[Field] = []
     repeats: list[Repeat] = []
     groups: set[str] = set()
+    labels_of_groups: dict[str, dict[str, str]] = {}
 
     def walk(element, prefix: str, repeat: str) -> None:
         seen: set[str] = set()
@@ -319,6 +322,8 @@ def parse_xform(xform: bytes) -> FormSchema:
                 walk(child, path + "/", path)
             elif len(child):
                 groups.add(path)
+                if path in controls:
+                    labels_of_groups[path] = _labels(controls[path], itext)
                 walk(child, path + "/", repeat)
             else:
                 fields.append(
@@ -335,6 +340,7 @@ def parse_xform(xform: bytes) -> FormSchema:
         fields=tuple(fields),
         repeats=tuple(repeats),
         groups=frozenset(groups),
+        group_labels=labels_of_groups,
         languages=tuple(lang_keys.values()),
         language_names={key: lang for lang, key in lang_keys.items()},
         key_bytes=_key_bytes(public_key_submission(model)),

@@ -57,6 +57,7 @@ from store.outcomes import (
     UNKNOWN_FORM,
     UNREADABLE,
 )
+from store.schema import FormSchema
 
 __all__ = [
     "BATCH",
@@ -129,6 +130,10 @@ class Store:
         """The registered versions of a form (None if unknown); looks again for a new `version`."""
         return self.forms.form_versions(form_id, version)
 
+    def form_schemas(self, form_id: str) -> dict[str, FormSchema]:
+        """{version: FormSchema} of every registered version of a form, the latest last."""
+        return self.forms.schemas(form_id)
+
     def form_table(self, form_id: str, repeat: str = "") -> Table:
         """The SQLAlchemy Table of a form's submissions (or of one of its repeats)."""
         return self.forms.form_table(form_id, repeat)
@@ -189,11 +194,17 @@ class Store:
             self.engine, form_id, root_id, review_state, comment, for_central=for_central
         )
 
+    def record_decision(self, form_id: str, root_id: str, state: str | None,
+                        comment: str | None) -> int:  # fmt: skip
+        """A reviewer's decision on a stored submission (see review_outbox.record_decision)."""
+        return review_outbox.record_decision(self.engine, form_id, root_id, state, comment)
+
     def pending_reviews(self) -> list[dict[str, Any]]:
         return review_outbox.pending_reviews(self.engine)
 
-    def reviews(self) -> list[dict[str, Any]]:
-        return review_outbox.reviews(self.engine)
+    def reviews(self, form_id: str | None = None, root_id: str | None = None) -> list[dict]:
+        """Review decisions made here, oldest first (of one submission when given)."""
+        return review_outbox.reviews(self.engine, form_id, root_id)
 
     def review_progress(self, outbox_id: int, *, attempt: bool = False,
                         state_pushed: bool = False, comment_pushed: bool = False,

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 
 from pyodk.errors import PyODKError
 
+from store.review_outbox import REVIEW_STATES  # noqa: F401  (kept importable from here)
 from store.store import Store
 from sync.central import Central, CentralError, CentralUnavailable, pyodk_failure
-
-REVIEW_STATES = ("approved", "hasIssues", "rejected")
 
 
 @dataclass

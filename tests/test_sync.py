@@ -389,6 +389,30 @@ def test_review_outbox_reaches_central_exactly_once(standin, central, store):
     assert entry["done_at"] is not None and entry["attempts"] == 3
 
 
+def test_a_decision_from_the_page_reaches_central_once_and_a_local_one_stays(
+    standin, central, store, central_dir
+):
+    """store.record_decision (what the submission page calls) decides by where it came from."""
+    sync(central, store, [FORM])
+    index = json.loads((central_dir / "submissions" / "INDEX.json").read_text())[FORM]
+    [entry] = [e for e in index.values() if e["instanceID"] == V06]
+    xml = (central_dir / entry["instance_file"]).read_bytes()
+    local = "uuid:0b6f3d2e-5a41-4c0e-9d7e-3f1c2b4a5d60"  # received by nigraan's own server
+    assert store.ingest(xml.replace(V06.encode(), local.encode())).status == "created"
+
+    store.record_decision(FORM, local, "rejected", "Duplicate of another visit.")
+    store.record_decision(FORM, V06, "approved", "Checked with the monitor.")
+    assert store.submission(FORM, local)["review_state"] == "rejected"
+    assert [p["root_id"] for p in store.pending_reviews()] == [V06]
+
+    assert (push_reviews(central, store).applied, push_reviews(central, store).applied) == (1, 0)
+    sub = standin.form(FORM).subs[V06]
+    assert sub.row["__system"]["reviewState"] == "approved"
+    assert [c["body"] for c in sub.comments] == ["Checked with the monitor."]
+    assert local not in standin.form(FORM).subs
+    assert [(r["root_id"], r["attempts"]) for r in store.reviews(FORM)] == [(local, 0), (V06, 1)]
+
+
 def test_review_command_records_and_pushes(standin, runner, tmp_path, central_dir):
     env = {"NIGRAAN_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
            "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
