@@ -188,6 +188,22 @@ def open_store(new_database):
 
 
 @pytest.fixture
+def store_of():
+    """store_of(server) -> the Store a running (or in-process) server writes to."""
+    from store.store import Store
+
+    opened = []
+
+    def open_(server):
+        opened.append(Store.open(server.database_url))
+        return opened[-1]
+
+    yield open_
+    for s in opened:
+        s.close()
+
+
+@pytest.fixture
 def store(open_store):
     return open_store()
 

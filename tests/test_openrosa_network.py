@@ -14,7 +14,6 @@ import time
 import pytest
 import requests
 
-from store.store import Store
 from tests.openrosa_client import CollectClient
 from tests.test_openrosa_server import message, new_id, visit_xml
 
@@ -32,19 +31,6 @@ def server(serve_openrosa, tmp_path):
 def in_process(serve_in_process):
     """The app in this process, for what needs no connection (SQLite and PostgreSQL)."""
     return serve_in_process()
-
-
-@pytest.fixture
-def store_of():
-    opened = []
-
-    def open_(server):
-        opened.append(Store.open(server.database_url))
-        return opened[-1]
-
-    yield open_
-    for s in opened:
-        s.close()
 
 
 HEAD_START = b"GET /formList HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "

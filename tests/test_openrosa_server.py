@@ -15,7 +15,6 @@ import uuid
 import pytest
 import requests
 
-from store.store import Store
 from tests.openrosa_client import CollectClient
 
 VERSION = "2026112801"
@@ -55,19 +54,6 @@ def wire_server(serve_openrosa, tmp_path):
     """A real `nigraan serve`, for what only a connection shows (Digest login, chunked
     framing, a client stopping half-way)."""
     return serve_openrosa(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-
-
-@pytest.fixture
-def store_of():
-    opened = []
-
-    def open_(server):
-        opened.append(Store.open(server.database_url))
-        return opened[-1]
-
-    yield open_
-    for s in opened:
-        s.close()
 
 
 # ------------------------------------------------------------------------- device accounts
