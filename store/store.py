@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 
 from store import attachments as files
 from store import central_history, deletions, derive, queries, review_outbox, sync_state
+from store import review_queue  # web-queue
 from store.app_users import AppUsers
 from store.bulk_insert import BATCH, BulkInserts
 from store.database import create_store_engine, migrate, require_current_schema
@@ -250,3 +251,23 @@ class Store:
     def counts(self) -> dict[str, dict[str, int]]:
         """Per form: submissions (live), deleted ones, raw versions, problems."""
         return queries.counts(self.engine)
+
+    # ------------------------------------------- web-queue: flags and the review queue
+
+    def flags(self, form_id: str | None = None, root_id: str | None = None) -> list[dict]:
+        """Cross-form check flags (store/cross_form_checks.py) of a submission, a form, or all."""
+        return review_queue.flags(self.engine, form_id, root_id)
+
+    def recheck(self) -> None:
+        """Re-run every cross-form check over the whole store (rebuild does it too)."""
+        from store import cross_form_checks
+
+        with self.engine.begin() as conn:
+            cross_form_checks.evaluate(conn)
+
+    def review_queue(self, filter: review_queue.QueueFilter, *, page: int = 1,
+                     per_page: int = 50, sort: str = "received",
+                     descending: bool = True) -> review_queue.QueuePage:  # fmt: skip
+        """A page of the review queue (store/review_queue.py), with counts per state."""
+        return review_queue.queue(self.engine, filter, page=page, per_page=per_page,
+                                  sort=sort, descending=descending)  # fmt: skip

@@ -300,3 +300,41 @@ review_outbox = Table(
     Column("done_at", UTCDateTime, nullable=True),
     Index(None, "done_at"),
 )
+
+# --- web-queue (issue 12): cross-form check flags and the review queue's lookup columns. ---
+
+# A cross-form check that fires on a submission (store/cross_form_checks.py): one row per
+# submission and rule while the cause lasts; `since` is when it first fired.
+flags = Table(
+    "flags",
+    metadata,
+    Column("form_id", ID, primary_key=True),
+    Column("root_id", ID, primary_key=True),
+    Column("rule_id", String(64), primary_key=True),
+    Column("reason_en", Text, nullable=False),
+    Column("reason_ur", Text, nullable=False),
+    Column("since", UTCDateTime, nullable=False),
+    Index(None, "rule_id"),
+)
+
+# What the review queue shows and filters on that lives in the form tables under each form's
+# own field names: the place (facility, district, support unit) and the codes (survivor,
+# participant, event, visit), kept per submission by the same pass that evaluates the checks.
+submission_summary = Table(
+    "submission_summary",
+    metadata,
+    Column("form_id", ID, primary_key=True),
+    Column("root_id", ID, primary_key=True),
+    Column("district", Text, nullable=True),
+    Column("facility", Text, nullable=True),
+    Column("support_unit", Text, nullable=True),
+    Column("codes", Text, nullable=False, server_default=""),  # space-separated, lowercased
+    Index(None, "support_unit"),
+)
+
+# The queue's orders and filters: newest first overall, per form, per review state.
+Index("ix_submissions_first_received_at", submissions.c.first_received_at)
+Index("ix_submissions_form_id_first_received_at", submissions.c.form_id,
+      submissions.c.first_received_at)  # fmt: skip
+Index("ix_submissions_review_state_first_received_at", submissions.c.review_state,
+      submissions.c.first_received_at)  # fmt: skip

@@ -1,0 +1,80 @@
+"""cross-form check flags, the review queue's submission summary, and its indexes
+
+Revision ID: 0007
+Revises: 0004
+Create Date: 2026-12-01
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import store.tables
+
+
+revision = "0007"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "flags",
+        sa.Column("form_id", sa.String(length=255), nullable=False),
+        sa.Column("root_id", sa.String(length=255), nullable=False),
+        sa.Column("rule_id", sa.String(length=64), nullable=False),
+        sa.Column("reason_en", sa.Text(), nullable=False),
+        sa.Column("reason_ur", sa.Text(), nullable=False),
+        sa.Column("since", store.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("form_id", "root_id", "rule_id", name=op.f("pk_flags")),
+    )
+    with op.batch_alter_table("flags", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_flags_rule_id"), ["rule_id"], unique=False)
+
+    op.create_table(
+        "submission_summary",
+        sa.Column("form_id", sa.String(length=255), nullable=False),
+        sa.Column("root_id", sa.String(length=255), nullable=False),
+        sa.Column("district", sa.Text(), nullable=True),
+        sa.Column("facility", sa.Text(), nullable=True),
+        sa.Column("support_unit", sa.Text(), nullable=True),
+        sa.Column("codes", sa.Text(), server_default="", nullable=False),
+        sa.PrimaryKeyConstraint("form_id", "root_id", name=op.f("pk_submission_summary")),
+    )
+    with op.batch_alter_table("submission_summary", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_submission_summary_support_unit"), ["support_unit"], unique=False
+        )
+
+    with op.batch_alter_table("submissions", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_submissions_first_received_at", ["first_received_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_submissions_form_id_first_received_at",
+            ["form_id", "first_received_at"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_submissions_review_state_first_received_at",
+            ["review_state", "first_received_at"],
+            unique=False,
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("submissions", schema=None) as batch_op:
+        batch_op.drop_index("ix_submissions_review_state_first_received_at")
+        batch_op.drop_index("ix_submissions_form_id_first_received_at")
+        batch_op.drop_index("ix_submissions_first_received_at")
+
+    with op.batch_alter_table("submission_summary", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_submission_summary_support_unit"))
+
+    op.drop_table("submission_summary")
+    with op.batch_alter_table("flags", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_flags_rule_id"))
+
+    op.drop_table("flags")
