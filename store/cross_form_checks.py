@@ -11,6 +11,7 @@ Adding a rule: one function decorated with `@rule(...)` and one test.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -294,10 +295,11 @@ class _Tables:
             name = self.conn.execute(
                 select(ft.c.table_name).where(ft.c.form_id == form_id, ft.c.repeat_path == repeat)
             ).scalar()
-            found = {} if name is None else dict(
-                self.conn.execute(select(fc.c.field_path, fc.c.column_name)
-                                  .where(fc.c.table_name == name, fc.c.part == ""))
-            )  # fmt: skip
+            found = {} if name is None else {
+                path: col for path, col in self.conn.execute(
+                    select(fc.c.field_path, fc.c.column_name)
+                    .where(fc.c.table_name == name, fc.c.part == ""))
+            }  # fmt: skip
             self._cache[source] = None if name is None else (name, found)
         return self._cache[source]
 
@@ -343,7 +345,7 @@ def _group_key(r: Rule, record: Record):
     return None if any(v is None for v in values) else values
 
 
-def _run(r: Rule, tabs: _Tables, touched: dict[str, set[str]] | None):
+def _run(r: Rule, tabs: _Tables, touched: dict[str, set[str]] | None, old_keys=None):
     """(scope, flags): the submissions this rule re-judged and the flags it gives them."""
     forms = {source.partition("/")[0] for source in r.fields}
     if touched is None:
@@ -359,6 +361,7 @@ def _run(r: Rule, tabs: _Tables, touched: dict[str, set[str]] | None):
             ids = touched.get(source.partition("/")[0])
             if ids:
                 keys |= {_group_key(r, x) for x in tabs.records(source, f, ("__id", ids))}
+        keys |= old_keys.get(r.id, set())  # what the touched carried before (edit, delete)
         keys.discard(None)
         first = sorted({k[0] for k in keys})
         records = [
@@ -374,7 +377,7 @@ def _run(r: Rule, tabs: _Tables, touched: dict[str, set[str]] | None):
     scope = {(x.form_id, x.root_id) for x in records}
     if touched is not None:
         scope |= {(form, root) for form in forms for root in touched.get(form, ())}
-    return scope, flags
+    return scope, flags, records
 
 
 def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None,
@@ -386,13 +389,20 @@ def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None,
         if not touched:
             return
     tabs = _Tables(conn)
+    old = _old_keys(conn, touched) if touched is not None else {}
+    keys_now: dict[tuple[str, str], dict[str, list]] = defaultdict(dict)
     fl = t.flags
     now = t.utcnow()
     for r in RULES.values():
         forms = {source.partition("/")[0] for source in r.fields}
         if touched is not None and not forms & set(touched):
             continue
-        scope, flags = _run(r, tabs, touched)
+        scope, flags, records = _run(r, tabs, touched, old)
+        if r.key:
+            for x in records:
+                if _group_key(r, x) is not None:
+                    keys_now[(x.form_id, x.root_id)].setdefault(r.id, []).append(
+                        list(_group_key(r, x)))
         if touched is None:
             existing = {
                 (f, root): reason for f, root, reason in conn.execute(
@@ -427,7 +437,23 @@ def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None,
                            fl.c.rule_id == r.id)
                     .values(reason_en=f.reason_en, reason_ur=f.reason_ur)
                 )  # fmt: skip
-    summarise(conn, tabs, touched)
+    summarise(conn, tabs, touched, keys_now)
+
+
+def _old_keys(conn: Connection, touched: dict[str, set[str]]) -> dict[str, set[tuple]]:
+    """{rule id: keys} the touched submissions carried when last checked."""
+    ss = t.submission_summary
+    out: dict[str, set[tuple]] = defaultdict(set)
+    for form_id, ids in touched.items():
+        ids = sorted(ids)
+        for i in range(0, len(ids), BATCH):
+            for (text,) in conn.execute(
+                select(ss.c.check_keys).where(ss.c.form_id == form_id,
+                                              ss.c.root_id.in_(ids[i : i + BATCH]))
+            ):  # fmt: skip
+                for rule_id, keys in json.loads(text or "{}").items():
+                    out[rule_id] |= {tuple(k) for k in keys}
+    return out
 
 
 # ---------------------------------------------------------------- the queue's summary
@@ -448,7 +474,8 @@ SUMMARY: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-def summarise(conn: Connection, tabs: _Tables, touched: dict[str, set[str]] | None) -> None:
+def summarise(conn: Connection, tabs: _Tables, touched: dict[str, set[str]] | None,
+              keys_now: dict[tuple[str, str], dict[str, list]]) -> None:  # fmt: skip
     """Keep submission_summary for the touched submissions (all, when touched is None)."""
     ss = t.submission_summary
     for form_id, spec in SUMMARY.items():
@@ -472,6 +499,7 @@ def summarise(conn: Connection, tabs: _Tables, touched: dict[str, set[str]] | No
                 {"form_id": form_id, "root_id": x.root_id, "district": x.values.get("district"),
                  "facility": x.values.get("facility"), "support_unit": x.values.get("unit"),
                  "codes": " ".join(str(v).lower() for a, v in x.values.items()
-                                   if a.startswith("code") and v)}
+                                   if a.startswith("code") and v),
+                 "check_keys": json.dumps(keys_now.get((form_id, x.root_id), {}))}
                 for x in records
             ])  # fmt: skip

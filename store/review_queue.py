@@ -128,10 +128,10 @@ def queue(engine: Engine, f: QueueFilter, *, page: int = 1, per_page: int = 50,
         total = conn.execute(select(func.count()).select_from(joined).where(*conds)).scalar()
         counts = dict.fromkeys(STATES, 0)
         for state, n in conn.execute(
-            select(_state(sub.c.review_state), func.count()).select_from(joined)
-            .where(*scope).group_by(_state(sub.c.review_state))
+            select(sub.c.review_state, func.count()).select_from(joined)
+            .where(*scope).group_by(sub.c.review_state)
         ):  # fmt: skip
-            counts[state] = counts.get(state, 0) + n
+            counts[state or "received"] = counts.get(state or "received", 0) + n
         flags = submission_flags(conn, [(r["form_id"], r["root_id"]) for r in rows])
     for r in rows:
         r["flags"] = flags.get((r["form_id"], r["root_id"]), [])

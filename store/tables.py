@@ -329,6 +329,9 @@ submission_summary = Table(
     Column("facility", Text, nullable=True),
     Column("support_unit", Text, nullable=True),
     Column("codes", Text, nullable=False, server_default=""),  # space-separated, lowercased
+    # JSON {rule id: [key, ...]}: the keys the checks last grouped it by, so an edit or a
+    # delete that changes them re-checks the submissions sharing the old ones too
+    Column("check_keys", Text, nullable=False, server_default="{}"),
     Index(None, "support_unit"),
 )
 

@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("facility", sa.Text(), nullable=True),
         sa.Column("support_unit", sa.Text(), nullable=True),
         sa.Column("codes", sa.Text(), server_default="", nullable=False),
+        sa.Column("check_keys", sa.Text(), server_default="{}", nullable=False),
         sa.PrimaryKeyConstraint("form_id", "root_id", name=op.f("pk_submission_summary")),
     )
     with op.batch_alter_table("submission_summary", schema=None) as batch_op:
