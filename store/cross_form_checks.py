@@ -177,8 +177,10 @@ def held_over_24h(records: list[Record]) -> Iterable[Flag]:
         hours = max([h for h in [longest, *interviews] if h is not None] or [24])
         yield _flag(
             visit, "held_over_24h",
-            f"A woman was held over 24 hours ({hours:g} h) without production before a magistrate.",
-            f"ایک خاتون کو مجسٹریٹ کے سامنے پیش کیے بغیر 24 گھنٹے سے زیادہ ({hours:g} گھنٹے) رکھا گیا۔",
+            f"A woman was held over 24 hours ({hours:g} h) without production before "
+            "a magistrate.",
+            "ایک خاتون کو مجسٹریٹ کے سامنے پیش کیے بغیر 24 گھنٹے سے زیادہ "
+            f"({hours:g} گھنٹے) رکھا گیا۔",
         )  # fmt: skip
 
 
@@ -402,7 +404,8 @@ def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None,
             for x in records:
                 if _group_key(r, x) is not None:
                     keys_now[(x.form_id, x.root_id)].setdefault(r.id, []).append(
-                        list(_group_key(r, x)))
+                        list(_group_key(r, x))
+                    )
         if touched is None:
             existing = {
                 (f, root): reason for f, root, reason in conn.execute(

@@ -110,25 +110,36 @@ def queue(engine: Engine, f: QueueFilter, *, page: int = 1, per_page: int = 50,
     if not f.form_ids:
         return QueuePage([], 0, dict.fromkeys(STATES, 0), page, per_page)
     sub, ss = t.submissions, t.submission_summary
-    joined = sub.outerjoin(ss, and_(ss.c.form_id == sub.c.form_id, ss.c.root_id == sub.c.root_id))
+    on = and_(ss.c.form_id == sub.c.form_id, ss.c.root_id == sub.c.root_id)
+    # The summary is joined only when a condition reads it (a caseworker's unit, place, codes).
+    needs = f.support_unit is not None or any((f.district, f.facility, f.unit, f.text))
+    joined = sub.join(ss, on) if needs else sub
+    scope_joined = sub.join(ss, on) if f.support_unit is not None else sub
     scope = _scope(f, sub, ss)
     conds = scope + _filters(f, sub, ss)
     order = SORTS[sort].desc() if descending else SORTS[sort].asc()
     tie = sub.c.id.desc() if descending else sub.c.id.asc()
-    query = (
-        select(sub.c.id, sub.c.form_id, sub.c.root_id, sub.c.current_instance_id, sub.c.source,
-               sub.c.submitter_name, sub.c.device_id, sub.c.first_received_at, sub.c.updated_at,
-               sub.c.edits, _state(sub.c.review_state).label("review_state"),
-               ss.c.district, ss.c.facility, ss.c.support_unit)
-        .select_from(joined).where(*conds).order_by(order, tie)
+    ids = (
+        select(sub.c.id).select_from(joined).where(*conds).order_by(order, tie)
         .limit(per_page).offset((page - 1) * per_page)
     )  # fmt: skip
     with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(query)]
+        page_ids = list(conn.execute(ids).scalars())
+        found = {
+            r.id: dict(r._mapping) for r in conn.execute(
+                select(sub.c.id, sub.c.form_id, sub.c.root_id, sub.c.current_instance_id,
+                       sub.c.source, sub.c.submitter_name, sub.c.device_id,
+                       sub.c.first_received_at, sub.c.updated_at, sub.c.edits,
+                       _state(sub.c.review_state).label("review_state"),
+                       ss.c.district, ss.c.facility, ss.c.support_unit)
+                .select_from(sub.outerjoin(ss, on)).where(sub.c.id.in_(page_ids))
+            )
+        } if page_ids else {}  # fmt: skip
+        rows = [found[i] for i in page_ids]
         total = conn.execute(select(func.count()).select_from(joined).where(*conds)).scalar()
         counts = dict.fromkeys(STATES, 0)
         for state, n in conn.execute(
-            select(sub.c.review_state, func.count()).select_from(joined)
+            select(sub.c.review_state, func.count()).select_from(scope_joined)
             .where(*scope).group_by(sub.c.review_state)
         ):  # fmt: skip
             counts[state or "received"] = counts.get(state or "received", 0) + n

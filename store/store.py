@@ -30,8 +30,15 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 
 from store import attachments as files
-from store import central_history, deletions, derive, queries, review_outbox, sync_state
-from store import review_queue  # web-queue
+from store import (
+    central_history,
+    deletions,
+    derive,
+    queries,
+    review_outbox,
+    review_queue,  # web-queue
+    sync_state,
+)
 from store.app_users import AppUsers
 from store.bulk_insert import BATCH, BulkInserts
 from store.database import create_store_engine, migrate, require_current_schema

@@ -12,7 +12,6 @@ from alembic import op
 
 import store.tables
 
-
 revision = "0007"
 down_revision = "0004"
 branch_labels = None
