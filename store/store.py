@@ -37,6 +37,7 @@ from store import (
     queries,
     review_outbox,
     review_queue,  # web-queue
+    sync_runs,  # web-queue
     sync_state,
 )
 from store.app_users import AppUsers
@@ -278,3 +279,24 @@ class Store:
         """A page of the review queue (store/review_queue.py), with counts per state."""
         return review_queue.queue(self.engine, filter, page=page, per_page=per_page,
                                   sort=sort, descending=descending)  # fmt: skip
+
+    # ------------------------------------------- web-queue: the scheduled sync's lease and log
+
+    def take_sync_lease(self, holder: str, seconds: float, now: datetime | None = None) -> bool:
+        """One Central sync at a time across processes: True if `holder` now holds it."""
+        return sync_runs.take_lease(self.engine, holder, seconds, now)
+
+    def release_sync_lease(self, holder: str) -> None:
+        sync_runs.release_lease(self.engine, holder)
+
+    def start_sync_run(self, trigger: str, now: datetime | None = None) -> int:
+        return sync_runs.start_run(self.engine, trigger, now)
+
+    def finish_sync_run(self, run_id: int, *, ok: bool, now: datetime | None = None,
+                        **values: Any) -> None:  # fmt: skip
+        sync_runs.finish_run(self.engine, run_id, ok=ok, now=now, **values)
+
+    def sync_status(self, now: datetime | None = None) -> dict[str, Any]:
+        """When the store last synced with Central, what came in, any failure, whether a sync
+        runs now (the queue page shows it)."""
+        return sync_runs.sync_status(self.engine, now)

@@ -341,3 +341,33 @@ Index("ix_submissions_form_id_first_received_at", submissions.c.form_id,
       submissions.c.first_received_at)  # fmt: skip
 Index("ix_submissions_review_state_first_received_at", submissions.c.review_state,
       submissions.c.first_received_at)  # fmt: skip
+
+# One Central sync at a time across processes (the server's schedule, its button, `nigraan
+# sync` from a shell): a lease on a named row, taken by a conditional UPDATE.
+sync_lease = Table(
+    "sync_lease",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", Text, nullable=True),
+    Column("until", UTCDateTime, nullable=True),
+)
+
+# Every sync run: when, started by what, what came in, and why it failed (for the queue page).
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("trigger", String(16), nullable=False),  # schedule | button | shell
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("ok", Boolean, nullable=True),  # None while running
+    Column("new", Integer, nullable=False, server_default="0"),
+    Column("changed", Integer, nullable=False, server_default="0"),
+    Column("deleted", Integer, nullable=False, server_default="0"),
+    Column("reviews_pushed", Integer, nullable=False, server_default="0"),
+    Column("summary", Text, nullable=False, server_default=""),  # per form, what came in
+    Column("failure", Text, nullable=True),  # in words a supervisor can act on
+    Index(None, "started_at"),
+)

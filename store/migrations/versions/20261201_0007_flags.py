@@ -63,8 +63,40 @@ def upgrade() -> None:
             unique=False,
         )
 
+    op.create_table(
+        "sync_lease",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("holder", sa.Text(), nullable=True),
+        sa.Column("until", store.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_sync_lease")),
+    )
+    op.create_table(
+        "sync_runs",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("trigger", sa.String(length=16), nullable=False),
+        sa.Column("started_at", store.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", store.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ok", sa.Boolean(), nullable=True),
+        sa.Column("new", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("changed", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("deleted", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("reviews_pushed", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("summary", sa.Text(), server_default="", nullable=False),
+        sa.Column("failure", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sync_runs")),
+    )
+    with op.batch_alter_table("sync_runs", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_sync_runs_started_at"), ["started_at"], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_table("sync_runs")
+    op.drop_table("sync_lease")
     with op.batch_alter_table("submissions", schema=None) as batch_op:
         batch_op.drop_index("ix_submissions_review_state_first_received_at")
         batch_op.drop_index("ix_submissions_form_id_first_received_at")
