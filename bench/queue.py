@@ -54,7 +54,7 @@ def fill(store: Store, count: int, seed: int = 1) -> None:
         summary.append({
             "form_id": form, "root_id": root, "district": rng.choice(DISTRICTS),
             "facility": f"ps-{rng.randrange(300)}", "support_unit": f"ssu_{rng.randrange(6)}",
-            "codes": f"lhr-{i:05d} m{rng.randrange(50)}", "check_keys": "{}",
+            "codes": f"lhr-{i:05d} m{rng.randrange(50)}",
         })  # fmt: skip
         if rng.random() < 0.05:
             flags.append({"form_id": form, "root_id": root, "rule_id": "unregistered_survivor",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import column, delete, insert, select, table, tuple_, update
+from sqlalchemy import column, delete, insert, select, table, update
 from sqlalchemy.engine import Connection
 
 from store import tables as t
@@ -347,29 +347,58 @@ def _group_key(r: Rule, record: Record):
     return None if any(v is None for v in values) else values
 
 
-def _run(r: Rule, tabs: _Tables, touched: dict[str, set[str]] | None, old_keys=None):
-    """(scope, flags): the submissions this rule re-judged and the flags it gives them."""
+def _key_text(key: tuple) -> str:
+    return json.dumps(list(key), ensure_ascii=False)
+
+
+def _by_form(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = defaultdict(list)
+    for form, root in pairs:
+        out[form].append(root)
+    return {form: sorted(set(roots)) for form, roots in out.items()}
+
+
+def _chunks(values: list, size: int = BATCH):
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def _run(r: Rule, tabs: _Tables, touched: dict[str, set[str]] | None):
+    """(scope, flags, own records): the submissions this rule re-judged, the flags it gives
+    them, and the records of the touched submissions (all, when touched is None)."""
+    conn = tabs.conn
+    ck = t.check_keys
     forms = {source.partition("/")[0] for source in r.fields}
     if touched is None:
         records = [x for source, f in r.fields.items() for x in tabs.records(source, f)]
-    elif not r.key:
-        records = [
+        own = records
+    else:
+        own = [
             x for source, f in r.fields.items()
             for x in tabs.records(source, f, ("__id", touched.get(source.partition("/")[0], ())))
         ]  # fmt: skip
-    else:
-        keys = set()
-        for source, f in r.fields.items():
-            ids = touched.get(source.partition("/")[0])
-            if ids:
-                keys |= {_group_key(r, x) for x in tabs.records(source, f, ("__id", ids))}
-        keys |= old_keys.get(r.id, set())  # what the touched carried before (edit, delete)
-        keys.discard(None)
-        first = sorted({k[0] for k in keys})
-        records = [
-            x for source, f in r.fields.items()
-            for x in tabs.records(source, f, (r.key[0], first)) if _group_key(r, x) in keys
-        ]  # fmt: skip
+        records = own
+        if r.key:
+            keys = {_key_text(k) for x in own if (k := _group_key(r, x)) is not None}
+            for form, roots in touched.items():  # the keys they had before (edit, delete)
+                for chunk in _chunks(sorted(roots)):
+                    keys |= set(conn.execute(
+                        select(ck.c.key).where(ck.c.rule_id == r.id, ck.c.form_id == form,
+                                               ck.c.root_id.in_(chunk))
+                    ).scalars())  # fmt: skip
+            members: set[tuple[str, str]] = set()
+            for chunk in _chunks(sorted(keys)):
+                members |= set(conn.execute(
+                    select(ck.c.form_id, ck.c.root_id)
+                    .where(ck.c.rule_id == r.id, ck.c.key.in_(chunk))
+                ))  # fmt: skip
+            others = _by_form(m for m in members if m[1] not in touched.get(m[0], ()))
+            records = own + [
+                x for source, f in r.fields.items()
+                for x in tabs.records(source, f, ("__id", others.get(source, ())))
+                if others.get(source)
+            ]  # fmt: skip
+            records = [x for x in records if _key_text(_group_key(r, x) or ()) in keys]
     groups: dict[Any, list[Record]] = defaultdict(list)
     for x in records:
         k = _group_key(r, x)
@@ -379,11 +408,27 @@ def _run(r: Rule, tabs: _Tables, touched: dict[str, set[str]] | None, old_keys=N
     scope = {(x.form_id, x.root_id) for x in records}
     if touched is not None:
         scope |= {(form, root) for form in forms for root in touched.get(form, ())}
-    return scope, flags, records
+    return scope, flags, own
 
 
-def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None,
-             form_ids: Iterable[str] | None = None) -> None:  # fmt: skip
+def _keep_keys(conn: Connection, r: Rule, touched, own: list[Record]) -> None:
+    """Record the keys the rule grouped the touched submissions by (all, when touched None)."""
+    ck = t.check_keys
+    if touched is None:
+        conn.execute(delete(ck).where(ck.c.rule_id == r.id))
+    else:
+        for form, roots in touched.items():
+            for chunk in _chunks(sorted(roots)):
+                conn.execute(delete(ck).where(ck.c.rule_id == r.id, ck.c.form_id == form,
+                                              ck.c.root_id.in_(chunk)))  # fmt: skip
+    rows = {(r.id, _key_text(k), x.form_id, x.root_id)
+            for x in own if (k := _group_key(r, x)) is not None}  # fmt: skip
+    if rows:
+        conn.execute(insert(ck), [dict(zip(("rule_id", "key", "form_id", "root_id"), row,
+                                           strict=True)) for row in sorted(rows)])  # fmt: skip
+
+
+def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None) -> None:
     """Re-run the checks for the submissions `touched` ({form id: root ids}) and those sharing
     a key with them, or every check over everything (touched None), in this transaction."""
     if touched is not None:
@@ -391,38 +436,29 @@ def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None,
         if not touched:
             return
     tabs = _Tables(conn)
-    old = _old_keys(conn, touched) if touched is not None else {}
-    keys_now: dict[tuple[str, str], dict[str, list]] = defaultdict(dict)
     fl = t.flags
     now = t.utcnow()
     for r in RULES.values():
         forms = {source.partition("/")[0] for source in r.fields}
         if touched is not None and not forms & set(touched):
             continue
-        scope, flags, records = _run(r, tabs, touched, old)
+        scope, flags, own = _run(r, tabs, touched)
         if r.key:
-            for x in records:
-                if _group_key(r, x) is not None:
-                    keys_now[(x.form_id, x.root_id)].setdefault(r.id, []).append(
-                        list(_group_key(r, x))
-                    )
+            _keep_keys(conn, r, touched, own)
+        existing: dict[tuple[str, str], str] = {}
         if touched is None:
-            existing = {
-                (f, root): reason for f, root, reason in conn.execute(
-                    select(fl.c.form_id, fl.c.root_id, fl.c.reason_en).where(fl.c.rule_id == r.id))
-            }  # fmt: skip
+            query = select(fl.c.form_id, fl.c.root_id, fl.c.reason_en).where(fl.c.rule_id == r.id)
+            existing = {(f, root): reason for f, root, reason in conn.execute(query)}
         else:
-            existing = {}
-            wanted = sorted(scope)
-            for i in range(0, len(wanted), BATCH):
-                chunk = wanted[i : i + BATCH]
-                existing.update({
-                    (f, root): reason for f, root, reason in conn.execute(
-                        select(fl.c.form_id, fl.c.root_id, fl.c.reason_en).where(
-                            fl.c.rule_id == r.id, tuple_(fl.c.form_id, fl.c.root_id).in_(chunk)))
-                })  # fmt: skip
-        gone = [k for k in existing if k not in flags and (touched is None or k in scope)]
-        for form, root in gone:
+            for form, roots in _by_form(scope).items():
+                for chunk in _chunks(roots):
+                    existing.update({
+                        (f, root): reason for f, root, reason in conn.execute(
+                            select(fl.c.form_id, fl.c.root_id, fl.c.reason_en).where(
+                                fl.c.rule_id == r.id, fl.c.form_id == form,
+                                fl.c.root_id.in_(chunk)))
+                    })  # fmt: skip
+        for form, root in [k for k in existing if k not in flags]:
             conn.execute(delete(fl).where(fl.c.form_id == form, fl.c.root_id == root,
                                           fl.c.rule_id == r.id))  # fmt: skip
         new = [f for k, f in flags.items() if k not in existing]
@@ -440,23 +476,7 @@ def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None,
                            fl.c.rule_id == r.id)
                     .values(reason_en=f.reason_en, reason_ur=f.reason_ur)
                 )  # fmt: skip
-    summarise(conn, tabs, touched, keys_now)
-
-
-def _old_keys(conn: Connection, touched: dict[str, set[str]]) -> dict[str, set[tuple]]:
-    """{rule id: keys} the touched submissions carried when last checked."""
-    ss = t.submission_summary
-    out: dict[str, set[tuple]] = defaultdict(set)
-    for form_id, ids in touched.items():
-        ids = sorted(ids)
-        for i in range(0, len(ids), BATCH):
-            for (text,) in conn.execute(
-                select(ss.c.check_keys).where(ss.c.form_id == form_id,
-                                              ss.c.root_id.in_(ids[i : i + BATCH]))
-            ):  # fmt: skip
-                for rule_id, keys in json.loads(text or "{}").items():
-                    out[rule_id] |= {tuple(k) for k in keys}
-    return out
+    summarise(conn, tabs, touched)
 
 
 # ---------------------------------------------------------------- the queue's summary
@@ -477,8 +497,7 @@ SUMMARY: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-def summarise(conn: Connection, tabs: _Tables, touched: dict[str, set[str]] | None,
-              keys_now: dict[tuple[str, str], dict[str, list]]) -> None:  # fmt: skip
+def summarise(conn: Connection, tabs: _Tables, touched: dict[str, set[str]] | None) -> None:
     """Keep submission_summary for the touched submissions (all, when touched is None)."""
     ss = t.submission_summary
     for form_id, spec in SUMMARY.items():
@@ -502,7 +521,6 @@ def summarise(conn: Connection, tabs: _Tables, touched: dict[str, set[str]] | No
                 {"form_id": form_id, "root_id": x.root_id, "district": x.values.get("district"),
                  "facility": x.values.get("facility"), "support_unit": x.values.get("unit"),
                  "codes": " ".join(str(v).lower() for a, v in x.values.items()
-                                   if a.startswith("code") and v),
-                 "check_keys": json.dumps(keys_now.get((form_id, x.root_id), {}))}
+                                   if a.startswith("code") and v)}
                 for x in records
             ])  # fmt: skip

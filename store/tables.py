@@ -317,6 +317,19 @@ flags = Table(
     Index(None, "rule_id"),
 )
 
+# The keys each check last grouped a submission by (a survivor code, a facility and day, as
+# JSON): the other members of a group are found by index, and an edit or a delete that changes
+# a key re-checks the submissions that shared the old one.
+check_keys = Table(
+    "check_keys",
+    metadata,
+    Column("rule_id", String(64), primary_key=True),
+    Column("key", String(1000), primary_key=True),
+    Column("form_id", ID, primary_key=True),
+    Column("root_id", ID, primary_key=True),
+    Index(None, "form_id", "root_id"),
+)
+
 # What the review queue shows and filters on that lives in the form tables under each form's
 # own field names: the place (facility, district, support unit) and the codes (survivor,
 # participant, event, visit), kept per submission by the same pass that evaluates the checks.
@@ -329,9 +342,6 @@ submission_summary = Table(
     Column("facility", Text, nullable=True),
     Column("support_unit", Text, nullable=True),
     Column("codes", Text, nullable=False, server_default=""),  # space-separated, lowercased
-    # JSON {rule id: [key, ...]}: the keys the checks last grouped it by, so an edit or a
-    # delete that changes them re-checks the submissions sharing the old ones too
-    Column("check_keys", Text, nullable=False, server_default="{}"),
     Index(None, "support_unit"),
 )
 

@@ -40,7 +40,6 @@ def upgrade() -> None:
         sa.Column("facility", sa.Text(), nullable=True),
         sa.Column("support_unit", sa.Text(), nullable=True),
         sa.Column("codes", sa.Text(), server_default="", nullable=False),
-        sa.Column("check_keys", sa.Text(), server_default="{}", nullable=False),
         sa.PrimaryKeyConstraint("form_id", "root_id", name=op.f("pk_submission_summary")),
     )
     with op.batch_alter_table("submission_summary", schema=None) as batch_op:
@@ -63,6 +62,18 @@ def upgrade() -> None:
             unique=False,
         )
 
+    op.create_table(
+        "check_keys",
+        sa.Column("rule_id", sa.String(length=64), nullable=False),
+        sa.Column("key", sa.String(length=1000), nullable=False),
+        sa.Column("form_id", sa.String(length=255), nullable=False),
+        sa.Column("root_id", sa.String(length=255), nullable=False),
+        sa.PrimaryKeyConstraint("rule_id", "key", "form_id", "root_id", name=op.f("pk_check_keys")),
+    )
+    with op.batch_alter_table("check_keys", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_check_keys_form_id_root_id"), ["form_id", "root_id"], unique=False
+        )
     op.create_table(
         "sync_lease",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -96,6 +107,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("sync_runs")
+    op.drop_table("check_keys")
     op.drop_table("sync_lease")
     with op.batch_alter_table("submissions", schema=None) as batch_op:
         batch_op.drop_index("ix_submissions_review_state_first_received_at")
