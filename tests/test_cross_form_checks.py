@@ -178,3 +178,36 @@ def test_review_queue_page_filters_counts_and_flags(checks):
     with pytest.raises(ValueError, match="Cannot sort"):
         store.review_queue(everything, sort="payload; drop table")
     assert store.review_queue(QueueFilter(form_ids=())).rows == []
+
+
+def _edit(xml: bytes, changes: dict[str, str]) -> bytes:
+    """The edit Collect would send: new instanceID, deprecatedID the old one, values changed."""
+    from lxml import etree
+
+    root = etree.fromstring(xml)
+    ns = {"x": root.nsmap[None]} if None in root.nsmap else {}
+    step = "x:" if ns else ""
+
+    def find(path):
+        return root.find("/".join(f"{step}{p}" for p in path.split("/")), ns)
+
+    meta = find("meta")
+    old = find("meta/instanceID").text
+    deprecated = etree.SubElement(meta, f"{{{ns['x']}}}deprecatedID" if ns else "deprecatedID")
+    deprecated.text = old
+    find("meta/instanceID").text = old + "-edit"
+    for path, value in changes.items():
+        find(path).text = value
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def test_an_edit_that_changes_a_code_rechecks_the_old_code_s_group(checks):
+    store, send, build_dir = checks
+    send("service_contact", {"survivor_code": "K-1", "service_date": "2026-07-02"})
+    xml = instance_xml(build_dir / "survivor_registration.xml", {"survivor_code": "K-1"})
+    assert store.ingest(xml).status == "created"
+    assert store.flags() == []
+    edited = store.ingest(_edit(xml, {"survivor_code": "K-2"}))
+    assert edited.status == "edited"
+    assert rules_of(store) == [("service_contact", "unregistered_survivor")]  # K-1 lost it
+    assert store.submission("survivor_registration", edited.root_id)["review_state"] == "edited"
