@@ -7,6 +7,7 @@ typed rows are needed), then times, each the best of 5 runs in the same process:
 
 * the first page (every form, newest first, 50 rows, counts per state, flags of the page);
 * a filtered page (one form, one review state, a district, a date range, free text on codes);
+* a caseworker's first page (the four survivor forms, her support unit);
 * the baseline: a plain `SELECT count(*) FROM submissions`.
 
 Target (issue): each page well under 0.5 s. Run from the repository root:
@@ -91,6 +92,12 @@ def main() -> None:
             text="m1",
         )  # fmt: skip
 
+        caseworker = QueueFilter(
+            form_ids=("survivor_registration", "survivor_intake", "service_contact",
+                      "case_closure"),
+            support_unit="ssu_2",
+        )  # fmt: skip
+
         def count():
             with store.engine.connect() as conn:
                 return conn.execute(select(func.count()).select_from(t.submissions)).scalar()
@@ -98,10 +105,13 @@ def main() -> None:
         base, n = best(count)
         first, page = best(lambda: store.review_queue(everything))
         narrow, fpage = best(lambda: store.review_queue(filtered))
+        mine, cpage = best(lambda: store.review_queue(caseworker))
         print(f"baseline SELECT count(*) ({n:,} rows)  {base * 1000:8.1f} ms")
         print(f"queue first page ({len(page.rows)} rows of {page.total:,})  {first * 1000:8.1f} ms")
         print(f"queue filtered page ({len(fpage.rows)} rows of {fpage.total:,})"
               f"  {narrow * 1000:8.1f} ms")  # fmt: skip
+        print(f"caseworker's first page ({len(cpage.rows)} rows of {cpage.total:,})"
+              f"  {mine * 1000:8.1f} ms")  # fmt: skip
         print(f"ratio queue-first-page-vs-count {first / base:.2f}x")
         print(f"ratio queue-filtered-page-vs-count {narrow / base:.2f}x")
         store.close()

@@ -351,6 +351,9 @@ Index("ix_submissions_form_id_first_received_at", submissions.c.form_id,
       submissions.c.first_received_at)  # fmt: skip
 Index("ix_submissions_review_state_first_received_at", submissions.c.review_state,
       submissions.c.first_received_at)  # fmt: skip
+# Covers the counts per state (and the total) of what a caller may see: read from the index.
+Index("ix_submissions_form_id_review_state_deleted_at", submissions.c.form_id,
+      submissions.c.review_state, submissions.c.deleted_at)  # fmt: skip
 
 # One Central sync at a time across processes (the server's schedule, its button, `nigraan
 # sync` from a shell): a lease on a named row, taken by a conditional UPDATE.

@@ -61,6 +61,11 @@ def upgrade() -> None:
             ["review_state", "first_received_at"],
             unique=False,
         )
+        batch_op.create_index(
+            "ix_submissions_form_id_review_state_deleted_at",
+            ["form_id", "review_state", "deleted_at"],
+            unique=False,
+        )
 
     op.create_table(
         "check_keys",
@@ -110,6 +115,7 @@ def downgrade() -> None:
     op.drop_table("check_keys")
     op.drop_table("sync_lease")
     with op.batch_alter_table("submissions", schema=None) as batch_op:
+        batch_op.drop_index("ix_submissions_form_id_review_state_deleted_at")
         batch_op.drop_index("ix_submissions_review_state_first_received_at")
         batch_op.drop_index("ix_submissions_form_id_first_received_at")
         batch_op.drop_index("ix_submissions_first_received_at")
