@@ -273,6 +273,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds before the first retry; the wait doubles with every attempt. A Retry-After "
         "from Central is waited instead (at most 120 s).",
     ),
+    # web-queue (issue 12): the server's scheduled sync with Central.
+    Setting(
+        "sync.interval_minutes",
+        "int",
+        10,
+        "When central.base_url is set, `nigraan serve` syncs with Central this often (minutes; "
+        "0: never on its own, only `nigraan sync` and the queue's button).",
+        check=_between(0, 10_080),
+    ),
     Setting(
         "reports.attendance_threshold",
         "float",

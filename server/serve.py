@@ -23,6 +23,11 @@ def serve(config: Config, echo=print) -> None:
     # Survivor data: the store, its WAL and the keys readable by their owner only.
     warn_and_tighten(config["instance_dir"], config["database.url"], logging.getLogger("nigraan"))
     services = app.extensions["nigraan"]
+    # web-queue: the scheduled Central sync; the queue page's button calls run_now() on it.
+    from sync.schedule import scheduler_from_config
+
+    scheduler = scheduler_from_config(config, services.store)
+    app.extensions["nigraan_sync"] = scheduler
     forms = services.forms.refresh()
     accounts = [u for u in services.store.app_users.all() if u.active]
     echo(f"nigraan OpenRosa server for ODK Collect on {server_url(config)}")
@@ -49,6 +54,14 @@ def serve(config: Config, echo=print) -> None:
             f"({config['server.connection_limit']})."
         )  # fmt: skip
     echo(f"  health for monitoring: {server_url(config)}/health (JSON; 503 when failing)")
+    if scheduler is not None:
+        minutes = config["sync.interval_minutes"]
+        echo(
+            f"  syncing with ODK Central every {minutes} minutes"
+            if minutes
+            else "  syncing with ODK Central only when asked (sync.interval_minutes = 0)"
+        )
+        scheduler.start()
     echo("  Ctrl-C stops it.")
     # A service manager stops servers with SIGTERM: shut down as on Ctrl-C, so the store
     # process finishes its batch and stops cleanly.
@@ -75,6 +88,8 @@ def serve(config: Config, echo=print) -> None:
         server.run()  # returns on Ctrl-C or SIGTERM (waitress catches the KeyboardInterrupt)
         echo("Stopping: the submissions in hand are stored first.")
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         services.close()
 
 

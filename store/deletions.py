@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import and_, update
 from sqlalchemy.engine import Engine
 
+from store import cross_form_checks
 from store import tables as t
 from store.bulk_insert import BATCH
 from store.derive import rederive_where
@@ -38,6 +39,7 @@ def mark_deleted(engine: Engine, forms: FormRegistry, form_id: str,
             if done:
                 derived.clear_derived(form_id, root_id)
                 changed += 1
+        cross_form_checks.evaluate(conn, {form_id: set(deleted)})  # web-queue
     return changed
 
 
@@ -59,4 +61,5 @@ def mark_restored(engine: Engine, forms: FormRegistry, form_id: str,
         for i in range(0, len(restored), BATCH):
             chunk = restored[i : i + BATCH]
             rederive_where(conn, forms, and_(sv.c.form_id == form_id, sv.c.root_id.in_(chunk)))
+        cross_form_checks.evaluate(conn, {form_id: set(restored)})  # web-queue
     return len(restored)

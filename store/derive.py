@@ -13,6 +13,7 @@ from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from nigraan.errors import FormError
+from store import cross_form_checks
 from store import tables as t
 from store.bulk_insert import BATCH
 from store.derived_rows import DerivedRows
@@ -49,6 +50,7 @@ def rebuild(engine: Engine, forms: FormRegistry, form_id: str | None = None) -> 
                 conn, forms, or_(t.submission_versions.c.form_id.is_(None),
                                  t.submission_versions.c.form_id.not_in(known))
             )  # fmt: skip
+        cross_form_checks.evaluate(conn)  # web-queue: every check over what was re-derived
     return total
 
 

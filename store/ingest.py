@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from store import cross_form_checks
 from store import tables as t
 from store.attachments import fill_attachment
 from store.bulk_insert import BATCH
@@ -72,7 +73,18 @@ def _ingest_batch(engine: Engine, forms: FormRegistry, items: list[Incoming]) ->
         writer.prefetch(parsed)
         results = [writer.add(p) for p in parsed]
         writer.flush()
+        # web-queue: the cross-form checks of what this batch touched, in the same transaction.
+        cross_form_checks.evaluate(conn, touched(results))
     return results
+
+
+def touched(results: Iterable[IngestResult]) -> dict[str, set[str]]:
+    """{form id: root ids} of the submissions a batch stored or changed."""
+    out: dict[str, set[str]] = {}
+    for r in results:
+        if r.form_id and r.root_id:
+            out.setdefault(r.form_id, set()).add(r.root_id)
+    return out
 
 
 class BatchWriter(DerivedRows):
@@ -333,6 +345,7 @@ class BatchWriter(DerivedRows):
             "current_instance_id": doc.instance_id, "form_version": doc.form_version,
             "updated_at": received, "normalised": normalised, "encrypted": doc.encrypted,
             "edits": t.submissions.c.edits + 1,
+            "review_state": "edited",  # web-queue: as Central marks an edit (its rows say theirs)
         }  # fmt: skip
         values.update(self._system_values(doc))
         conn.execute(

@@ -30,7 +30,16 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 
 from store import attachments as files
-from store import central_history, deletions, derive, queries, review_outbox, sync_state
+from store import (
+    central_history,
+    deletions,
+    derive,
+    queries,
+    review_outbox,
+    review_queue,  # web-queue
+    sync_runs,  # web-queue
+    sync_state,
+)
 from store.app_users import AppUsers
 from store.bulk_insert import BATCH, BulkInserts
 from store.database import create_store_engine, migrate, require_current_schema
@@ -261,3 +270,44 @@ class Store:
     def counts(self) -> dict[str, dict[str, int]]:
         """Per form: submissions (live), deleted ones, raw versions, problems."""
         return queries.counts(self.engine)
+
+    # ------------------------------------------- web-queue: flags and the review queue
+
+    def flags(self, form_id: str | None = None, root_id: str | None = None) -> list[dict]:
+        """Cross-form check flags (store/cross_form_checks.py) of a submission, a form, or all."""
+        return review_queue.flags(self.engine, form_id, root_id)
+
+    def recheck(self) -> None:
+        """Re-run every cross-form check over the whole store (rebuild does it too)."""
+        from store import cross_form_checks
+
+        with self.engine.begin() as conn:
+            cross_form_checks.evaluate(conn)
+
+    def review_queue(self, filter: review_queue.QueueFilter, *, page: int = 1,
+                     per_page: int = 50, sort: str = "received",
+                     descending: bool = True) -> review_queue.QueuePage:  # fmt: skip
+        """A page of the review queue (store/review_queue.py), with counts per state."""
+        return review_queue.queue(self.engine, filter, page=page, per_page=per_page,
+                                  sort=sort, descending=descending)  # fmt: skip
+
+    # ------------------------------------------- web-queue: the scheduled sync's lease and log
+
+    def take_sync_lease(self, holder: str, seconds: float, now: datetime | None = None) -> bool:
+        """One Central sync at a time across processes: True if `holder` now holds it."""
+        return sync_runs.take_lease(self.engine, holder, seconds, now)
+
+    def release_sync_lease(self, holder: str) -> None:
+        sync_runs.release_lease(self.engine, holder)
+
+    def start_sync_run(self, trigger: str, now: datetime | None = None) -> int:
+        return sync_runs.start_run(self.engine, trigger, now)
+
+    def finish_sync_run(self, run_id: int, *, ok: bool, now: datetime | None = None,
+                        **values: Any) -> None:  # fmt: skip
+        sync_runs.finish_run(self.engine, run_id, ok=ok, now=now, **values)
+
+    def sync_status(self, now: datetime | None = None) -> dict[str, Any]:
+        """When the store last synced with Central, what came in, any failure, whether a sync
+        runs now (the queue page shows it)."""
+        return sync_runs.sync_status(self.engine, now)

@@ -340,3 +340,87 @@ decryption_flags = Table(
     Column("message", Text, nullable=False),
     Column("flagged_at", UTCDateTime, nullable=False),
 )
+
+# --- web-queue (issue 12): cross-form check flags and the review queue's lookup columns. ---
+
+# A cross-form check that fires on a submission (store/cross_form_checks.py): one row per
+# submission and rule while the cause lasts; `since` is when it first fired.
+flags = Table(
+    "flags",
+    metadata,
+    Column("form_id", ID, primary_key=True),
+    Column("root_id", ID, primary_key=True),
+    Column("rule_id", String(64), primary_key=True),
+    Column("reason_en", Text, nullable=False),
+    Column("reason_ur", Text, nullable=False),
+    Column("since", UTCDateTime, nullable=False),
+    Index(None, "rule_id"),
+)
+
+# The keys each check last grouped a submission by (a survivor code, a facility and day, as
+# JSON): the other members of a group are found by index, and an edit or a delete that changes
+# a key re-checks the submissions that shared the old one.
+check_keys = Table(
+    "check_keys",
+    metadata,
+    Column("rule_id", String(64), primary_key=True),
+    Column("key", String(1000), primary_key=True),
+    Column("form_id", ID, primary_key=True),
+    Column("root_id", ID, primary_key=True),
+    Index(None, "form_id", "root_id"),
+)
+
+# What the review queue shows and filters on that lives in the form tables under each form's
+# own field names: the place (facility, district, support unit) and the codes (survivor,
+# participant, event, visit), kept per submission by the same pass that evaluates the checks.
+submission_summary = Table(
+    "submission_summary",
+    metadata,
+    Column("form_id", ID, primary_key=True),
+    Column("root_id", ID, primary_key=True),
+    Column("district", Text, nullable=True),
+    Column("facility", Text, nullable=True),
+    Column("support_unit", Text, nullable=True),
+    Column("codes", Text, nullable=False, server_default=""),  # space-separated, lowercased
+    Index(None, "support_unit"),
+)
+
+# The queue's orders and filters: newest first overall, per form, per review state.
+Index("ix_submissions_first_received_at", submissions.c.first_received_at)
+Index("ix_submissions_form_id_first_received_at", submissions.c.form_id,
+      submissions.c.first_received_at)  # fmt: skip
+Index("ix_submissions_review_state_first_received_at", submissions.c.review_state,
+      submissions.c.first_received_at)  # fmt: skip
+# Covers the counts per state (and the total) of what a caller may see: read from the index.
+Index("ix_submissions_form_id_review_state_deleted_at", submissions.c.form_id,
+      submissions.c.review_state, submissions.c.deleted_at)  # fmt: skip
+
+# One Central sync at a time across processes (the server's schedule, its button, `nigraan
+# sync` from a shell): a lease on a named row, taken by a conditional UPDATE.
+sync_lease = Table(
+    "sync_lease",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", Text, nullable=True),
+    Column("until", UTCDateTime, nullable=True),
+)
+
+# Every sync run: when, started by what, what came in, and why it failed (for the queue page).
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("trigger", String(16), nullable=False),  # schedule | button | shell
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("ok", Boolean, nullable=True),  # None while running
+    Column("new", Integer, nullable=False, server_default="0"),
+    Column("changed", Integer, nullable=False, server_default="0"),
+    Column("deleted", Integer, nullable=False, server_default="0"),
+    Column("reviews_pushed", Integer, nullable=False, server_default="0"),
+    Column("summary", Text, nullable=False, server_default=""),  # per form, what came in
+    Column("failure", Text, nullable=True),  # in words a supervisor can act on
+    Index(None, "started_at"),
+)

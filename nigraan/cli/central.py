@@ -129,9 +129,17 @@ def sync_command(config, form_ids, full) -> None:
     """
     from sync.pull import pull_forms
     from sync.review_outbox import push_reviews
+    from sync.schedule import LEASE_SECONDS, holder_name  # web-queue: one sync at a time
 
     central_ = _central(config)
     store = open_store(config)
+    holder = holder_name("shell")
+    if not store.take_sync_lease(holder, LEASE_SECONDS):
+        store.close()
+        fail(NigraanError(
+            "Another sync with ODK Central is running (the server's schedule or another shell).",
+            hint="Wait for it to end and run `nigraan sync` again.",
+        ), FAILED)  # fmt: skip
     bars: dict[str, click.progressbar] = {}
 
     def progress(form_id: str, done: int, total: int | None) -> None:
@@ -150,6 +158,7 @@ def sync_command(config, form_ids, full) -> None:
             raise pushed.unavailable
         for result in pull_forms(central_, store, list(form_ids) or None, full, progress):
             results.append(result)
+            store.take_sync_lease(holder, LEASE_SECONDS)  # web-queue: renewed after each form
             if result.form_id in bars:
                 bars[result.form_id].__exit__(None, None, None)
     except NigraanError as exc:
@@ -158,6 +167,7 @@ def sync_command(config, form_ids, full) -> None:
         _print_summary(results)
         fail(exc, FAILED)
     finally:
+        store.release_sync_lease(holder)  # web-queue
         store.close()
     if pushed.applied or pushed.failures:
         click.echo(f"Review decisions pushed: {pushed.applied}; still pending: {pushed.pending}")
