@@ -147,7 +147,7 @@ def rows_for(form_id: str, n: int, rng: random.Random) -> list[dict]:
 def fill(store: Store, counts: dict[str, int]) -> None:
     rng = random.Random(7)
     with store.engine.connect() as conn:
-        versions = dict(conn.execute(select(t.forms.c.form_id, t.forms.c.latest_version)))
+        versions = dict(conn.execute(select(t.forms.c.form_id, t.forms.c.latest_version)).all())
         mapping = {}
         for form_id in counts:
             table = store.form_table(form_id)
@@ -156,7 +156,7 @@ def fill(store: Store, counts: dict[str, int]) -> None:
                 select(fc.c.field_path, fc.c.column_name).where(
                     fc.c.table_name == table.name, fc.c.part == ""
                 )
-            )
+            ).all()
             by_path = dict(found)
             mapping[form_id] = (table, {a: by_path[p] for a, p in FIELDS[form_id].items()})
     for form_id, n in counts.items():

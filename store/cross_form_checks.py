@@ -299,7 +299,7 @@ class _Tables:
             ).scalar()
             found = {} if name is None else dict(self.conn.execute(
                     select(fc.c.field_path, fc.c.column_name)
-                    .where(fc.c.table_name == name, fc.c.part == "")))  # fmt: skip
+                    .where(fc.c.table_name == name, fc.c.part == "")).all())  # fmt: skip
             self._cache[source] = None if name is None else (name, found)
         return self._cache[source]
 

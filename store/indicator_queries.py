@@ -110,7 +110,7 @@ def _columns(conn, form_id: str) -> tuple[str | None, dict[str, str]]:
         return None, {}
     found = conn.execute(
         select(fc.c.field_path, fc.c.column_name).where(fc.c.table_name == table, fc.c.part == "")
-    )
+    ).all()
     return table, dict(found)
 
 
