@@ -57,6 +57,7 @@ from store.outcomes import (
     UNKNOWN_FORM,
     UNREADABLE,
 )
+from store.people import Audit, People
 
 __all__ = [
     "BATCH",
@@ -102,6 +103,8 @@ class Store:
             require_current_schema(engine)
         self.forms = FormRegistry(engine, BulkInserts())
         self.app_users = AppUsers(engine)
+        self.people = People(engine)  # the web app's accounts
+        self.audit = Audit(engine)  # append-only
 
     @classmethod
     def open(cls, url: str, *, upgrade: bool = False) -> Store:

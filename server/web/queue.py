@@ -1,0 +1,15 @@
+"""The review queue at `/` (a placeholder until the queue itself lands)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from server.web.access import EVERYONE, allow
+
+bp = Blueprint("queue", __name__)
+
+
+@bp.get("/")
+@allow(*EVERYONE)
+def index():
+    return render_template("queue.html")
