@@ -23,7 +23,7 @@ class UserForm(FlaskForm):
     name = StringField("name", validators=[
         DataRequired(), Length(max=100), Regexp(r"^[\w.@-]+$", message="letters, digits, . @ - _"),
     ])  # fmt: skip
-    role = SelectField("role", choices=[(r, r) for r in ROLES])
+    role = SelectField("role", choices=list(ROLES))
     unit = SelectField("unit", validators=[Optional()])
 
 
@@ -32,7 +32,7 @@ class UserForm(FlaskForm):
 def users():
     people = services().store.people
     form = UserForm()
-    form.unit.choices = [("", "-")] + [(code, code) for code in support_units(services().config)]
+    form.unit.choices = ["", *support_units(services().config)]
     shown_password = error = None
     if request.method == "POST":
         if form.validate():
@@ -87,7 +87,7 @@ def reset_password(name: str):
     audit("user change", record=name, detail="password reset")
     people = services().store.people
     form = UserForm()
-    form.unit.choices = [("", "-")] + [(code, code) for code in support_units(services().config)]
+    form.unit.choices = ["", *support_units(services().config)]
     return render_template("admin_users.html", form=form, people=people.all(), action=PlainForm(),
                            shown_password=(name, password), error=None)  # fmt: skip
 
