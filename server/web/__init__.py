@@ -27,9 +27,17 @@ LANGUAGES = {"en": "English", "ur": "اردو"}
 RTL = {"ur"}
 SECRET_KEY_FILE = "web-secret-key"
 
-# The base blueprint: templates and the stylesheet, no routes of its own.
-bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
-               static_url_path="/static")  # fmt: skip
+
+def web_blueprint(name: str, import_name: str, **options) -> Blueprint:
+    """A blueprint of the web app: signed-in check, roles and CSRF (access.check_access), the
+    idle sign-out and HTML error pages, attached once here. Every area makes its blueprint with
+    this and adds it to `blueprints()`."""
+    blueprint = Blueprint(name, import_name, **options)
+    blueprint.before_request(_idle_sign_out)
+    blueprint.before_request(check_access)
+    blueprint.register_error_handler(HTTPException, _web_error)
+    blueprint.register_error_handler(Exception, _web_error)
+    return blueprint
 
 
 def blueprints() -> list[Blueprint]:
@@ -74,10 +82,6 @@ def init_web(app: Flask, config) -> None:
                 "direction": "rtl" if language in RTL else "ltr"}  # fmt: skip
 
     for blueprint in blueprints():
-        blueprint.before_request(_idle_sign_out)
-        blueprint.before_request(check_access)
-        blueprint.register_error_handler(HTTPException, _web_error)
-        blueprint.register_error_handler(Exception, _web_error)
         app.register_blueprint(blueprint)
 
 
@@ -151,3 +155,14 @@ def _instance_secret(instance: Path) -> str:
     with os.fdopen(fd, "w", encoding="ascii") as out:
         out.write(key + "\n")
     return key
+
+
+# The base blueprint: templates and the stylesheet, no routes of its own.
+bp = web_blueprint(
+    "web", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
+)
+
+
+# The base blueprint: templates and the stylesheet, no routes of its own.
+bp = web_blueprint("web", __name__, template_folder="templates", static_folder="static",
+                   static_url_path="/static")  # fmt: skip

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
+from server.web import web_blueprint
 from server.web.access import allow
 from server.web.accounts import hash_password, new_password, support_units
 from server.web.auth import PlainForm, audit, services
 from store.people import ROLES, PersonError
 
-bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp = web_blueprint("admin", __name__, url_prefix="/admin")
 
 
 class UserForm(FlaskForm):

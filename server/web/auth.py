@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import current_app, redirect, render_template, request, session, url_for
 from flask_login import UserMixin, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from server.web import web_blueprint
 from server.web.access import EVERYONE, PUBLIC, allow
 from server.web.accounts import Policy, check_sign_in
 from store.people import Person
 
-bp = Blueprint("auth", __name__)
+bp = web_blueprint("auth", __name__)
 
 
 class WebUser(UserMixin):
@@ -83,7 +84,10 @@ def sign_in():
                                 form.name.data, form.password.data,
                                 now=lambda: datetime.fromtimestamp(clock(), UTC))  # fmt: skip
         if outcome.person is not None:
-            session.clear()  # a fresh session: nothing carried over from before sign-in
+            chosen = session.get("lang")  # picked on the sign-in page: becomes theirs
+            session.clear()  # a fresh session: nothing else carried over from before sign-in
+            if chosen and chosen != outcome.person.language:
+                store.people.set_language(outcome.person.name, chosen)
             user = WebUser(outcome.person)
             login_user(user)
             session["seen"] = clock()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import render_template
 
+from server.web import web_blueprint
 from server.web.access import EVERYONE, allow
 
-bp = Blueprint("queue", __name__)
+bp = web_blueprint("queue", __name__)
 
 
 @bp.get("/")
