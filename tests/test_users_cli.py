@@ -27,13 +27,14 @@ def people(env):
 
 
 def password_in(output: str) -> str:
-    return re.search(r"\): (\S+)$", output.strip()).group(1)
+    return re.search(r"privately\): (\S+)", output).group(1)
 
 
 def test_create_list_disable_reset_and_the_audit_of_each(runner, env):
     made = runner.invoke(main, ["users", "create", "sara", "--role", "supervisor"], env=env)
     assert made.exit_code == 0, made.output
     password = password_in(made.output)
+    assert "Sign in at http://127.0.0.1:8080/" in made.output
     found, _ = people(env)
     assert found["sara"].role == "supervisor" and password not in found["sara"].password_hash
     assert found["sara"].password_hash.startswith("$argon2id$")

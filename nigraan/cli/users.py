@@ -33,6 +33,7 @@ def users() -> None:
 @click.pass_obj
 def users_create(config, name, role, unit, if_missing) -> None:
     """Make a person's account; its password is printed once (only a hash is kept)."""
+    from server import server_url
     from server.web.accounts import hash_password, new_password, support_units
     from server.web.admin import check_unit
     from store.people import PersonError
@@ -45,6 +46,7 @@ def users_create(config, name, role, unit, if_missing) -> None:
         if if_missing and store.people.by_name(name) is not None:
             click.echo(f"User {name!r} exists; its password was shown when it was made "
                        f"(`nigraan users reset-password {name}` makes a new one).")  # fmt: skip
+            click.echo(f"Sign in at {server_url(config)}/")
             return
         check_unit(role, unit)
         password = new_password()
@@ -56,6 +58,7 @@ def users_create(config, name, role, unit, if_missing) -> None:
         store.close()
     click.echo(f"User {name!r} ({role}{', ' + unit if unit else ''}) made.")
     click.echo(f"  password (shown once, give it privately): {password}")
+    click.echo(f"Sign in at {server_url(config)}/")
 
 
 @users.command("list")
