@@ -102,8 +102,12 @@ def sign_in():
 def sign_out():
     if PlainForm().validate():
         audit("sign-out")
+        from server.web import current_language
+
+        language = current_language()  # the sign-in page keeps speaking their language
         logout_user()
         session.clear()
+        session["lang"] = language
     return redirect(url_for("auth.sign_in"))
 
 
