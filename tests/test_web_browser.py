@@ -47,17 +47,36 @@ def keep(page, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def test_a_supervisor_signs_in_on_a_phone_switches_to_urdu_and_signs_out(
+def sign_in(page, base: str, name: str, password: str) -> None:
+    page.goto(base + "/")
+    page.fill("#name", name)
+    page.fill("#password", password)
+    page.click("button.primary")
+    page.wait_for_url(base + "/")
+
+
+def test_an_admin_makes_a_supervisor_who_signs_in_on_a_phone_in_urdu_and_out(
     chromium, serve_openrosa, tmp_path
 ):
     url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
     server = serve_openrosa(url)
     store = Store.open(url)
-    store.people.create("sara", hash_password("sara-password-123"), "supervisor")
+    store.people.create("amna", hash_password("amna-password-123"), "admin")
     context = chromium.new_context(viewport=PHONE, device_scale_factor=2)
     page = context.new_page()
     page.set_default_timeout(15_000)
     try:
+        sign_in(page, server.base, "amna", "amna-password-123")
+        page.click("text=Users")
+        page.fill("#name", "sara")
+        page.select_option("#role", "supervisor")
+        page.click("button.primary")
+        password = page.inner_text("#new-password code")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        keep(page, tmp_path, "web-auth-0-admin-users")
+        page.click("#sign-out")
+        page.wait_for_url(server.base + "/sign-in")
+
         page.goto(server.base + "/")
         assert page.url == server.base + "/sign-in?next=/"
         keep(page, tmp_path, "web-auth-1-sign-in")
@@ -65,7 +84,7 @@ def test_a_supervisor_signs_in_on_a_phone_switches_to_urdu_and_signs_out(
         page.fill("#password", "wrong password")
         page.click("button.primary")
         assert "Sign-in failed" in page.inner_text("main")
-        page.fill("#password", "sara-password-123")
+        page.fill("#password", password)
         page.click("button.primary")
         page.wait_for_url(server.base + "/")
         assert page.inner_text("h1") == "Review queue"
@@ -81,7 +100,7 @@ def test_a_supervisor_signs_in_on_a_phone_switches_to_urdu_and_signs_out(
 
         page.click("#sign-out")
         page.wait_for_url(server.base + "/sign-in")
-        assert page.get_attribute("html", "dir") == "rtl"  # the session still speaks Urdu
+        assert page.get_attribute("html", "dir") == "rtl"  # the sign-in page keeps their language
         keep(page, tmp_path, "web-auth-4-signed-out-ur")
         page.goto(server.base + "/")
         assert "/sign-in" in page.url
@@ -89,4 +108,7 @@ def test_a_supervisor_signs_in_on_a_phone_switches_to_urdu_and_signs_out(
         context.close()
     actions = [(r["actor"], r["action"]) for r in store.audit.entries()]
     store.close()
-    assert actions == [("sara", "sign-out"), ("sara", "sign-in"), ("sara", "failed sign-in")]
+    assert actions == [
+        ("sara", "sign-out"), ("sara", "sign-in"), ("sara", "failed sign-in"),
+        ("amna", "sign-out"), ("amna", "user change"), ("amna", "sign-in"),
+    ]  # fmt: skip

@@ -24,7 +24,7 @@ class UserForm(FlaskForm):
     name = StringField("name", validators=[
         DataRequired(), Length(max=100), Regexp(r"^[\w.@-]+$", message="letters, digits, . @ - _"),
     ])  # fmt: skip
-    role = SelectField("role", choices=list(ROLES))
+    role = SelectField("role", choices=list(ROLES), default="viewer")  # the least to start
     unit = SelectField("unit", validators=[Optional()])
 
 
@@ -48,6 +48,8 @@ def users():
                 detail = f"created, role {form.role.data}" + (f", unit {unit}" if unit else "")
                 audit("user change", record=form.name.data, detail=detail)
                 shown_password = (form.name.data, password)
+                form = UserForm(formdata=None)  # an empty form for the next one
+                form.unit.choices = ["", *support_units(services().config)]
         else:
             error = _("Check the name, role and unit.")
     page = render_template("admin_users.html", form=form, people=people.all(), action=PlainForm(),
