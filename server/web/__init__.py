@@ -117,7 +117,7 @@ def _load_person(user_id: str):
     from server.web.auth import WebUser
 
     try:
-        number, stamp = user_id.split(":", 1)
+        number, _ = user_id.split(":", 1)
         person = current_app.extensions["nigraan"].store.people.by_id(int(number))
     except ValueError:
         return None

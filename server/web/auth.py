@@ -3,6 +3,7 @@ before sign-in). Every sign-in and failed sign-in is written to the audit log.""
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime
 
 from flask import current_app, redirect, render_template, request, session, url_for
@@ -20,8 +21,9 @@ bp = web_blueprint("auth", __name__)
 
 
 class WebUser(UserMixin):
-    """The signed-in person as Flask-Login sees them. The id carries a piece of the password
-    hash, so resetting a password signs out every session that knew the old one."""
+    """The signed-in person as Flask-Login sees them. The id carries a keyed digest of the
+    password hash (never the hash itself: the session cookie is signed, not encrypted), so
+    resetting a password signs out every session that knew the old one."""
 
     def __init__(self, person: Person):
         self.person = person
@@ -29,7 +31,9 @@ class WebUser(UserMixin):
         self.language = person.language
 
     def get_id(self) -> str:
-        return f"{self.person.id}:{self.person.password_hash[-12:]}"
+        key = current_app.secret_key.encode()
+        stamp = hmac.new(key, self.person.password_hash.encode(), "sha256").hexdigest()[:16]
+        return f"{self.person.id}:{stamp}"
 
 
 class SignInForm(FlaskForm):
