@@ -203,6 +203,42 @@ SETTINGS: tuple[Setting, ...] = (
         "Project name shown in ODK Collect for devices set up from a QR code.",
     ),
     Setting(
+        "web.secret_key",
+        "str",
+        "",
+        "Key signing the web app's session cookies; empty: one generated once into "
+        "<instance_dir>/web-secret-key (owner-only, never printed).",
+        secret=True,
+    ),
+    Setting(
+        "web.idle_minutes",
+        "int",
+        30,
+        "Minutes without a request after which a person is signed out of the web app.",
+        check=_between(1, 24 * 60),
+    ),
+    Setting(
+        "web.slow_after",
+        "int",
+        3,
+        "Failed sign-ins in a row after which each further try must wait (1 s, 2 s, 4 s...).",
+        check=_between(1, 100),
+    ),
+    Setting(
+        "web.lock_after",
+        "int",
+        10,
+        "Failed sign-ins in a row that lock the account for web.lock_minutes.",
+        check=_between(1, 1000),
+    ),
+    Setting(
+        "web.lock_minutes",
+        "int",
+        15,
+        "Minutes a locked account refuses every sign-in (an admin's reset-password lifts it).",
+        check=_between(1, 7 * 24 * 60),
+    ),
+    Setting(
         "log.level",
         "str",
         "INFO",

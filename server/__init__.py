@@ -95,6 +95,9 @@ def create_app(
     app.register_blueprint(health.bp)
     for i, prefix in enumerate(TOKEN_PREFIXES + DIGEST_PREFIXES):
         app.register_blueprint(openrosa.bp, url_prefix=prefix, name=f"openrosa_{i}")
+    from server.web import init_web
+
+    init_web(app, config)  # people's pages at / (sign-in, queue, admin); Collect's URLs above
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     return app

@@ -66,6 +66,7 @@ from store.outcomes import (
     UNKNOWN_FORM,
     UNREADABLE,
 )
+from store.people import Audit, People
 from store.schema import FormSchema
 
 __all__ = [
@@ -112,6 +113,8 @@ class Store:
             require_current_schema(engine)
         self.forms = FormRegistry(engine, BulkInserts())
         self.app_users = AppUsers(engine)
+        self.people = People(engine)  # the web app's accounts
+        self.audit = Audit(engine)  # append-only
 
     @classmethod
     def open(cls, url: str, *, upgrade: bool = False) -> Store:

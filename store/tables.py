@@ -424,3 +424,45 @@ sync_runs = Table(
     Column("failure", Text, nullable=True),  # in words a supervisor can act on
     Index(None, "started_at"),
 )
+
+# People's accounts for the web app (apart from the device accounts above). Only an argon2id
+# hash of the password is kept. `failures`/`failed_at`/`locked_until` hold the sign-in
+# throttle in the database, so it holds across threads, processes and restarts.
+users = Table(
+    "users",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("unit", String(50), nullable=True),  # a caseworker's support unit
+    Column("language", String(8), nullable=True),  # the interface language they chose
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("disabled_at", UTCDateTime, nullable=True),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("failed_at", UTCDateTime, nullable=True),
+    Column("locked_until", UTCDateTime, nullable=True),
+)
+
+# Who did what, append-only: the migration adds triggers refusing UPDATE and DELETE, and the
+# store has no function to change a row.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),  # a person's or a device account's name
+    Column("actor_kind", String(10), nullable=False),  # "person" | "device"
+    Column("role", String(20), nullable=True),
+    Column("action", String(40), nullable=False),
+    Column("form_id", ID, nullable=True),
+    Column("record", String(255), nullable=True),  # a submission, user, file... it concerns
+    Column("address", String(64), nullable=True),
+    Column("detail", Text, nullable=True),
+    Index(None, "at"),
+    Index(None, "actor"),
+)

@@ -20,6 +20,7 @@ from nigraan.cli.keys import keys
 from nigraan.cli.serve import app_users, serve_command
 from nigraan.cli.status import status_command
 from nigraan.cli.store import store
+from nigraan.cli.users import audit_command, users
 from nigraan.config import Config, load_config
 from nigraan.errors import NigraanError
 from nigraan.logs import setup_from_config, setup_logging
@@ -68,5 +69,6 @@ def main(ctx: click.Context, config_file: str | None) -> None:
 
 
 for _command in (show_config, forms, keys, store, status_command, serve_command, app_users,
-                 central, sync_command, review_command, report, identity):  # fmt: skip
+                 central, sync_command, review_command, report, identity,
+                 users, audit_command):  # fmt: skip
     main.add_command(_command)

@@ -1,0 +1,114 @@
+"""The web app in a real Chromium (Debian's /usr/bin/chromium driven by Playwright) against a
+real `nigraan serve` on 127.0.0.1, at a phone's 360x640 viewport.
+
+Screenshots are kept under the test's tmp folder; with TEST_SCREENS_DIR set, the last ones are
+copied there too (for a person to look at).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from server.web.accounts import hash_password
+from store.store import Store
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENS = os.environ.get("TEST_SCREENS_DIR", "")  # read before the hermetic fixture runs
+PHONE = {"width": 360, "height": 640}
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(message + " (CI=true requires it)")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        yield browser
+        browser.close()
+
+
+def keep(page, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if SCREENS:
+        Path(SCREENS).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(SCREENS) / path.name)
+    return path
+
+
+def sign_in(page, base: str, name: str, password: str) -> None:
+    page.goto(base + "/")
+    page.fill("#name", name)
+    page.fill("#password", password)
+    page.click("button.primary")
+    page.wait_for_url(base + "/")
+
+
+def test_an_admin_makes_a_supervisor_who_signs_in_on_a_phone_in_urdu_and_out(
+    chromium, serve_openrosa, tmp_path
+):
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    server = serve_openrosa(url)
+    store = Store.open(url)
+    store.people.create("amna", hash_password("amna-password-123"), "admin")
+    context = chromium.new_context(viewport=PHONE, device_scale_factor=2)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        sign_in(page, server.base, "amna", "amna-password-123")
+        page.click("text=Users")
+        page.fill("#name", "sara")
+        page.select_option("#role", "supervisor")
+        page.click("button.primary")
+        password = page.inner_text("#new-password code")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        keep(page, tmp_path, "web-auth-0-admin-users")
+        page.click("#sign-out")
+        page.wait_for_url(server.base + "/sign-in")
+
+        page.goto(server.base + "/")
+        assert page.url == server.base + "/sign-in?next=/"
+        keep(page, tmp_path, "web-auth-1-sign-in")
+        page.fill("#name", "sara")
+        page.fill("#password", "wrong password")
+        page.click("button.primary")
+        assert "Sign-in failed" in page.inner_text("main")
+        page.fill("#password", password)
+        page.click("button.primary")
+        page.wait_for_url(server.base + "/")
+        assert page.inner_text("h1") == "Review queue"
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        keep(page, tmp_path, "web-auth-2-queue-en")
+
+        page.click("button[data-lang=ur]")
+        page.wait_for_selector("html[dir=rtl]")
+        assert page.get_attribute("html", "lang") == "ur"
+        assert page.inner_text("h1") == "جائزے کی فہرست"
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        keep(page, tmp_path, "web-auth-3-queue-ur")
+
+        page.click("#sign-out")
+        page.wait_for_url(server.base + "/sign-in")
+        assert page.get_attribute("html", "dir") == "rtl"  # the sign-in page keeps their language
+        keep(page, tmp_path, "web-auth-4-signed-out-ur")
+        page.goto(server.base + "/")
+        assert "/sign-in" in page.url
+    finally:
+        context.close()
+    actions = [(r["actor"], r["action"]) for r in store.audit.entries()]
+    store.close()
+    assert actions == [
+        ("sara", "sign-out"), ("sara", "sign-in"), ("sara", "failed sign-in"),
+        ("amna", "sign-out"), ("amna", "user change"), ("amna", "sign-in"),
+    ]  # fmt: skip
