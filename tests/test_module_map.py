@@ -13,7 +13,7 @@ ALLOWED = {
     "forms": {"nigraan"},
     "store": {"nigraan"},
     "sync": {"store", "nigraan"},
-    "server": {"store", "nigraan"},
+    "server": {"sync", "store", "nigraan"},  # serve runs the scheduled sync
     "reports": {"store", "nigraan"},
     "nigraan.cli": OURS,
 }
