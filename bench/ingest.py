@@ -282,9 +282,11 @@ def main(argv=None) -> int:
         warmup = encode_uploads(submissions(schema, 40, args.seed + 1), photo)
         payload_kb = sum(len(x) for _, x, _ in items) / len(items) / 1000
         photos = sum(len(p) for _, _, p in items) / len(items)
-        print(f"{args.count} custody_visit submissions, {payload_kb:.1f} kB XML and {photos:.2f} "
-              f"photos ({PHOTO_BYTES // 1000} kB) each on average; {args.devices} devices, "
-              f"server.threads={args.threads}")  # fmt: skip
+        print(
+            f"{args.count} custody_visit submissions, {payload_kb:.1f} kB XML and {photos:.2f} "
+            f"photos ({PHOTO_BYTES // 1000} kB) each on average; {args.devices} devices, "
+            f"server.threads={args.threads}"
+        )
 
         url = args.database_url or f"sqlite:///{work / 'nigraan.sqlite3'}"
         env = {
@@ -308,9 +310,11 @@ def main(argv=None) -> int:
             server.stop()
         ours = report("nigraan serve", seconds, latencies, statuses, len(items), cpu)
         with store.engine.connect() as conn:
-            ids = set(conn.execute(
-                select(t.submissions.c.root_id).where(t.submissions.c.form_id == FORM_ID)
-            ).scalars())  # fmt: skip
+            ids = set(
+                conn.execute(
+                    select(t.submissions.c.root_id).where(t.submissions.c.form_id == FORM_ID)
+                ).scalars()
+            )
             typed = conn.execute(
                 select(func.count()).select_from(store.form_table(FORM_ID))
             ).scalar()

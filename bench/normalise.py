@@ -118,10 +118,14 @@ def _value_pool(f: s.Field, rng: random.Random) -> list[Any]:
         ]
     if kind == s.GEOPOINT:  # a fresh dict per row (see _leaf), these are the coordinates
         return [
-            (round(rng.uniform(60, 77), 5), round(rng.uniform(24, 37), 5), rng.randint(0, 2000),
-             rng.randint(2, 30))
+            (
+                round(rng.uniform(60, 77), 5),
+                round(rng.uniform(24, 37), 5),
+                rng.randint(0, 2000),
+                rng.randint(2, 30),
+            )
             for _ in range(POOL)
-        ]  # fmt: skip
+        ]
     if kind == s.ATTACHMENT:
         return [f"{1764300000000 + rng.randrange(10**6)}.jpg" for _ in range(POOL)]
     if kind == s.TEXT:
@@ -313,9 +317,13 @@ def run_baseline(url: str, schema: s.FormSchema, count: int, seed: int, chunk: i
             if not with_items:
                 continue
             items = pd.json_normalize(
-                with_items, record_path=record_path, meta=["__id"], meta_prefix="submission",
-                sep="_", errors="ignore",
-            )  # fmt: skip
+                with_items,
+                record_path=record_path,
+                meta=["__id"],
+                meta_prefix="submission",
+                sep="_",
+                errors="ignore",
+            )
             items = items.drop(columns=_list_columns(items))
             items.to_sql(name, engine, if_exists="append", index=False)
 

@@ -31,8 +31,16 @@ from store import tables as t
 from store.review_queue import QueueFilter
 from store.store import Store
 
-FORMS = ["survivor_registration", "survivor_intake", "service_contact", "case_closure",
-         "custody_visit", "training_event", "training_participant", "advocacy_event"]  # fmt: skip
+FORMS = [
+    "survivor_registration",
+    "survivor_intake",
+    "service_contact",
+    "case_closure",
+    "custody_visit",
+    "training_event",
+    "training_participant",
+    "advocacy_event",
+]
 STATES = [None, None, None, "hasIssues", "edited", "approved", "approved", "rejected"]
 DISTRICTS = ["lahore", "multan", "faisalabad", "rawalpindi", "bahawalpur", "sargodha"]
 
@@ -45,24 +53,50 @@ def fill(store: Store, count: int, seed: int = 1) -> None:
         form = rng.choice(FORMS)
         root = f"uuid:{i:08d}-bench"
         received = start + timedelta(seconds=i * 150 + rng.randrange(100))
-        subs.append({
-            "form_id": form, "root_id": root, "current_instance_id": root, "form_version": "1",
-            "source": "openrosa", "encrypted": False, "edits": 0, "first_received_at": received,
-            "updated_at": received, "submitter_name": f"tablet-{rng.randrange(40)}",
-            "device_id": f"collect:{rng.randrange(40)}", "review_state": rng.choice(STATES),
-            "normalised": "typed",
-        })  # fmt: skip
-        summary.append({
-            "form_id": form, "root_id": root, "district": rng.choice(DISTRICTS),
-            "facility": f"ps-{rng.randrange(300)}", "support_unit": f"ssu_{rng.randrange(6)}",
-            "codes": f"lhr-{i:05d} m{rng.randrange(50)}",
-        })  # fmt: skip
+        subs.append(
+            {
+                "form_id": form,
+                "root_id": root,
+                "current_instance_id": root,
+                "form_version": "1",
+                "source": "openrosa",
+                "encrypted": False,
+                "edits": 0,
+                "first_received_at": received,
+                "updated_at": received,
+                "submitter_name": f"tablet-{rng.randrange(40)}",
+                "device_id": f"collect:{rng.randrange(40)}",
+                "review_state": rng.choice(STATES),
+                "normalised": "typed",
+            }
+        )
+        summary.append(
+            {
+                "form_id": form,
+                "root_id": root,
+                "district": rng.choice(DISTRICTS),
+                "facility": f"ps-{rng.randrange(300)}",
+                "support_unit": f"ssu_{rng.randrange(6)}",
+                "codes": f"lhr-{i:05d} m{rng.randrange(50)}",
+            }
+        )
         if rng.random() < 0.05:
-            flags.append({"form_id": form, "root_id": root, "rule_id": "unregistered_survivor",
-                          "reason_en": "x", "reason_ur": "x", "since": received})  # fmt: skip
+            flags.append(
+                {
+                    "form_id": form,
+                    "root_id": root,
+                    "rule_id": "unregistered_survivor",
+                    "reason_en": "x",
+                    "reason_ur": "x",
+                    "since": received,
+                }
+            )
     with store.engine.begin() as conn:
-        for table, rows in ((t.submissions, subs), (t.submission_summary, summary),
-                            (t.flags, flags)):  # fmt: skip
+        for table, rows in (
+            (t.submissions, subs),
+            (t.submission_summary, summary),
+            (t.flags, flags),
+        ):
             for j in range(0, len(rows), 5000):
                 conn.execute(insert(table), rows[j : j + 5000])
 
@@ -87,16 +121,24 @@ def main() -> None:
         print(f"filled {args.count:,} submissions in {time.perf_counter() - began:.1f} s")
         everything = QueueFilter(form_ids=tuple(FORMS))
         filtered = QueueFilter(
-            form_ids=tuple(FORMS), form_id="custody_visit", state="approved", district="lahore",
-            since=datetime(2026, 3, 1, tzinfo=UTC), until=datetime(2026, 6, 1, tzinfo=UTC),
+            form_ids=tuple(FORMS),
+            form_id="custody_visit",
+            state="approved",
+            district="lahore",
+            since=datetime(2026, 3, 1, tzinfo=UTC),
+            until=datetime(2026, 6, 1, tzinfo=UTC),
             text="m1",
-        )  # fmt: skip
+        )
 
         caseworker = QueueFilter(
-            form_ids=("survivor_registration", "survivor_intake", "service_contact",
-                      "case_closure"),
+            form_ids=(
+                "survivor_registration",
+                "survivor_intake",
+                "service_contact",
+                "case_closure",
+            ),
             support_unit="ssu_2",
-        )  # fmt: skip
+        )
 
         def count():
             with store.engine.connect() as conn:
@@ -108,10 +150,14 @@ def main() -> None:
         mine, cpage = best(lambda: store.review_queue(caseworker))
         print(f"baseline SELECT count(*) ({n:,} rows)  {base * 1000:8.1f} ms")
         print(f"queue first page ({len(page.rows)} rows of {page.total:,})  {first * 1000:8.1f} ms")
-        print(f"queue filtered page ({len(fpage.rows)} rows of {fpage.total:,})"
-              f"  {narrow * 1000:8.1f} ms")  # fmt: skip
-        print(f"caseworker's first page ({len(cpage.rows)} rows of {cpage.total:,})"
-              f"  {mine * 1000:8.1f} ms")  # fmt: skip
+        print(
+            f"queue filtered page ({len(fpage.rows)} rows of {fpage.total:,})"
+            f"  {narrow * 1000:8.1f} ms"
+        )
+        print(
+            f"caseworker's first page ({len(cpage.rows)} rows of {cpage.total:,})"
+            f"  {mine * 1000:8.1f} ms"
+        )
         print(f"ratio queue-first-page-vs-count {first / base:.2f}x")
         print(f"ratio queue-filtered-page-vs-count {narrow / base:.2f}x")
         store.close()

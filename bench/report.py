@@ -46,8 +46,13 @@ from store.store import Store
 
 SSUS = ["ssu_lahore", "ssu_rawalpindi", "ssu_islamabad"]
 DISTRICTS = ["lahore", "rawalpindi", "islamabad"]
-SERVICES = ["legal_counselling", "legal_aid_representation", "stress_management_session",
-            "life_skills_training", "psychosocial_counselling"]  # fmt: skip
+SERVICES = [
+    "legal_counselling",
+    "legal_aid_representation",
+    "stress_management_session",
+    "life_skills_training",
+    "psychosocial_counselling",
+]
 INSTITUTIONS = ["police", "prisons", "darul_aman_social_welfare", "cso_ngo", "media"]
 START = date(2026, 1, 1)
 
@@ -201,23 +206,32 @@ def main() -> None:
         url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
     config = load_config(
         overrides={
-            "instance_dir": str(tmp / "instance"), "forms.lock_file": str(tmp / "versions.json"),
+            "instance_dir": str(tmp / "instance"),
+            "forms.lock_file": str(tmp / "versions.json"),
             "forms.public_key_file": str(tmp / "keys" / "form-public.pem"),
-            "forms.validate": False, "database.url": url,
+            "forms.validate": False,
+            "database.url": url,
         },
         environ={},
-    )  # fmt: skip
+    )
     build_forms(config)
     store = Store.open(url)
     try:
         for path in sorted(config["forms.build_dir"].glob("*.xml")):
             store.register_form(path.read_bytes())
         n = args.count
-        fill(store, {
-            "survivor_registration": n, "service_contact": n, "survivor_intake": n,
-            "custody_visit": n, "training_event": max(1, n // 50), "training_participant": n,
-            "advocacy_event": n,
-        })  # fmt: skip
+        fill(
+            store,
+            {
+                "survivor_registration": n,
+                "service_contact": n,
+                "survivor_intake": n,
+                "custody_visit": n,
+                "training_event": max(1, n // 50),
+                "training_participant": n,
+                "advocacy_event": n,
+            },
+        )
         definitions = load_definitions()
         districts = support_unit_districts(config["forms.reference_dir"])
         targets = load_targets(config["reports.targets_file"])
@@ -225,10 +239,18 @@ def main() -> None:
         for label in ("2026-Q3", None):
             period = parse_period(label)
             read, rows = best_of(3, lambda p=period: indicator_rows(store, p.start, p.end))
-            shaped, report = best_of(3, lambda r=rows, p=period: compute(
-                r, definitions, period=p, ssu_district=districts, attendance_threshold=0.8,
-                pass_mark=7, targets=targets,
-            ))  # fmt: skip
+            shaped, report = best_of(
+                3,
+                lambda r=rows, p=period: compute(
+                    r,
+                    definitions,
+                    period=p,
+                    ssu_district=districts,
+                    attendance_threshold=0.8,
+                    pass_mark=7,
+                    targets=targets,
+                ),
+            )
             published, out = best_of(3, lambda r=report: report_rows(r, suppressed=True))
             read_rows = sum(len(r.rows) for r in rows.values())
             print(

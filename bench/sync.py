@@ -56,9 +56,14 @@ def _serve(n: int, queue) -> None:
         row["__id"] = instance
         row["meta"]["instanceID"] = instance
         row["photo"] = None
-        row["__system"].update(attachmentsExpected=0, attachmentsPresent=0, edits=0,
-                               reviewState=None, updatedAt=None,
-                               submissionDate=iso(first + timedelta(minutes=i)))  # fmt: skip
+        row["__system"].update(
+            attachmentsExpected=0,
+            attachmentsPresent=0,
+            edits=0,
+            reviewState=None,
+            updatedAt=None,
+            submissionDate=iso(first + timedelta(minutes=i)),
+        )
         rows.append(row)
     standin.add_rows("rec_visit", rows, keep_dates=True)
     queue.put(standin.base_url)
@@ -89,8 +94,10 @@ def main() -> None:
 
     start = time.perf_counter()
     params = {"$top": PAGE, "$count": "true", "$expand": "*"}
-    read = sum(len(p.rows) for p in read_pages(central, submissions_path(central, "rec_visit"),
-                                               params, prefetch=False))  # fmt: skip
+    read = sum(
+        len(p.rows)
+        for p in read_pages(central, submissions_path(central, "rec_visit"), params, prefetch=False)
+    )
     baseline = time.perf_counter() - start
     print(f"baseline: read {read} rows in {baseline:.2f} s")
 
@@ -117,11 +124,15 @@ def main() -> None:
         noop_time = time.perf_counter() - start
         assert noop.new == 0 and noop.changed == 0, noop
         store.close()
-    print(f"full sync:            {full_time:.2f} s  = {full_time / baseline:.2f} x baseline "
-          "(target <= 1.3)")  # fmt: skip
-    print(f"  of which Store.ingest_many: {full_storing:.2f} s ({full_storing / n * 1e6:.0f} us "
-          f"per submission); the rest: {full_time - full_storing:.2f} s "
-          f"= {(full_time - full_storing) / baseline:.2f} x baseline")  # fmt: skip
+    print(
+        f"full sync:            {full_time:.2f} s  = {full_time / baseline:.2f} x baseline "
+        "(target <= 1.3)"
+    )
+    print(
+        f"  of which Store.ingest_many: {full_storing:.2f} s ({full_storing / n * 1e6:.0f} us "
+        f"per submission); the rest: {full_time - full_storing:.2f} s "
+        f"= {(full_time - full_storing) / baseline:.2f} x baseline"
+    )
     print(f"no-op incremental:    {noop_time:.2f} s  (target < 1 s)")
     print(f"peak memory (RSS):    {_rss_mb():.0f} MB  (target < 300 MB)")
     central.close()

@@ -243,8 +243,10 @@ def explain(cause: Cause, location: StoreLocation, doing: str, after: str = "") 
     elif cause.kind == IO_ERROR:
         disk = f"the disk holding {where}" if location.directory else f"the disk of {where}"
         why = f"{disk} reports I/O errors ({cause.detail})"
-        remedy = ("the disk may be failing: check the system log (dmesg), back up and move the "
-                  "store to a sound disk")  # fmt: skip
+        remedy = (
+            "the disk may be failing: check the system log (dmesg), back up and move the "
+            "store to a sound disk"
+        )
     elif cause.kind == UNREACHABLE:
         why = f"the database ({where}) is unreachable or shutting down ({cause.detail})"
         remedy = "check that PostgreSQL is running and reachable; nigraan reconnects by itself"
@@ -280,8 +282,13 @@ class RepeatedLog:
     the line saying the trouble is over (`resolved`).
     """
 
-    def __init__(self, logger: logging.Logger, window: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic, timer: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        logger: logging.Logger,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        timer: bool = True,
+    ):
         self.logger = logger
         self.window = window
         self.clock = clock
@@ -329,5 +336,11 @@ class RepeatedLog:
                 continue
             del self._open[key]
             if repeats:
-                self.logger.log(level, "%s … %d more in the last %d s", message, repeats,
-                                max(1, round(now - started)), extra=extra)  # fmt: skip
+                self.logger.log(
+                    level,
+                    "%s … %d more in the last %d s",
+                    message,
+                    repeats,
+                    max(1, round(now - started)),
+                    extra=extra,
+                )

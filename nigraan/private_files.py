@@ -30,8 +30,10 @@ class ModeChange:
 
     def __str__(self) -> str:
         if self.error:
-            return (f"{self.path} has mode {self.old:04o} (others may read it) and could not "
-                    f"be made {self.new:04o}: {self.error}")  # fmt: skip
+            return (
+                f"{self.path} has mode {self.old:04o} (others may read it) and could not "
+                f"be made {self.new:04o}: {self.error}"
+            )
         return f"{self.path} had mode {self.old:04o} (others could read it); made {self.new:04o}"
 
 
@@ -75,8 +77,9 @@ def _tighten(path: Path, wanted_most: int, changes: list[ModeChange]) -> None:
         changes.append(ModeChange(path, old, new))
 
 
-def tighten_instance_modes(instance_dir: str | os.PathLike,
-                           database_url: str | None = None) -> list[ModeChange]:  # fmt: skip
+def tighten_instance_modes(
+    instance_dir: str | os.PathLike, database_url: str | None = None
+) -> list[ModeChange]:
     """Make `instance_dir` and everything in it owner-only (folders 0700, files 0600 at most),
     and the SQLite store's file, WAL and SHM 0600 wherever they are; returns what was looser.
 

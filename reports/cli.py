@@ -35,12 +35,14 @@ def build_report(config: Config, period_text: str | None):
     finally:
         store.close()
     return compute(
-        rows, load_definitions(), period=period,
+        rows,
+        load_definitions(),
+        period=period,
         ssu_district=support_unit_districts(config["forms.reference_dir"]),
         attendance_threshold=config["reports.attendance_threshold"],
         pass_mark=config["reports.pass_mark"],
         targets=load_targets(config["reports.targets_file"]),
-    )  # fmt: skip
+    )
 
 
 def _show(value) -> str:
@@ -55,8 +57,11 @@ def render_table(report, rows, suppressed: bool) -> str:
     out = io.StringIO()
     title = "all periods" if report.period.label == "all" else report.period.label
     out.write(f"Programme indicators, {title}")
-    out.write(" (counts 1 to 4 shown as <5; x: hidden so they cannot be worked out)\n"
-              if suppressed else " (not suppressed: for programme staff only)\n")  # fmt: skip
+    out.write(
+        " (counts 1 to 4 shown as <5; x: hidden so they cannot be worked out)\n"
+        if suppressed
+        else " (not suppressed: for programme staff only)\n"
+    )
     for row in rows:
         if row.disaggregation == TOTAL:
             target = f"  target {row.target:g}" if row.target is not None else ""
@@ -92,10 +97,16 @@ def render_csv(report, rows) -> str:
     for row in rows:
         writer.writerow({"period": report.period.label, **asdict(row)})
     for e in report.exclusions:
-        writer.writerow({
-            "period": report.period.label, "indicator": "left_out", "unit": "records",
-            "disaggregation": e.form_id, "category": e.reason, "value": e.records,
-        })  # fmt: skip
+        writer.writerow(
+            {
+                "period": report.period.label,
+                "indicator": "left_out",
+                "unit": "records",
+                "disaggregation": e.form_id,
+                "category": e.reason,
+                "value": e.records,
+            }
+        )
     return out.getvalue()
 
 
@@ -111,12 +122,25 @@ def report(ctx: click.Context) -> None:
 
 
 @report.command("indicators")
-@click.option("--period", "period_text", metavar="PERIOD",
-              help="A quarter (2026-Q3), a year (2026) or all (default).")  # fmt: skip
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "xlsx"]), default="table",
-              show_default=True)  # fmt: skip
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this file (required for xlsx).")  # fmt: skip
+@click.option(
+    "--period",
+    "period_text",
+    metavar="PERIOD",
+    help="A quarter (2026-Q3), a year (2026) or all (default).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "xlsx"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (required for xlsx).",
+)
 @click.option(
     "--unsuppressed",
     is_flag=True,

@@ -125,7 +125,7 @@ def load_definitions(path: Path | None = None) -> list[Indicator]:
                 period=entry.get("period", ""),
                 counts=entry.get("counts", ""),
                 params=params,
-            )  # fmt: skip
+            )
         )
     return out
 
@@ -174,8 +174,15 @@ def support_unit_districts(reference_dir: Path) -> dict[str, str]:
 # ----------------------------------------------------------------------------- frames
 
 
-DATES = ("first_contact", "service_date", "interview_date", "visit_date", "event_date",
-         "course_end", "recorded")  # fmt: skip
+DATES = (
+    "first_contact",
+    "service_date",
+    "interview_date",
+    "visit_date",
+    "event_date",
+    "course_end",
+    "recorded",
+)
 
 
 def frames(rows) -> dict[str, pd.DataFrame]:
@@ -349,11 +356,14 @@ def _trained_passing(ind, f, s, settings):
     passed = tested[pd.to_numeric(tested["post_score"], errors="coerce") >= settings["pass_mark"]]
     gain = pd.to_numeric(tested["normalised_gain"], errors="coerce").dropna()
     return Result(
-        ind, len(passed) / len(tested) if len(tested) else None, len(passed), len(tested),
+        ind,
+        len(passed) / len(tested) if len(tested) else None,
+        len(passed),
+        len(tested),
         breakdowns=_by(passed, ind.disaggregations, TRAINING_COLUMNS),
         denominators=_by(tested, ind.disaggregations, TRAINING_COLUMNS),
         extra={"mean_normalised_gain": round(float(gain.mean()), 3) if len(gain) else None},
-    )  # fmt: skip
+    )
 
 
 def _advocacy(f) -> pd.DataFrame:
@@ -417,10 +427,13 @@ def _facilities_meeting_standards(ind, f, s, settings):
     meets = latest[latest["meets_minimum_standards"] == "yes"]
     cols = {"facility_type": "facility_type", "district": "district"}
     return Result(
-        ind, len(meets) / len(latest) if len(latest) else None, len(meets), len(latest),
+        ind,
+        len(meets) / len(latest) if len(latest) else None,
+        len(meets),
+        len(latest),
         breakdowns=_by(meets, ind.disaggregations, cols),
         denominators=_by(latest, ind.disaggregations, cols),
-    )  # fmt: skip
+    )
 
 
 def _women_over_24h(ind, f, s, settings):
@@ -470,9 +483,15 @@ NEEDS_DISTRICTS = {"ssus_functional", "allegations"}
 
 
 def compute(
-    rows, definitions: list[Indicator], *, period: Period, ssu_district: dict[str, str],
-    attendance_threshold: float, pass_mark: int, targets: pd.DataFrame | None = None,
-) -> Report:  # fmt: skip
+    rows,
+    definitions: list[Indicator],
+    *,
+    period: Period,
+    ssu_district: dict[str, str],
+    attendance_threshold: float,
+    pass_mark: int,
+    targets: pd.DataFrame | None = None,
+) -> Report:
     """Every indicator for the period from the rows the store read for it."""
     f = frames(rows)
     settings = {"attendance_threshold": attendance_threshold, "pass_mark": pass_mark}

@@ -147,9 +147,11 @@ def suppress(table: Sequence[Sequence[int]], *, row_totals: bool = True) -> Publ
         leaking = [eq for eq in system.equations if len(hidden.intersection(eq)) == 1]
         equations = leaking or [eq for eq in system.equations if v in eq]
         candidates = [
-            u for eq in equations for u in eq
+            u
+            for eq in equations
+            for u in eq
             if system.is_cell(u) and isinstance(shown[u], int) and shown[u] >= MINIMUM
-        ]  # fmt: skip
+        ]
         if not candidates:
             break
         shown[min(candidates, key=lambda u: (values[u], u))] = HIDDEN
@@ -168,6 +170,9 @@ def _published(system: _System, shown: list[Shown], everything_hidden: bool) -> 
     cells = [[shown[system.cell(r, c)] for c in range(system.cols)] for r in range(system.rows)]
     row_totals = [shown[v] for v in system.row_total] if system.has_row_totals else None
     return Published(
-        cells, row_totals, [shown[v] for v in system.col_total], shown[system.grand],
+        cells,
+        row_totals,
+        [shown[v] for v in system.col_total],
+        shown[system.grand],
         everything_hidden,
-    )  # fmt: skip
+    )

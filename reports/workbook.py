@@ -13,8 +13,18 @@ from openpyxl.styles import Font
 from reports.indicators import Report, load_definitions
 from reports.publish import TOTAL, Row
 
-HEADER = ["indicator", "label (English)", "label (Urdu)", "unit", "breakdown", "category",
-          "value", "numerator", "denominator", "target"]  # fmt: skip
+HEADER = [
+    "indicator",
+    "label (English)",
+    "label (Urdu)",
+    "unit",
+    "breakdown",
+    "category",
+    "value",
+    "numerator",
+    "denominator",
+    "target",
+]
 GROUPS = {"output": "Outputs", "outcome": "Outcomes"}
 
 
@@ -36,8 +46,12 @@ def write_workbook(report: Report, rows: list[Row], path: Path) -> None:
     cover.append(["Attendance threshold", report.settings["attendance_threshold"]])
     cover.append(["Pass mark (out of 10)", report.settings["pass_mark"]])
     cover.append([])
-    cover.append(["Counts from 1 to 4 are shown as <5; cells marked x are hidden as well, so that "
-                  "no hidden count can be worked out from the totals."])  # fmt: skip
+    cover.append(
+        [
+            "Counts from 1 to 4 are shown as <5; cells marked x are hidden as well, so that "
+            "no hidden count can be worked out from the totals."
+        ]
+    )
     cover.append(["Survivor records left out (no consent to reporting)"])
     cover.append(["form", "reason", "records", "survivors"])
     for e in report.exclusions:
@@ -57,10 +71,20 @@ def write_workbook(report: Report, rows: list[Row], path: Path) -> None:
             mine = [r for r in rows if r.indicator == indicator_id]
             first = sheet.max_row + 1
             for r in mine:
-                sheet.append([r.indicator, r.label_en, r.label_ur, r.unit,
-                              "" if r.disaggregation == TOTAL else r.disaggregation, r.category,
-                              _cell(r.value), _cell(r.numerator), _cell(r.denominator),
-                              _cell(r.target)])  # fmt: skip
+                sheet.append(
+                    [
+                        r.indicator,
+                        r.label_en,
+                        r.label_ur,
+                        r.unit,
+                        "" if r.disaggregation == TOTAL else r.disaggregation,
+                        r.category,
+                        _cell(r.value),
+                        _cell(r.numerator),
+                        _cell(r.denominator),
+                        _cell(r.target),
+                    ]
+                )
             district = [i for i, r in enumerate(mine, first) if r.disaggregation == "district"]
             shown = all(isinstance(mine[i - first].value, int | float) for i in district)
             # A native chart of the district figures, only when none is hidden (a hidden cell
@@ -79,10 +103,33 @@ def write_workbook(report: Report, rows: list[Row], path: Path) -> None:
             sheet.append([])
 
     sheet = wb.create_sheet("Definitions")
-    sheet.append(["id", "label (English)", "label (Urdu)", "unit", "group", "forms", "rule",
-                  "disaggregations", "suppressed", "target period"])  # fmt: skip
+    sheet.append(
+        [
+            "id",
+            "label (English)",
+            "label (Urdu)",
+            "unit",
+            "group",
+            "forms",
+            "rule",
+            "disaggregations",
+            "suppressed",
+            "target period",
+        ]
+    )
     for d in definitions:
-        sheet.append([d.id, d.label_en, d.label_ur, d.unit, d.group, ", ".join(d.forms),
-                      d.rule_text, ", ".join(d.disaggregations), "yes" if d.suppress else "no",
-                      d.period])  # fmt: skip
+        sheet.append(
+            [
+                d.id,
+                d.label_en,
+                d.label_ur,
+                d.unit,
+                d.group,
+                ", ".join(d.forms),
+                d.rule_text,
+                ", ".join(d.disaggregations),
+                "yes" if d.suppress else "no",
+                d.period,
+            ]
+        )
     wb.save(path)

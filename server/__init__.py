@@ -125,9 +125,11 @@ def _http_error(exc: HTTPException):
         length = request.content_length
         if length is not None and length <= limit:
             # Within the byte limit: werkzeug refused the part count or a text field's size.
-            return openrosa.problem_response(problems.too_many_parts(
-                current_app.config["MAX_FORM_PARTS"], current_app.config["MAX_FORM_MEMORY_SIZE"]
-            ))  # fmt: skip
+            return openrosa.problem_response(
+                problems.too_many_parts(
+                    current_app.config["MAX_FORM_PARTS"], current_app.config["MAX_FORM_MEMORY_SIZE"]
+                )
+            )
         return openrosa.problem_response(problems.too_large(limit))
     return openrosa.xml_response(
         openrosa_response(f"{exc.name}: {exc.description}", error=True), exc.code or 500, bare=True

@@ -60,14 +60,19 @@ class _OpenRosaErrorTask(ErrorTask):
         problem = problems.refused_by_server(
             error.code, str(error.body), self.channel.max_submission_bytes
         )
-        body = ("" if getattr(self.request, "command", "") == "HEAD" else
-                openrosa_response(problem.message, error=True)).encode("utf-8")  # fmt: skip
+        body = (
+            ""
+            if getattr(self.request, "command", "") == "HEAD"
+            else openrosa_response(problem.message, error=True)
+        ).encode("utf-8")
         self.status = f"{error.code} {error.reason}"
-        self.response_headers.extend([
-            ("Content-Type", "text/xml; charset=utf-8"),
-            ("X-OpenRosa-Version", "1.0"),
-            ("Content-Language", "en"),
-        ])  # fmt: skip
+        self.response_headers.extend(
+            [
+                ("Content-Type", "text/xml; charset=utf-8"),
+                ("X-OpenRosa-Version", "1.0"),
+                ("Content-Language", "en"),
+            ]
+        )
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)
@@ -95,9 +100,10 @@ class GuardedChannel(HTTPChannel):
             self.local_address = None
         host = addr[0] if isinstance(addr, tuple) else addr
         held = sum(
-            1 for c in list(server.active_channels.values())
+            1
+            for c in list(server.active_channels.values())
             if isinstance(c.addr, tuple) and c.addr[0] == host
-        )  # fmt: skip
+        )
         if held > self.per_address:
             self.will_close = True  # closed on the next turn of the loop, nothing read
             now = time.monotonic()
@@ -105,8 +111,11 @@ class GuardedChannel(HTTPChannel):
                 GuardedChannel._last_cap_warning = now
                 log.warning(
                     "%s holds %d connections (server.connections_per_address is %d): "
-                    "closing its new ones", host, held - 1, self.per_address,
-                )  # fmt: skip
+                    "closing its new ones",
+                    host,
+                    held - 1,
+                    self.per_address,
+                )
 
     def readable(self):
         """Called by waitress's loop for every connection at least once a second: the place
@@ -134,8 +143,9 @@ class GuardedChannel(HTTPChannel):
             return receiving > self.PRESSED_TIMEOUT and (
                 request.body_bytes_received < self.PRESSED_MIN_RATE * receiving
             )
-        deadline = min(self.header_timeout, self.PRESSED_TIMEOUT) if pressed else (
-            self.header_timeout)  # fmt: skip
+        deadline = (
+            min(self.header_timeout, self.PRESSED_TIMEOUT) if pressed else (self.header_timeout)
+        )
         return now - self.waiting_since > deadline
 
 

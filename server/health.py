@@ -69,8 +69,9 @@ class ServerHealth:
             kind = cause.kind
         with self._lock:
             self.last_failure = {"at": now_iso(), "cause": kind, "message": line}
-        self.repeats.log(f"not_saved:{kind}", f"submission to {form_id} not saved: {line}",
-                         cause=kind)  # fmt: skip
+        self.repeats.log(
+            f"not_saved:{kind}", f"submission to {form_id} not saved: {line}", cause=kind
+        )
 
     def storage_failed(self, exc: BaseException) -> bool:
         """A request failed reading the store: log its cause once a minute; False if the
@@ -78,8 +79,9 @@ class ServerHealth:
         cause = classify(exc)
         if cause.kind == OTHER:
             return False
-        line = explain(cause, self.location, "cannot read the store",
-                       "; devices get 500 and try again")  # fmt: skip
+        line = explain(
+            cause, self.location, "cannot read the store", "; devices get 500 and try again"
+        )
         self.repeats.log(f"read:{cause.kind}", line, cause=cause.kind)
         return True
 
@@ -91,12 +93,14 @@ class ServerHealth:
         except Exception as exc:
             cause = classify(exc)
             checks["store_process"] = {
-                "status": FAIL, "cause": cause.kind,
+                "status": FAIL,
+                "cause": cause.kind,
                 "message": explain(cause, self.location, "the store process does not answer"),
-            }  # fmt: skip
+            }
         uploads = Path(tempfile.gettempdir())
-        checks["uploads_disk"] = disk_check(uploads, "uploads in transit",
-                                            self.config["health.min_free_mb"])  # fmt: skip
+        checks["uploads_disk"] = disk_check(
+            uploads, "uploads in transit", self.config["health.min_free_mb"]
+        )
         checks["submissions"] = self._submissions(checks)
         checks["sync"] = sync_check(self.read_engine)
         return {"status": overall(checks), "time": now_iso(), "checks": checks}
@@ -139,8 +143,10 @@ def status_report(config) -> dict[str, Any]:
     file = engine.url.database if engine.dialect.name == "sqlite" else None
     if file and file != ":memory:" and not Path(file).exists():  # never make an empty one
         engine.dispose()
-        missing = (f"there is no store at {location.shown} — run `nigraan store init` (or "
-                   "check database.url)")  # fmt: skip
+        missing = (
+            f"there is no store at {location.shown} — run `nigraan store init` (or "
+            "check database.url)"
+        )
         checks = {"database": {"status": FAIL, "backend": "sqlite", "message": missing}}
         checks["server"] = _server_health(server_url(config) + "/health")
         return {"status": overall(checks), "time": now_iso(), "checks": checks}
@@ -173,10 +179,17 @@ def _server_health(url: str) -> dict[str, Any]:
         except ValueError:
             return {"status": FAIL, "url": url, "message": f"{url} answered HTTP {exc.code}"}
     except (OSError, ValueError):
-        return {"status": OK, "url": url, "running": False,
-                "message": f"no nigraan serve answers at {url}"}  # fmt: skip
-    failing = {name: c.get("message", "") for name, c in answer.get("checks", {}).items()
-               if c.get("status") == FAIL}  # fmt: skip
+        return {
+            "status": OK,
+            "url": url,
+            "running": False,
+            "message": f"no nigraan serve answers at {url}",
+        }
+    failing = {
+        name: c.get("message", "")
+        for name, c in answer.get("checks", {}).items()
+        if c.get("status") == FAIL
+    }
     check = {"status": answer.get("status", FAIL), "url": url, "running": True}
     if failing:
         check["message"] = "; ".join(f"{name}: {text}" for name, text in failing.items())

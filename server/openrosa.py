@@ -101,9 +101,12 @@ def authenticate():
     if same_uri and digest.authenticate(auth, digest.get_auth_password(auth)):
         return g.app_user  # set when the account's HA1 was looked up
     raise problems.OpenRosaProblem(
-        401, "401.2", "Could not authenticate with the provided credentials.", bare=True,
+        401,
+        "401.2",
+        "Could not authenticate with the provided credentials.",
+        bare=True,
         headers={"WWW-Authenticate": digest.authenticate_header()},
-    )  # fmt: skip
+    )
 
 
 def project_exists() -> bool:
@@ -282,8 +285,9 @@ def submission() -> Response:
     if result.status == REFUSED:
         raise problems.not_stored_whole(result.message)
     # created, edited, duplicate (a resend; missing attachments were filled in): all stored.
-    return xml_response(openrosa_response("full submission upload was successful!", error=False),
-                        201)  # fmt: skip
+    return xml_response(
+        openrosa_response("full submission upload was successful!", error=False), 201
+    )
 
 
 def _xml_part() -> bytes:

@@ -95,9 +95,13 @@ class PublishedForms:
                 kept = f"version {previous.version} stays served" if previous else "not served"
                 log.error(  # noqa: TRY400 - the store's reason is the message, no traceback
                     "form %s (in %s) version %s refused by the store, %s: %s %s",
-                    form_id, self.build_dir, form.version, kept,
-                    exc.message, exc.hint or "",
-                )  # fmt: skip
+                    form_id,
+                    self.build_dir,
+                    form.version,
+                    kept,
+                    exc.message,
+                    exc.hint or "",
+                )
                 if previous is not None:
                     served[form_id] = previous
                 continue

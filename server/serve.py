@@ -52,7 +52,7 @@ def serve(config: Config, echo=print) -> None:
             "  note: behind an https proxy every device has the proxy's address: set "
             "server.connections_per_address to server.connection_limit "
             f"({config['server.connection_limit']})."
-        )  # fmt: skip
+        )
     echo(f"  health for monitoring: {server_url(config)}/health (JSON; 503 when failing)")
     if scheduler is not None:
         minutes = config["sync.interval_minutes"]

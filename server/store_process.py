@@ -79,18 +79,20 @@ class StoreProcess:
         parent, child = self._context.Pipe()
         self._conn = parent
         self._process = self._context.Process(
-            target=run_store_process, args=(self.database_url, child, self.options),
+            target=run_store_process,
+            args=(self.database_url, child, self.options),
             name="nigraan-store",
             daemon=True,
-        )  # fmt: skip
+        )
         self._process.start()
         child.close()
         ready = parent.recv()  # ("ready", None) or ("failed", message)
         if ready[0] != "ready":
             self._process.join(5)
             raise StoreProcessError(ready[1])
-        self._reader = threading.Thread(target=self._read, args=(parent,), daemon=True,
-                                        name="store-process-reader")  # fmt: skip
+        self._reader = threading.Thread(
+            target=self._read, args=(parent,), daemon=True, name="store-process-reader"
+        )
         self._reader.start()
 
     def _send(self, kind: str, payload: Any) -> Future:
@@ -165,8 +167,11 @@ class StoreWriter:
 
         options = options or {}
         self.store = store
-        self.watch = WalWatch(store.engine, StoreLocation.from_url(store.engine.url),
-                              options.get("health.max_wal_mb", 256))  # fmt: skip
+        self.watch = WalWatch(
+            store.engine,
+            StoreLocation.from_url(store.engine.url),
+            options.get("health.max_wal_mb", 256),
+        )
         self.writer = SubmissionWriter(store, after_commit=self.watch.after_commit)
         self.min_free_mb = options.get("health.min_free_mb", 500)
 
@@ -264,8 +269,11 @@ def run_store_process(database_url: str, conn, options: dict[str, Any] | None = 
     try:
         store = Store.open(database_url)
     except Exception as exc:  # e.g. the database is unreachable: say so to the server
-        reason = str(exc) if isinstance(exc, NigraanError) else explain_store_failure(
-            exc, database_url)[1]  # fmt: skip
+        reason = (
+            str(exc)
+            if isinstance(exc, NigraanError)
+            else explain_store_failure(exc, database_url)[1]
+        )
         conn.send(("failed", reason))
         return
     writer = StoreWriter(store, options)

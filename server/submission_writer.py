@@ -26,8 +26,12 @@ MAX_BATCH = 64
 
 
 class SubmissionWriter:
-    def __init__(self, store: Store, max_batch: int = MAX_BATCH,
-                 after_commit: Callable[[], None] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        max_batch: int = MAX_BATCH,
+        after_commit: Callable[[], None] | None = None,
+    ):
         self.store = store
         self.max_batch = max_batch
         self.after_commit = after_commit  # on the writer thread, after each committed batch

@@ -54,7 +54,7 @@ class AppUsers:
                         token_sha256=token_sha256,
                         digest_ha1=digest_ha1,
                         created_at=now,
-                    )  # fmt: skip
+                    )
                 ).inserted_primary_key[0]
                 rows = [{"app_user_id": user_id, "form_id": f} for f in sorted(set(forms))]
                 if rows:
@@ -75,8 +75,9 @@ class AppUsers:
             forms = conn.execute(
                 select(t.app_user_forms.c.form_id).where(t.app_user_forms.c.app_user_id == row.id)
             ).scalars()
-            return AppUser(row.id, row.name, row.digest_ha1, frozenset(forms), row.created_at,
-                           row.revoked_at)  # fmt: skip
+            return AppUser(
+                row.id, row.name, row.digest_ha1, frozenset(forms), row.created_at, row.revoked_at
+            )
 
     def by_token(self, token_sha256: str) -> AppUser | None:
         return self._find(t.app_users.c.token_sha256 == token_sha256)
@@ -97,7 +98,7 @@ class AppUsers:
                     frozenset(forms.get(r.id, ())),
                     r.created_at,
                     r.revoked_at,
-                )  # fmt: skip
+                )
                 for r in conn.execute(select(t.app_users).order_by(t.app_users.c.name))
             ]
 

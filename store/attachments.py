@@ -12,8 +12,14 @@ from store.bulk_insert import insert_ignore
 from store.incoming import fitting_content_type, sha256
 
 
-def add_attachment(engine: Engine, form_id: str, instance_id: str, name: str, content: bytes,
-                   content_type: str | None = None) -> bool:  # fmt: skip
+def add_attachment(
+    engine: Engine,
+    form_id: str,
+    instance_id: str,
+    name: str,
+    content: bytes,
+    content_type: str | None = None,
+) -> bool:
     """Fill in an attachment the submission names; False if it names no such file."""
     with engine.begin() as conn:
         row = conn.execute(
@@ -29,8 +35,15 @@ def add_attachment(engine: Engine, form_id: str, instance_id: str, name: str, co
     return True
 
 
-def fill_attachment(conn: Connection, form_id, instance_id, name, content, content_type,
-                    received: datetime | None = None) -> None:  # fmt: skip
+def fill_attachment(
+    conn: Connection,
+    form_id,
+    instance_id,
+    name,
+    content,
+    content_type,
+    received: datetime | None = None,
+) -> None:
     """Store a file once by sha256 and link it to the submission version that names it."""
     sa = t.submission_attachments
     digest = sha256(content)
@@ -39,9 +52,13 @@ def fill_attachment(conn: Connection, form_id, instance_id, name, content, conte
     conn.execute(
         update(sa)
         .where(sa.c.form_id == form_id, sa.c.instance_id == instance_id, sa.c.name == name)
-        .values(sha256=digest, size=len(content), content_type=fitting_content_type(content_type),
-                received_at=received or t.utcnow())
-    )  # fmt: skip
+        .values(
+            sha256=digest,
+            size=len(content),
+            content_type=fitting_content_type(content_type),
+            received_at=received or t.utcnow(),
+        )
+    )
 
 
 def attachment(engine: Engine, form_id: str, instance_id: str, name: str) -> bytes | None:
@@ -67,5 +84,5 @@ def attachments(engine: Engine, form_id: str, instance_id: str) -> list[dict]:
             select(sa.c.name, sa.c.sha256, sa.c.size, sa.c.content_type)
             .where(sa.c.form_id == form_id, sa.c.instance_id == instance_id)
             .order_by(sa.c.name)
-        )  # fmt: skip
+        )
         return [{**r._mapping, "exists": r.sha256 is not None} for r in rows]

@@ -15,9 +15,13 @@ from store.outcomes import CENTRAL
 
 
 def add_history(
-    engine: Engine, form_id: str, root_id: str, order: list[str], xml: Mapping[str, bytes],
+    engine: Engine,
+    form_id: str,
+    root_id: str,
+    order: list[str],
+    xml: Mapping[str, bytes],
     received_at: datetime | None = None,
-) -> int:  # fmt: skip
+) -> int:
     """Versions of a stored submission that Central holds and the store lacks.
 
     `order` is every instanceID Central lists for the submission, oldest first; `xml` the
@@ -67,8 +71,11 @@ def add_history(
                 row["deprecated_id"] = previous
                 rows.append(row)
             elif instance_id in new:
-                rows.append(_history_row(form_id, root_id, instance_id, previous,
-                                          xml[instance_id], received))  # fmt: skip
+                rows.append(
+                    _history_row(
+                        form_id, root_id, instance_id, previous, xml[instance_id], received
+                    )
+                )
         if moved:
             conn.execute(delete(sv).where(sv.c.id.in_(moved)))
         for row in rows:  # one by one: ids in this order
@@ -83,9 +90,15 @@ def _history_row(form_id, root_id, instance_id, previous, payload: bytes, receiv
     except SubmissionError:
         doc = None  # kept all the same: the raw layer holds whatever Central held
     return {
-        "form_id": form_id, "instance_id": instance_id, "root_id": root_id,
+        "form_id": form_id,
+        "instance_id": instance_id,
+        "root_id": root_id,
         "deprecated_id": (doc.deprecated_id if doc else None) or previous,
-        "form_version": doc.form_version if doc else None, "source": CENTRAL,
-        "payload_kind": "xml", "payload": payload, "payload_sha256": sha256(payload),
-        "received_at": received, "current": False,
-    }  # fmt: skip
+        "form_version": doc.form_version if doc else None,
+        "source": CENTRAL,
+        "payload_kind": "xml",
+        "payload": payload,
+        "payload_sha256": sha256(payload),
+        "received_at": received,
+        "current": False,
+    }

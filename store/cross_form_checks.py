@@ -107,10 +107,11 @@ def unregistered_survivor(records: list[Record]) -> Iterable[Flag]:
     for r in records:
         code = r.values["survivor_code"]
         yield _flag(
-            r, "unregistered_survivor",
+            r,
+            "unregistered_survivor",
             f"Survivor code {code} has no registration (survivor_registration).",
             f"سروائیور کوڈ {code} کی کوئی رجسٹریشن (survivor_registration) نہیں ہے۔",
-        )  # fmt: skip
+        )
 
 
 @rule(
@@ -136,16 +137,18 @@ def service_outside_case(records: list[Record]) -> Iterable[Flag]:
             continue
         if registered and day < registered:
             yield _flag(
-                r, "service_outside_case",
+                r,
+                "service_outside_case",
                 f"Service on {day} is before the registration on {registered}.",
                 f"{day} کی سروس {registered} کی رجسٹریشن سے پہلے کی ہے۔",
-            )  # fmt: skip
+            )
         elif closed and day > closed:
             yield _flag(
-                r, "service_outside_case",
+                r,
+                "service_outside_case",
                 f"Service on {day} is after the case was closed on {closed}.",
                 f"{day} کی سروس {closed} کو کیس بند ہونے کے بعد کی ہے۔",
-            )  # fmt: skip
+            )
 
 
 @rule(
@@ -169,19 +172,21 @@ def held_over_24h(records: list[Record]) -> Iterable[Flag]:
     longest = _number(visit.values["longest_hours"])
     over = _number(visit.values["held_over_24h"])
     interviews = [
-        _number(r.values["hours"]) for r in records
-        if r.form_id != "custody_visit" and r.values["magistrate"] == "no"
+        _number(r.values["hours"])
+        for r in records
+        if r.form_id != "custody_visit"
+        and r.values["magistrate"] == "no"
         and (_number(r.values["hours"]) or 0) > 24
-    ]  # fmt: skip
+    ]
     if (longest or 0) > 24 or (over or 0) > 0 or interviews:
         hours = max([h for h in [longest, *interviews] if h is not None] or [24])
         yield _flag(
-            visit, "held_over_24h",
-            f"A woman was held over 24 hours ({hours:g} h) without production before "
-            "a magistrate.",
+            visit,
+            "held_over_24h",
+            f"A woman was held over 24 hours ({hours:g} h) without production before a magistrate.",
             "ایک خاتون کو مجسٹریٹ کے سامنے پیش کیے بغیر 24 گھنٹے سے زیادہ "
             f"({hours:g} گھنٹے) رکھا گیا۔",
-        )  # fmt: skip
+        )
 
 
 @rule(
@@ -199,10 +204,11 @@ def no_female_staff(records: list[Record]) -> Iterable[Flag]:
         women, staff = _number(r.values["women"]), _number(r.values["female_staff"])
         if (women or 0) > 0 and staff == 0:
             yield _flag(
-                r, "no_female_staff",
+                r,
+                "no_female_staff",
                 f"{women:g} women held and no female staff member on duty.",
                 f"{women:g} خواتین زیرِ حراست اور کوئی خاتون اہلکار ڈیوٹی پر نہیں۔",
-            )  # fmt: skip
+            )
 
 
 _PARTICIPANT = {
@@ -215,8 +221,11 @@ _PARTICIPANT = {
 }
 
 
-@rule("post_test_without_pre_test", {"training_participant": _PARTICIPANT},
-      key=("participant_code", "event_id"))  # fmt: skip
+@rule(
+    "post_test_without_pre_test",
+    {"training_participant": _PARTICIPANT},
+    key=("participant_code", "event_id"),
+)
 def post_test_without_pre_test(records: list[Record]) -> Iterable[Flag]:
     """A participant of a course with a post-test and no pre-test."""
     if any(r.values["pre"] == "yes" for r in records):
@@ -225,14 +234,14 @@ def post_test_without_pre_test(records: list[Record]) -> Iterable[Flag]:
         if r.values["post"] == "yes":
             code = r.values["participant_code"]
             yield _flag(
-                r, "post_test_without_pre_test",
+                r,
+                "post_test_without_pre_test",
                 f"Participant {code} has a post-test and no pre-test.",
                 f"شریک {code} کا پوسٹ ٹیسٹ ہے مگر پری ٹیسٹ نہیں۔",
-            )  # fmt: skip
+            )
 
 
-@rule("participant_conflict", {"training_participant": _PARTICIPANT},
-      key=("participant_code",))  # fmt: skip
+@rule("participant_conflict", {"training_participant": _PARTICIPANT}, key=("participant_code",))
 def participant_conflict(records: list[Record]) -> Iterable[Flag]:
     """One participant code used with different sex or institution."""
     sexes = {r.values["sex"] for r in records if r.values["sex"]}
@@ -248,10 +257,11 @@ def participant_conflict(records: list[Record]) -> Iterable[Flag]:
     for r in records:
         code = r.values["participant_code"]
         yield _flag(
-            r, "participant_conflict",
+            r,
+            "participant_conflict",
             f"Participant code {code} is used with different {what}.",
             f"شریک کوڈ {code} مختلف ({what_ur}) کے ساتھ استعمال ہوا ہے۔",
-        )  # fmt: skip
+        )
 
 
 @rule(
@@ -272,12 +282,13 @@ def possible_duplicate_visit(records: list[Record]) -> Iterable[Flag]:
     for r in records:
         v = r.values
         yield _flag(
-            r, "possible_duplicate_visit",
+            r,
+            "possible_duplicate_visit",
             f"Possible duplicate: {len(records)} visits to {v['facility']} on {_day(v['day'])} "
             f"by monitor {v['monitor']}.",
             f"ممکنہ دہرا اندراج: مانیٹر {v['monitor']} کے {_day(v['day'])} کو {v['facility']} "
             f"کے {len(records)} دورے۔",
-        )  # fmt: skip
+        )
 
 
 # ------------------------------------------------------------------------- evaluation
@@ -297,9 +308,17 @@ class _Tables:
             name = self.conn.execute(
                 select(ft.c.table_name).where(ft.c.form_id == form_id, ft.c.repeat_path == repeat)
             ).scalar()
-            found = {} if name is None else dict(self.conn.execute(
-                    select(fc.c.field_path, fc.c.column_name)
-                    .where(fc.c.table_name == name, fc.c.part == "")).all())  # fmt: skip
+            found = (
+                {}
+                if name is None
+                else dict(
+                    self.conn.execute(
+                        select(fc.c.field_path, fc.c.column_name).where(
+                            fc.c.table_name == name, fc.c.part == ""
+                        )
+                    ).all()
+                )
+            )
             self._cache[source] = None if name is None else (name, found)
         return self._cache[source]
 
@@ -332,8 +351,10 @@ class _Tables:
                 query = query.where(tab.c[chunk[0]].in_(chunk[1]))
             for row in self.conn.execute(query):
                 values = {alias: (row._mapping[c] if c else None) for alias, c in names.items()}
-                values = {a: (str(v) if v is not None and a not in ("hours",) else v)
-                          for a, v in values.items()}  # fmt: skip
+                values = {
+                    a: (str(v) if v is not None and a not in ("hours",) else v)
+                    for a, v in values.items()
+                }
                 out.append(Record(form_id, row[0], values))
         return out
 
@@ -372,30 +393,38 @@ def _run(r: Rule, tabs: _Tables, touched: dict[str, set[str]] | None):
         own = records
     else:
         own = [
-            x for source, f in r.fields.items()
+            x
+            for source, f in r.fields.items()
             for x in tabs.records(source, f, ("__id", touched.get(source.partition("/")[0], ())))
-        ]  # fmt: skip
+        ]
         records = own
         if r.key:
             keys = {_key_text(k) for x in own if (k := _group_key(r, x)) is not None}
             for form, roots in touched.items():  # the keys they had before (edit, delete)
                 for chunk in _chunks(sorted(roots)):
-                    keys |= set(conn.execute(
-                        select(ck.c.key).where(ck.c.rule_id == r.id, ck.c.form_id == form,
-                                               ck.c.root_id.in_(chunk))
-                    ).scalars())  # fmt: skip
+                    keys |= set(
+                        conn.execute(
+                            select(ck.c.key).where(
+                                ck.c.rule_id == r.id, ck.c.form_id == form, ck.c.root_id.in_(chunk)
+                            )
+                        ).scalars()
+                    )
             members: set[tuple[str, str]] = set()
             for chunk in _chunks(sorted(keys)):
-                members |= set(conn.execute(
-                    select(ck.c.form_id, ck.c.root_id)
-                    .where(ck.c.rule_id == r.id, ck.c.key.in_(chunk))
-                ))  # fmt: skip
+                members |= set(
+                    conn.execute(
+                        select(ck.c.form_id, ck.c.root_id).where(
+                            ck.c.rule_id == r.id, ck.c.key.in_(chunk)
+                        )
+                    )
+                )
             others = _by_form(m for m in members if m[1] not in touched.get(m[0], ()))
             records = own + [
-                x for source, f in r.fields.items()
+                x
+                for source, f in r.fields.items()
                 for x in tabs.records(source, f, ("__id", others.get(source, ())))
                 if others.get(source)
-            ]  # fmt: skip
+            ]
             records = [x for x in records if _key_text(_group_key(r, x) or ()) in keys]
     groups: dict[Any, list[Record]] = defaultdict(list)
     for x in records:
@@ -417,13 +446,24 @@ def _keep_keys(conn: Connection, r: Rule, touched, own: list[Record]) -> None:
     else:
         for form, roots in touched.items():
             for chunk in _chunks(sorted(roots)):
-                conn.execute(delete(ck).where(ck.c.rule_id == r.id, ck.c.form_id == form,
-                                              ck.c.root_id.in_(chunk)))  # fmt: skip
-    rows = {(r.id, _key_text(k), x.form_id, x.root_id)
-            for x in own if (k := _group_key(r, x)) is not None}  # fmt: skip
+                conn.execute(
+                    delete(ck).where(
+                        ck.c.rule_id == r.id, ck.c.form_id == form, ck.c.root_id.in_(chunk)
+                    )
+                )
+    rows = {
+        (r.id, _key_text(k), x.form_id, x.root_id)
+        for x in own
+        if (k := _group_key(r, x)) is not None
+    }
     if rows:
-        conn.execute(insert(ck), [dict(zip(("rule_id", "key", "form_id", "root_id"), row,
-                                           strict=True)) for row in sorted(rows)])  # fmt: skip
+        conn.execute(
+            insert(ck),
+            [
+                dict(zip(("rule_id", "key", "form_id", "root_id"), row, strict=True))
+                for row in sorted(rows)
+            ],
+        )
 
 
 def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None) -> None:
@@ -450,30 +490,47 @@ def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None) -> No
         else:
             for form, roots in _by_form(scope).items():
                 for chunk in _chunks(roots):
-                    existing.update({
-                        (f, root): reason for f, root, reason in conn.execute(
-                            select(fl.c.form_id, fl.c.root_id, fl.c.reason_en).where(
-                                fl.c.rule_id == r.id, fl.c.form_id == form,
-                                fl.c.root_id.in_(chunk)))
-                    })  # fmt: skip
+                    existing.update(
+                        {
+                            (f, root): reason
+                            for f, root, reason in conn.execute(
+                                select(fl.c.form_id, fl.c.root_id, fl.c.reason_en).where(
+                                    fl.c.rule_id == r.id,
+                                    fl.c.form_id == form,
+                                    fl.c.root_id.in_(chunk),
+                                )
+                            )
+                        }
+                    )
         for form, root in [k for k in existing if k not in flags]:
-            conn.execute(delete(fl).where(fl.c.form_id == form, fl.c.root_id == root,
-                                          fl.c.rule_id == r.id))  # fmt: skip
+            conn.execute(
+                delete(fl).where(fl.c.form_id == form, fl.c.root_id == root, fl.c.rule_id == r.id)
+            )
         new = [f for k, f in flags.items() if k not in existing]
         if new:
-            conn.execute(insert(fl), [
-                {"form_id": f.form_id, "root_id": f.root_id, "rule_id": f.rule_id,
-                 "reason_en": f.reason_en, "reason_ur": f.reason_ur, "since": now}
-                for f in new
-            ])  # fmt: skip
+            conn.execute(
+                insert(fl),
+                [
+                    {
+                        "form_id": f.form_id,
+                        "root_id": f.root_id,
+                        "rule_id": f.rule_id,
+                        "reason_en": f.reason_en,
+                        "reason_ur": f.reason_ur,
+                        "since": now,
+                    }
+                    for f in new
+                ],
+            )
         for k, f in flags.items():
             if k in existing and existing[k] != f.reason_en:
                 conn.execute(
                     update(fl)
-                    .where(fl.c.form_id == f.form_id, fl.c.root_id == f.root_id,
-                           fl.c.rule_id == r.id)
+                    .where(
+                        fl.c.form_id == f.form_id, fl.c.root_id == f.root_id, fl.c.rule_id == r.id
+                    )
                     .values(reason_en=f.reason_en, reason_ur=f.reason_ur)
-                )  # fmt: skip
+                )
     summarise(conn, tabs, touched)
 
 
@@ -482,17 +539,26 @@ def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None) -> No
 # Per form: the fields that place a submission and the codes the queue's free text searches.
 SUMMARY: dict[str, dict[str, Any]] = {
     "survivor_registration": {"unit": "ssu_site", "codes": ["survivor_code", "caseworker_code"]},
-    "survivor_intake": {"unit": "admin/ssu_site", "district": "survivor/residence_district",
-                        "codes": ["admin/survivor_code", "admin/caseworker_code"]},
+    "survivor_intake": {
+        "unit": "admin/ssu_site",
+        "district": "survivor/residence_district",
+        "codes": ["admin/survivor_code", "admin/caseworker_code"],
+    },
     "service_contact": {"unit": "ssu_site", "codes": ["survivor_code", "staff_code"]},
     "case_closure": {"codes": ["survivor_code", "caseworker_code"]},
-    "custody_visit": {"district": "b0_visit/district", "facility": "b0_visit/facility_id",
-                      "codes": ["b0_visit/visit_id", "b0_visit/monitor_code"]},
+    "custody_visit": {
+        "district": "b0_visit/district",
+        "facility": "b0_visit/facility_id",
+        "codes": ["b0_visit/visit_id", "b0_visit/monitor_code"],
+    },
     "training_event": {"district": "district", "codes": ["event_id"]},
-    "training_participant": {"district": "district", "facility": "police_station",
-                             "codes": ["participant_code", "event_id"]},
+    "training_participant": {
+        "district": "district",
+        "facility": "police_station",
+        "codes": ["participant_code", "event_id"],
+    },
     "advocacy_event": {"district": "district", "codes": ["event_id"]},
-}  # fmt: skip
+}
 
 
 def summarise(conn: Connection, tabs: _Tables, touched: dict[str, set[str]] | None) -> None:
@@ -501,8 +567,11 @@ def summarise(conn: Connection, tabs: _Tables, touched: dict[str, set[str]] | No
     for form_id, spec in SUMMARY.items():
         if touched is not None and form_id not in touched:
             continue
-        fields = {"district": spec.get("district"), "facility": spec.get("facility"),
-                  "unit": spec.get("unit")}  # fmt: skip
+        fields = {
+            "district": spec.get("district"),
+            "facility": spec.get("facility"),
+            "unit": spec.get("unit"),
+        }
         fields = {a: p for a, p in fields.items() if p}
         fields.update({f"code{i}": p for i, p in enumerate(spec["codes"])})
         where = None if touched is None else ("__id", touched[form_id])
@@ -512,13 +581,25 @@ def summarise(conn: Connection, tabs: _Tables, touched: dict[str, set[str]] | No
         else:
             ids = sorted(touched[form_id])
             for i in range(0, len(ids), BATCH):
-                conn.execute(delete(ss).where(ss.c.form_id == form_id,
-                                              ss.c.root_id.in_(ids[i : i + BATCH])))  # fmt: skip
+                conn.execute(
+                    delete(ss).where(ss.c.form_id == form_id, ss.c.root_id.in_(ids[i : i + BATCH]))
+                )
         if records:
-            conn.execute(insert(ss), [
-                {"form_id": form_id, "root_id": x.root_id, "district": x.values.get("district"),
-                 "facility": x.values.get("facility"), "support_unit": x.values.get("unit"),
-                 "codes": " ".join(str(v).lower() for a, v in x.values.items()
-                                   if a.startswith("code") and v)}
-                for x in records
-            ])  # fmt: skip
+            conn.execute(
+                insert(ss),
+                [
+                    {
+                        "form_id": form_id,
+                        "root_id": x.root_id,
+                        "district": x.values.get("district"),
+                        "facility": x.values.get("facility"),
+                        "support_unit": x.values.get("unit"),
+                        "codes": " ".join(
+                            str(v).lower()
+                            for a, v in x.values.items()
+                            if a.startswith("code") and v
+                        ),
+                    }
+                    for x in records
+                ],
+            )

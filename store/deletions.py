@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from store.form_registry import FormRegistry
 
 
-def mark_deleted(engine: Engine, forms: FormRegistry, form_id: str,
-                 deleted: Mapping[str, str]) -> int:  # fmt: skip
+def mark_deleted(
+    engine: Engine, forms: FormRegistry, form_id: str, deleted: Mapping[str, str]
+) -> int:
     """Submissions deleted in Central ({root id: deletedAt}) stop counting; returns how many.
 
     The raw versions stay, so a restore (or a rebuild) brings the typed rows back.
@@ -32,10 +33,11 @@ def mark_deleted(engine: Engine, forms: FormRegistry, form_id: str,
         for root_id, deleted_at in deleted.items():
             done = conn.execute(
                 update(sub)
-                .where(sub.c.form_id == form_id, sub.c.root_id == root_id,
-                       sub.c.deleted_at.is_(None))
+                .where(
+                    sub.c.form_id == form_id, sub.c.root_id == root_id, sub.c.deleted_at.is_(None)
+                )
                 .values(deleted_at=deleted_at or t.utcnow().isoformat(), normalised=DELETED)
-            ).rowcount  # fmt: skip
+            ).rowcount
             if done:
                 derived.clear_derived(form_id, root_id)
                 changed += 1
@@ -43,8 +45,9 @@ def mark_deleted(engine: Engine, forms: FormRegistry, form_id: str,
     return changed
 
 
-def mark_restored(engine: Engine, forms: FormRegistry, form_id: str,
-                  root_ids: Iterable[str]) -> int:  # fmt: skip
+def mark_restored(
+    engine: Engine, forms: FormRegistry, form_id: str, root_ids: Iterable[str]
+) -> int:
     """Submissions restored in Central count again: typed rows re-derived from the raw layer."""
     sub, sv = t.submissions, t.submission_versions
     restored: list[str] = []
@@ -52,10 +55,13 @@ def mark_restored(engine: Engine, forms: FormRegistry, form_id: str,
         for root_id in root_ids:
             done = conn.execute(
                 update(sub)
-                .where(sub.c.form_id == form_id, sub.c.root_id == root_id,
-                       sub.c.deleted_at.is_not(None))
+                .where(
+                    sub.c.form_id == form_id,
+                    sub.c.root_id == root_id,
+                    sub.c.deleted_at.is_not(None),
+                )
                 .values(deleted_at=None)
-            ).rowcount  # fmt: skip
+            ).rowcount
             if done:
                 restored.append(root_id)
         for i in range(0, len(restored), BATCH):

@@ -47,9 +47,13 @@ def rebuild(engine: Engine, forms: FormRegistry, form_id: str | None = None) -> 
                 )
             )
             total += rederive_where(
-                conn, forms, or_(t.submission_versions.c.form_id.is_(None),
-                                 t.submission_versions.c.form_id.not_in(known))
-            )  # fmt: skip
+                conn,
+                forms,
+                or_(
+                    t.submission_versions.c.form_id.is_(None),
+                    t.submission_versions.c.form_id.not_in(known),
+                ),
+            )
         cross_form_checks.evaluate(conn)  # web-queue: every check over what was re-derived
     return total
 
@@ -62,14 +66,16 @@ def derive_form(
     if only_unsettled:
         unsettled = select(t.submissions.c.root_id).where(
             t.submissions.c.form_id == form_id,
-            or_(t.submissions.c.normalised == UNKNOWN_FORM,
+            or_(
+                t.submissions.c.normalised == UNKNOWN_FORM,
                 t.submissions.c.root_id.in_(
                     select(t.problems.c.root_id).where(
                         t.problems.c.form_id == form_id,
                         t.problems.c.code.in_(["unknown_version", "unknown_field"]),
                     )
-                )),
-        )  # fmt: skip
+                ),
+            ),
+        )
         where = and_(where, t.submission_versions.c.root_id.in_(unsettled))
     else:
         conn.execute(delete(t.problems).where(t.problems.c.form_id == form_id))
@@ -81,10 +87,13 @@ def rederive_where(conn: Connection, forms: FormRegistry, where) -> int:
     sub, sv = t.submissions, t.submission_versions
     deleted = (
         select(sub.c.id)
-        .where(sub.c.form_id == sv.c.form_id, sub.c.root_id == sv.c.root_id,
-               sub.c.deleted_at.is_not(None))
+        .where(
+            sub.c.form_id == sv.c.form_id,
+            sub.c.root_id == sv.c.root_id,
+            sub.c.deleted_at.is_not(None),
+        )
         .exists()
-    )  # fmt: skip
+    )
     where = and_(where, ~deleted)
     writer = DerivedRows(forms, conn)
     count = 0

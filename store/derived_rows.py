@@ -45,10 +45,17 @@ class DerivedRows:
 
     def problem_rows(self, form_id, root_id, instance_id, problems: list[Problem]) -> None:
         self.problems += [
-            {"form_id": form_id, "root_id": root_id, "instance_id": instance_id,
-             "code": p.code, "field_path": p.path, "value": p.value, "message": p.message}
+            {
+                "form_id": form_id,
+                "root_id": root_id,
+                "instance_id": instance_id,
+                "code": p.code,
+                "field_path": p.path,
+                "value": p.value,
+                "message": p.message,
+            }
             for p in problems
-        ]  # fmt: skip
+        ]
 
     def normalise(self, doc: SubmissionDocument, root_id: str) -> tuple[str, list[Problem]]:
         """Typed rows (queued) and problems of one document; returns how it was normalised.
@@ -61,11 +68,13 @@ class DerivedRows:
         except Exception as exc:
             return NOT_TYPED, [
                 Problem(
-                    "not_typed", None, None,
+                    "not_typed",
+                    None,
+                    None,
                     f"nigraan could not type this submission ({type(exc).__name__}: {exc}); it is "
                     "kept raw. Report it; `nigraan store rebuild` retries after a fix.",
                 )
-            ]  # fmt: skip
+            ]
 
     def normalise_live(self, doc: SubmissionDocument, root_id: str) -> tuple[str, list[Problem]]:
         """As normalise, but a row Central reports deleted gets no typed rows."""
@@ -78,11 +87,13 @@ class DerivedRows:
         if form is None or not form.schemas:
             return UNKNOWN_FORM, [
                 Problem(
-                    "unknown_form", None, doc.form_id,
+                    "unknown_form",
+                    None,
+                    doc.form_id,
                     f"No form '{doc.form_id}' is registered; the submission is kept raw and is "
                     "typed once the form is registered.",
                 )
-            ]  # fmt: skip
+            ]
         if form.raw_only or doc.encrypted:
             return RAW_ONLY, []
         problems: list[Problem] = []
@@ -90,11 +101,13 @@ class DerivedRows:
         if version not in form.schemas:
             problems.append(
                 Problem(
-                    "unknown_version", None, doc.form_version,
+                    "unknown_version",
+                    None,
+                    doc.form_version,
                     f"Form '{doc.form_id}' has no version {doc.form_version!r}; the submission was "
                     f"typed with version {form.latest!r} as far as its fields match.",
                 )
-            )  # fmt: skip
+            )
             version = form.latest
         rows = document_rows(doc, form.plan(version), root_id)
         for table_name, table_rows in rows.tables.items():  # positional, in the Table's order

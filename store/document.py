@@ -38,8 +38,14 @@ class SubmissionError(NigraanError):
     TOO_MANY_ELEMENTS, BAD_ENVELOPE = "too_many_elements", "bad_envelope"
     BAD_INSTANCE_ID = "bad_instance_id"
 
-    def __init__(self, message: str, *, hint: str | None = None, reason: str | None = None,
-                 detail: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        reason: str | None = None,
+        detail: str | None = None,
+    ):
         super().__init__(message, hint=hint)
         self.reason = reason
         self.detail = detail  # what exactly is wrong, for a message of the caller's own
@@ -162,9 +168,12 @@ def _count_elements(root, limit: int) -> None:
 
 
 def from_openrosa_xml(
-    xml: bytes, repeats: Collection[str] = (), *, with_data: bool = True,
+    xml: bytes,
+    repeats: Collection[str] = (),
+    *,
+    with_data: bool = True,
     max_elements: int | None = None,
-) -> SubmissionDocument:  # fmt: skip
+) -> SubmissionDocument:
     """Instance XML as ODK Collect posts it (plain or the encrypted envelope) -> document.
 
     `repeats` are the form's repeat paths ("detainee", "detainee/injury"), so a repeat with one

@@ -46,15 +46,17 @@ def _stored_envelope(store, form_id: str, instance_id: str) -> bytes | None:
     sv = t.submission_versions
     with store.engine.connect() as conn:
         return conn.execute(
-            select(sv.c.payload).where(
-                sv.c.form_id == form_id, sv.c.instance_id == instance_id,
+            select(sv.c.payload)
+            .where(
+                sv.c.form_id == form_id,
+                sv.c.instance_id == instance_id,
                 sv.c.payload_kind == "xml",
-            ).order_by(sv.c.id.desc())
-        ).scalar()  # fmt: skip
+            )
+            .order_by(sv.c.id.desc())
+        ).scalar()
 
 
-def record_decryption(store, form_id: str, instance_id: str,
-                      error: DecryptionError | None) -> None:  # fmt: skip
+def record_decryption(store, form_id: str, instance_id: str, error: DecryptionError | None) -> None:
     """Flag a submission that did not decrypt (`error`), or clear its flag (None)."""
     flags = t.decryption_flags
     where = (flags.c.form_id == form_id, flags.c.instance_id == instance_id)
@@ -68,8 +70,9 @@ def record_decryption(store, form_id: str, instance_id: str,
             conn.execute(insert(flags).values(form_id=form_id, instance_id=instance_id, **values))
 
 
-def decrypt_stored_submission(store, form_id: str, instance_id: str,
-                              private_key: rsa.RSAPrivateKey) -> StoredDecryption:  # fmt: skip
+def decrypt_stored_submission(
+    store, form_id: str, instance_id: str, private_key: rsa.RSAPrivateKey
+) -> StoredDecryption:
     """Decrypt one stored version (its envelope and `.enc` files from the store), in memory.
 
     Never raises for a submission that does not decrypt: it is flagged and reported in the
@@ -140,17 +143,24 @@ def file_identity(register: IdentityRegister, decrypted: DecryptedSubmission) ->
     return register.put(code, fields)
 
 
-def import_identities(store, register: IdentityRegister, private_key: rsa.RSAPrivateKey,
-                      form_id: str = IDENTITY_FORM) -> dict[str, int]:  # fmt: skip
+def import_identities(
+    store, register: IdentityRegister, private_key: rsa.RSAPrivateKey, form_id: str = IDENTITY_FORM
+) -> dict[str, int]:
     """Decrypt every current stored submission of the identity form and file it; returns
     counts by outcome ('created', 'updated', and the DecryptionError reasons)."""
     sub = t.submissions
     with store.engine.connect() as conn:
-        current = conn.execute(
-            select(sub.c.current_instance_id).where(
-                sub.c.form_id == form_id, sub.c.encrypted.is_(True), sub.c.deleted_at.is_(None)
-            ).order_by(sub.c.id)
-        ).scalars().all()  # fmt: skip
+        current = (
+            conn.execute(
+                select(sub.c.current_instance_id)
+                .where(
+                    sub.c.form_id == form_id, sub.c.encrypted.is_(True), sub.c.deleted_at.is_(None)
+                )
+                .order_by(sub.c.id)
+            )
+            .scalars()
+            .all()
+        )
     counts: dict[str, int] = {}
     for instance_id in current:
         outcome = decrypt_stored_submission(store, form_id, instance_id, private_key)

@@ -106,14 +106,21 @@ class FormRegistry:
         columns = select(t.form_columns).order_by(t.form_columns.c.position)
         for row in conn.execute(columns):
             layouts[row.form_id].columns[(row.repeat_path, row.field_path, row.part)] = lay.Column(
-                row.table_name, row.column_name, row.repeat_path, row.field_path, row.part,
+                row.table_name,
+                row.column_name,
+                row.repeat_path,
+                row.field_path,
+                row.part,
                 row.storage,
-            )  # fmt: skip
+            )
         for row in conn.execute(select(t.forms)):
             form = RegisteredForm(
-                row.form_id, row.raw_only, row.latest_version, versions.get(row.form_id, {}),
+                row.form_id,
+                row.raw_only,
+                row.latest_version,
+                versions.get(row.form_id, {}),
                 layouts.get(row.form_id),
-            )  # fmt: skip
+            )
             if form.layout is not None:
                 form.tables = build_tables(form.layout)
             self._forms[row.form_id] = form
@@ -147,8 +154,10 @@ class FormRegistry:
             form = self.form(conn, form_id)
         if form is None:
             return {}
-        return {**{v: x for v, x in form.schemas.items() if v != form.latest},
-                form.latest: form.schemas[form.latest]}  # fmt: skip
+        return {
+            **{v: x for v, x in form.schemas.items() if v != form.latest},
+            form.latest: form.schemas[form.latest],
+        }
 
     def form_versions(self, form_id: str, version: str | None = None) -> FormVersions | None:
         """The registered versions of a form (None if unknown); looks again for a new `version`."""
@@ -233,10 +242,14 @@ class FormRegistry:
         if form is None:
             conn.execute(
                 insert(t.forms).values(
-                    form_id=schema.form_id, title=schema.title, latest_version=schema.version,
-                    encrypted=schema.encrypted, raw_only=raw_only, registered_at=now,
+                    form_id=schema.form_id,
+                    title=schema.title,
+                    latest_version=schema.version,
+                    encrypted=schema.encrypted,
+                    raw_only=raw_only,
+                    registered_at=now,
                 )
-            )  # fmt: skip
+            )
             form = RegisteredForm(schema.form_id, raw_only, schema.version, {}, None)
             self._forms[schema.form_id] = form
             status = Registration.NEW_FORM
@@ -245,17 +258,22 @@ class FormRegistry:
                 update(t.forms)
                 .where(t.forms.c.form_id == schema.form_id)
                 .values(
-                    title=schema.title, latest_version=schema.version, raw_only=raw_only,
+                    title=schema.title,
+                    latest_version=schema.version,
+                    raw_only=raw_only,
                     encrypted=schema.encrypted,
                 )
-            )  # fmt: skip
+            )
             status = Registration.NEW_VERSION
         conn.execute(
             insert(t.form_versions).values(
-                form_id=schema.form_id, version=schema.version, xform=xform, xform_sha256=digest,
+                form_id=schema.form_id,
+                version=schema.version,
+                xform=xform,
+                xform_sha256=digest,
                 registered_at=now,
             )
-        )  # fmt: skip
+        )
         form.schemas[schema.version] = schema
         form.latest = schema.version
         form.raw_only = raw_only
@@ -286,22 +304,33 @@ def _write_layout(conn: Connection, layout: lay.FormLayout) -> None:
     conn.execute(
         insert(t.form_tables),
         [
-            {"table_name": name, "form_id": form_id, "repeat_path": repeat,
-             "parent_repeat_path": layout.parents.get(repeat) if repeat else None}
+            {
+                "table_name": name,
+                "form_id": form_id,
+                "repeat_path": repeat,
+                "parent_repeat_path": layout.parents.get(repeat) if repeat else None,
+            }
             for repeat, name in layout.tables.items()
         ],
-    )  # fmt: skip
+    )
     if not layout.columns:  # only notes: executing an empty list would insert one blank row
         return
     conn.execute(
         insert(t.form_columns),
         [
-            {"table_name": c.table, "column_name": c.name, "form_id": form_id,
-             "repeat_path": c.repeat, "field_path": c.path, "part": c.part,
-             "storage": c.storage, "position": i}
+            {
+                "table_name": c.table,
+                "column_name": c.name,
+                "form_id": form_id,
+                "repeat_path": c.repeat,
+                "field_path": c.path,
+                "part": c.part,
+                "storage": c.storage,
+                "position": i,
+            }
             for i, c in enumerate(layout.columns.values())
         ],
-    )  # fmt: skip
+    )
 
 
 def _write_field_metadata(conn: Connection, form: RegisteredForm) -> None:
@@ -312,20 +341,31 @@ def _write_field_metadata(conn: Connection, form: RegisteredForm) -> None:
         for position, f in enumerate(schema.fields):
             entry = fields.get(f.path)
             fields[f.path] = {
-                "form_id": form.form_id, "field_path": f.path, "repeat_path": f.repeat,
-                "kind": f.kind, "bind_type": f.bind_type, "sensitivity": f.sensitivity,
-                "restricted": f.restricted, "label_en": _label(f.labels, "en"),
-                "label_ur": _label(f.labels, "ur"), "labels": _labels_json(f.labels),
+                "form_id": form.form_id,
+                "field_path": f.path,
+                "repeat_path": f.repeat,
+                "kind": f.kind,
+                "bind_type": f.bind_type,
+                "sensitivity": f.sensitivity,
+                "restricted": f.restricted,
+                "label_en": _label(f.labels, "en"),
+                "label_ur": _label(f.labels, "ur"),
+                "labels": _labels_json(f.labels),
                 "position": position,
                 "first_version": entry["first_version"] if entry else version,
-                "last_version": version, "in_latest_version": version == form.latest,
-            }  # fmt: skip
+                "last_version": version,
+                "in_latest_version": version == form.latest,
+            }
             for i, c in enumerate(f.choices):
                 choices[(f.path, c.name)] = {
-                    "form_id": form.form_id, "field_path": f.path, "name": c.name,
-                    "label_en": _label(c.labels, "en"), "label_ur": _label(c.labels, "ur"),
-                    "labels": _labels_json(c.labels), "position": i,
-                }  # fmt: skip
+                    "form_id": form.form_id,
+                    "field_path": f.path,
+                    "name": c.name,
+                    "label_en": _label(c.labels, "en"),
+                    "label_ur": _label(c.labels, "ur"),
+                    "labels": _labels_json(c.labels),
+                    "position": i,
+                }
     for entry in fields.values():
         entry["in_latest_version"] = entry["last_version"] == form.latest
     conn.execute(delete(t.form_fields).where(t.form_fields.c.form_id == form.form_id))

@@ -72,9 +72,11 @@ def disk_check(directory: Path, what: str, min_free_mb: int) -> dict[str, Any]:
         return check
     if free is not None and free < min_free_mb * 1_000_000:
         check["status"] = WARN
-        check["message"] = (f"the disk holding {what} has {megabytes(free)} free, less than "
-                            f"health.min_free_mb ({min_free_mb} MB) — free space before it "
-                            "fills")  # fmt: skip
+        check["message"] = (
+            f"the disk holding {what} has {megabytes(free)} free, less than "
+            f"health.min_free_mb ({min_free_mb} MB) — free space before it "
+            "fills"
+        )
     return check
 
 
@@ -86,8 +88,11 @@ def database_check(engine: Engine, location: StoreLocation) -> dict[str, Any]:
             conn.exec_driver_sql("SELECT 1").scalar()
     except Exception as exc:
         cause = classify(exc)
-        check.update(status=FAIL, cause=cause.kind,
-                     message=explain(cause, location, "cannot reach the store"))  # fmt: skip
+        check.update(
+            status=FAIL,
+            cause=cause.kind,
+            message=explain(cause, location, "cannot reach the store"),
+        )
         return check
     check["answered_ms"] = round((time.perf_counter() - started) * 1000, 1)
     return check
@@ -106,8 +111,13 @@ class WalWatch:
     the commit succeeds and the WAL grows. Running one here shows the failure and logs it.
     """
 
-    def __init__(self, engine: Engine, location: StoreLocation, max_wal_mb: int,
-                 repeats: RepeatedLog | None = None):  # fmt: skip
+    def __init__(
+        self,
+        engine: Engine,
+        location: StoreLocation,
+        max_wal_mb: int,
+        repeats: RepeatedLog | None = None,
+    ):
         self.engine = engine
         self.location = location
         self.max_wal_mb = max_wal_mb
@@ -166,18 +176,25 @@ class WalWatch:
         self.checkpoint()
         wal = self.wal_bytes()
         check: dict[str, Any] = {
-            "status": OK, "wal_mb": round((wal or 0) / 1_000_000, 1),
+            "status": OK,
+            "wal_mb": round((wal or 0) / 1_000_000, 1),
             "failed_checkpoints_in_a_row": self.failed_in_a_row,
-            "last_checkpoint_at": self.last_at, "last_checkpoint": self.last,
-        }  # fmt: skip
+            "last_checkpoint_at": self.last_at,
+            "last_checkpoint": self.last,
+        }
         if self.failed_in_a_row:
-            check.update(status=FAIL, cause=self.last_failure["cause"],
-                         message=self.last_failure["message"])  # fmt: skip
+            check.update(
+                status=FAIL, cause=self.last_failure["cause"], message=self.last_failure["message"]
+            )
         elif wal and wal > self.max_wal_mb * 1_000_000:
-            check.update(status=WARN, message=(
-                f"the write-ahead log of {self.location.shown} is {megabytes(wal)}, more than "
-                f"health.max_wal_mb ({self.max_wal_mb} MB): a reader may hold it open (a long "
-                "export or review screen); it shrinks once checkpoints get through"))  # fmt: skip
+            check.update(
+                status=WARN,
+                message=(
+                    f"the write-ahead log of {self.location.shown} is {megabytes(wal)}, more than "
+                    f"health.max_wal_mb ({self.max_wal_mb} MB): a reader may hold it open (a long "
+                    "export or review screen); it shrinks once checkpoints get through"
+                ),
+            )
         return check
 
 
@@ -210,10 +227,14 @@ def sync_check(engine: Engine) -> dict[str, Any]:
             }
         return {"status": WARN, "message": f"cannot read the sync state: {detail}"}
     forms = [
-        {"form_id": r.form_id, "updated_at": _iso(r.updated_at), "watermark": r.watermark,
-         "pass_in_progress": r.resume_link is not None}
+        {
+            "form_id": r.form_id,
+            "updated_at": _iso(r.updated_at),
+            "watermark": r.watermark,
+            "pass_in_progress": r.resume_link is not None,
+        }
         for r in rows
-    ]  # fmt: skip
+    ]
     last = max((f["updated_at"] for f in forms if f["updated_at"]), default=None)
     return {"status": OK, "last_sync": last, "forms": forms}
 

@@ -114,10 +114,15 @@ class IdentityRegister:
             ).first()
             sealed_code = self._seal(key, code_hmac, "", code)
             if existing is None:
-                conn.execute(insert(reg).values(
-                    code_hmac=code_hmac, code_sealed=sealed_code, key_id=key.key_id,
-                    created_at=now, updated_at=now,
-                ))  # fmt: skip
+                conn.execute(
+                    insert(reg).values(
+                        code_hmac=code_hmac,
+                        code_sealed=sealed_code,
+                        key_id=key.key_id,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
             else:
                 conn.execute(delete(fld).where(fld.c.code_hmac == code_hmac))
                 conn.execute(
@@ -126,10 +131,14 @@ class IdentityRegister:
                     .values(code_sealed=sealed_code, key_id=key.key_id, updated_at=now)
                 )
             rows = [
-                {"code_hmac": code_hmac, "field": name, "key_id": key.key_id,
-                 "sealed": self._seal(key, code_hmac, name, value)}
+                {
+                    "code_hmac": code_hmac,
+                    "field": name,
+                    "key_id": key.key_id,
+                    "sealed": self._seal(key, code_hmac, name, value),
+                }
                 for name, value in fields.items()
-            ]  # fmt: skip
+            ]
             if rows:
                 conn.execute(insert(fld), rows)
         return "created" if existing is None else "updated"
@@ -144,8 +153,9 @@ class IdentityRegister:
             names = conn.execute(
                 select(fld.c.field).where(fld.c.code_hmac == code_hmac).order_by(fld.c.field)
             ).scalars()
-            return IdentityEntry(code_hmac, tuple(names), row.key_id, row.created_at,
-                                 row.updated_at)  # fmt: skip
+            return IdentityEntry(
+                code_hmac, tuple(names), row.key_id, row.created_at, row.updated_at
+            )
 
     def reveal(self, code: str) -> dict[str, str | None]:
         """One survivor's identity fields, decrypted (the caller writes the audit row)."""
@@ -195,17 +205,25 @@ class IdentityRegister:
             for r in records:
                 code = self._open(old, r.key_id, r.code_hmac, "", r.code_sealed)
                 new_hmac = new_key.code_hmac(code)
-                new_records.append({
-                    "code_hmac": new_hmac, "key_id": new_key.key_id,
-                    "code_sealed": self._seal(new_key, new_hmac, "", code),
-                    "created_at": r.created_at, "updated_at": r.updated_at,
-                })  # fmt: skip
+                new_records.append(
+                    {
+                        "code_hmac": new_hmac,
+                        "key_id": new_key.key_id,
+                        "code_sealed": self._seal(new_key, new_hmac, "", code),
+                        "created_at": r.created_at,
+                        "updated_at": r.updated_at,
+                    }
+                )
                 for f in by_record.get(r.code_hmac, []):
                     value = self._open(old, f.key_id, r.code_hmac, f.field, f.sealed)
-                    new_fields.append({
-                        "code_hmac": new_hmac, "field": f.field, "key_id": new_key.key_id,
-                        "sealed": self._seal(new_key, new_hmac, f.field, value),
-                    })  # fmt: skip
+                    new_fields.append(
+                        {
+                            "code_hmac": new_hmac,
+                            "field": f.field,
+                            "key_id": new_key.key_id,
+                            "sealed": self._seal(new_key, new_hmac, f.field, value),
+                        }
+                    )
             conn.execute(delete(fld))
             conn.execute(delete(reg))
             if new_records:

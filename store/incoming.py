@@ -155,10 +155,12 @@ def derived_id(digest: str) -> str:
 
 def missing_id_problem(instance_id: str) -> Problem:
     return Problem(
-        "missing_instance_id", "meta/instanceID", None,
+        "missing_instance_id",
+        "meta/instanceID",
+        None,
         f"The submission had no meta/instanceID; nigraan gave it {instance_id}, derived from its "
         "content.",
-    )  # fmt: skip
+    )
 
 
 def values_at(data: Any, parts: tuple[str, ...]) -> Iterator[Any]:

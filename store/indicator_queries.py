@@ -185,17 +185,23 @@ def _participants(conn, selections, start, end) -> Rows:
         e = {c.name: getattr(c.element, "clause", c.element) for c in e_columns}
         # One row per course id (a resent event form with another instanceID: the latest end).
         courses = (
-            select(e["event_id"].label("event_id"), e["end_date"].label("end_date"),
-                   e["training_district"].label("training_district"))
+            select(
+                e["event_id"].label("event_id"),
+                e["end_date"].label("end_date"),
+                e["training_district"].label("training_district"),
+            )
             .where(e["event_id"].is_not(None))
             .subquery()
-        )  # fmt: skip
+        )
         day = courses.c.end_date
         on = courses.c.event_id == p["event_id"].element
         placed = day.is_not(None)
         query = (
-            select(*p_columns, type_coerce(day, String).label("course_end"),
-                   courses.c.training_district)  # fmt: skip
+            select(
+                *p_columns,
+                type_coerce(day, String).label("course_end"),
+                courses.c.training_district,
+            )
             .select_from(participants.outerjoin(courses, on))
             .where(
                 or_(
@@ -203,6 +209,6 @@ def _participants(conn, selections, start, end) -> Rows:
                     and_(~placed, _in_period(p["recorded"].element, start, end)),
                 )
             )
-        )  # fmt: skip
+        )
     result = conn.execute(query)
     return Rows(list(result.keys()), [tuple(r) for r in result])

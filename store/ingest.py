@@ -170,9 +170,15 @@ class BatchWriter(DerivedRows):
         carried = self._arrived(doc.form_id, previous) if previous and expected else {}
         for name in expected:
             content, content_type = item.attachments.get(name, (None, None))
-            row = {"form_id": doc.form_id, "instance_id": doc.instance_id, "name": name,
-                   "sha256": None, "content_type": fitting_content_type(content_type), "size": None,
-                   "received_at": None}  # fmt: skip
+            row = {
+                "form_id": doc.form_id,
+                "instance_id": doc.instance_id,
+                "name": name,
+                "sha256": None,
+                "content_type": fitting_content_type(content_type),
+                "size": None,
+                "received_at": None,
+            }
             if content is not None:
                 digest = sha256(content)
                 self.blobs[digest] = {"sha256": digest, "size": len(content), "content": content}
@@ -191,19 +197,26 @@ class BatchWriter(DerivedRows):
         )
         return {r.name: {k: v for k, v in r._mapping.items() if k != "name"} for r in rows}
 
-    def _version_row(self, parsed: ParsedSubmission, received, root_id=None, deprecated=None,
-                     form_id=None) -> dict:  # fmt: skip
+    def _version_row(
+        self, parsed: ParsedSubmission, received, root_id=None, deprecated=None, form_id=None
+    ) -> dict:
         """The raw version row; without a document (unreadable) only the payload is known."""
         doc = parsed.doc
         return {
             "form_id": doc.form_id if doc else form_id,
-            "instance_id": doc.instance_id if doc else None, "root_id": root_id,
-            "deprecated_id": deprecated, "form_version": doc.form_version if doc else None,
-            "source": parsed.item.source, "payload_kind": parsed.kind, "payload": parsed.payload,
-            "payload_sha256": parsed.digest, "received_at": received, "current": True,
+            "instance_id": doc.instance_id if doc else None,
+            "root_id": root_id,
+            "deprecated_id": deprecated,
+            "form_version": doc.form_version if doc else None,
+            "source": parsed.item.source,
+            "payload_kind": parsed.kind,
+            "payload": parsed.payload,
+            "payload_sha256": parsed.digest,
+            "received_at": received,
+            "current": True,
             "submitter_name": parsed.item.submitter,
             "device_id": (parsed.item.device_id or "")[:255] or None,
-        }  # fmt: skip
+        }
 
     def _system_values(self, doc: SubmissionDocument) -> dict:
         sysd = doc.system
@@ -228,15 +241,25 @@ class BatchWriter(DerivedRows):
             problems.insert(0, missing_id_problem(doc.instance_id))
         self.versions.append(self._version_row(parsed, received, root_id, deprecated))
         submission = {
-            "form_id": doc.form_id, "root_id": root_id, "current_instance_id": doc.instance_id,
-            "form_version": doc.form_version, "source": parsed.item.source,
-            "encrypted": doc.encrypted, "edits": 0, "first_received_at": received,
-            "updated_at": received, "central_submission_date": None, "central_updated_at": None,
-            "submitter_id": None, "submitter_name": parsed.item.submitter,
+            "form_id": doc.form_id,
+            "root_id": root_id,
+            "current_instance_id": doc.instance_id,
+            "form_version": doc.form_version,
+            "source": parsed.item.source,
+            "encrypted": doc.encrypted,
+            "edits": 0,
+            "first_received_at": received,
+            "updated_at": received,
+            "central_submission_date": None,
+            "central_updated_at": None,
+            "submitter_id": None,
+            "submitter_name": parsed.item.submitter,
             "device_id": (parsed.item.device_id or "")[:255] or None,
-            "review_state": None, "status": "notDecrypted" if doc.encrypted else None,
-            "deleted_at": None, "normalised": normalised,
-        }  # fmt: skip
+            "review_state": None,
+            "status": "notDecrypted" if doc.encrypted else None,
+            "deleted_at": None,
+            "normalised": normalised,
+        }
         submission.update(self._system_values(doc))
         self.submissions.append(submission)
         self._attachment_rows(doc, parsed.item, received)
@@ -258,15 +281,21 @@ class BatchWriter(DerivedRows):
             if parsed.kind == "xml" and self._deleted(doc.form_id, same.root_id):
                 # As Central (409.18): a deleted submission is not brought back by a device.
                 return IngestResult(
-                    DELETED_RESEND, doc.form_id, doc.instance_id, same.root_id,
+                    DELETED_RESEND,
+                    doc.form_id,
+                    doc.instance_id,
+                    same.root_id,
                     message="This submission has been deleted. You may not resubmit it.",
-                )  # fmt: skip
+                )
             if self._same_content(parsed, same):
                 return self._resend(parsed, doc, same, received)
             return IngestResult(
-                CONFLICT, doc.form_id, doc.instance_id, same.root_id,
+                CONFLICT,
+                doc.form_id,
+                doc.instance_id,
+                same.root_id,
                 message="A submission already exists with this instanceID but different content.",
-            )  # fmt: skip
+            )
         deprecated = doc.deprecated_id
         if doc.root_id is not None:  # Central: the row names its root; a new instanceID is an edit
             current = conn.execute(
@@ -285,14 +314,19 @@ class BatchWriter(DerivedRows):
         ).first()
         if base is None:
             return IngestResult(
-                UNKNOWN_DEPRECATED, doc.form_id, doc.instance_id,
+                UNKNOWN_DEPRECATED,
+                doc.form_id,
+                doc.instance_id,
                 message=f"The submission this edits ({deprecated}) is not stored here.",
-            )  # fmt: skip
+            )
         if not base.current:
             return IngestResult(
-                STALE_EDIT, doc.form_id, doc.instance_id, base.root_id,
+                STALE_EDIT,
+                doc.form_id,
+                doc.instance_id,
+                base.root_id,
                 message=f"The edited copy ({deprecated}) is no longer the current version.",
-            )  # fmt: skip
+            )
         return self._edit(parsed, doc, base.root_id, deprecated, received)
 
     def _deleted(self, form_id: str, root_id: str | None) -> bool:
@@ -342,11 +376,14 @@ class BatchWriter(DerivedRows):
         self.clear_derived(doc.form_id, root_id)
         normalised, problems = self.normalise_live(doc, root_id)
         values = {
-            "current_instance_id": doc.instance_id, "form_version": doc.form_version,
-            "updated_at": received, "normalised": normalised, "encrypted": doc.encrypted,
+            "current_instance_id": doc.instance_id,
+            "form_version": doc.form_version,
+            "updated_at": received,
+            "normalised": normalised,
+            "encrypted": doc.encrypted,
             "edits": t.submissions.c.edits + 1,
             "review_state": "edited",  # web-queue: as Central marks an edit (its rows say theirs)
-        }  # fmt: skip
+        }
         values.update(self._system_values(doc))
         conn.execute(
             update(t.submissions)
@@ -362,13 +399,17 @@ class BatchWriter(DerivedRows):
         """Identical resend: fill in attachments that were missing; Central metadata refreshed."""
         conn = self.conn
         sa = t.submission_attachments
-        missing = conn.execute(
-            select(sa.c.name).where(
-                sa.c.form_id == doc.form_id,
-                sa.c.instance_id == doc.instance_id,
-                sa.c.sha256.is_(None),
+        missing = (
+            conn.execute(
+                select(sa.c.name).where(
+                    sa.c.form_id == doc.form_id,
+                    sa.c.instance_id == doc.instance_id,
+                    sa.c.sha256.is_(None),
+                )
             )
-        ).scalars().all()  # fmt: skip
+            .scalars()
+            .all()
+        )
         for name in missing:
             if name in parsed.item.attachments:
                 content, content_type = parsed.item.attachments[name]
@@ -396,10 +437,12 @@ class BatchWriter(DerivedRows):
                     values["normalised"] = DELETED
                 conn.execute(
                     update(t.submissions)
-                    .where(t.submissions.c.form_id == doc.form_id,
-                           t.submissions.c.root_id == same.root_id)
+                    .where(
+                        t.submissions.c.form_id == doc.form_id,
+                        t.submissions.c.root_id == same.root_id,
+                    )
                     .values(updated_at=received, **values)
-                )  # fmt: skip
+                )
                 if was_deleted and not values.get("deleted_at"):  # restored in Central
                     current = conn.execute(
                         select(t.submission_versions).where(t.submission_versions.c.id == same.id)

@@ -72,8 +72,10 @@ def read_instance_files(
 
 def _odata_rows(path: Path, data: bytes, form_id: str | None) -> list[dict[str, Any]]:
     if not form_id:
-        raise InstanceFileError(f"{path} is OData JSON, which does not name its form.",
-                                hint="Give the form id with --form.")  # fmt: skip
+        raise InstanceFileError(
+            f"{path} is OData JSON, which does not name its form.",
+            hint="Give the form id with --form.",
+        )
     try:
         rows = json.loads(data)
     except ValueError as exc:

@@ -53,8 +53,9 @@ class DecryptionError(NigraanError):
     UNSIGNED = "unsigned"  # no element signature, so nothing can be checked
     BAD_ENVELOPE = "bad_envelope"  # not an encrypted submission as Collect writes one
 
-    def __init__(self, message: str, *, reason: str, hint: str | None = None,
-                 file_name: str | None = None):  # fmt: skip
+    def __init__(
+        self, message: str, *, reason: str, hint: str | None = None, file_name: str | None = None
+    ):
         super().__init__(message, hint=hint)
         self.reason = reason
         self.file_name = file_name
@@ -98,8 +99,9 @@ def parse_envelope(xml: bytes) -> Envelope:
     try:
         doc = from_openrosa_xml(xml, with_data=False)
     except SubmissionError as exc:
-        raise DecryptionError(exc.message, reason=DecryptionError.BAD_ENVELOPE,
-                              hint=exc.hint) from exc  # fmt: skip
+        raise DecryptionError(
+            exc.message, reason=DecryptionError.BAD_ENVELOPE, hint=exc.hint
+        ) from exc
     if not doc.encrypted:
         raise DecryptionError(
             'This submission is not encrypted (its root has no encrypted="yes").',
@@ -193,8 +195,9 @@ def signature_source(envelope: Envelope, md5_by_name: Mapping[str, str]) -> byte
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def decrypt_submission(envelope_xml: bytes, files: Mapping[str, bytes],
-                       private_key: rsa.RSAPrivateKey) -> DecryptedSubmission:  # fmt: skip
+def decrypt_submission(
+    envelope_xml: bytes, files: Mapping[str, bytes], private_key: rsa.RSAPrivateKey
+) -> DecryptedSubmission:
     """Decrypt an encrypted submission and check its element signature.
 
     `files` maps the `.enc` names the envelope lists (`submission.xml.enc`, `photo.jpg.enc`)
@@ -220,8 +223,9 @@ def decrypt_submission(envelope_xml: bytes, files: Mapping[str, bytes],
     try:
         wrapped = base64.b64decode(envelope.encrypted_key_b64, validate=True)
     except binascii.Error as exc:
-        raise DecryptionError("The envelope's base64EncryptedKey is not base64.",
-                              reason=DecryptionError.BAD_ENVELOPE) from exc  # fmt: skip
+        raise DecryptionError(
+            "The envelope's base64EncryptedKey is not base64.", reason=DecryptionError.BAD_ENVELOPE
+        ) from exc
     aes_key = _unwrap(private_key, wrapped, "key")
     if len(aes_key) != _AES_KEY_BYTES:
         raise DecryptionError(
@@ -247,8 +251,7 @@ def decrypt_submission(envelope_xml: bytes, files: Mapping[str, bytes],
     xml = plain[envelope.xml_file]
     _check_instance(xml, envelope)
     media = {plaintext_name(n): plain[n] for n in envelope.media_files}
-    return DecryptedSubmission(envelope.form_id, envelope.version, envelope.instance_id,
-                               xml, media)  # fmt: skip
+    return DecryptedSubmission(envelope.form_id, envelope.version, envelope.instance_id, xml, media)
 
 
 def _check_instance(xml: bytes, envelope: Envelope) -> None:

@@ -55,10 +55,15 @@ class People:
     def create(self, name: str, password_hash: str, role: str, unit: str | None = None) -> Person:
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(t.users).values(
-                    name=name, password_hash=password_hash, role=role, unit=unit,
-                    created_at=t.utcnow(),
-                ))  # fmt: skip
+                conn.execute(
+                    insert(t.users).values(
+                        name=name,
+                        password_hash=password_hash,
+                        role=role,
+                        unit=unit,
+                        created_at=t.utcnow(),
+                    )
+                )
         except IntegrityError as exc:
             raise PersonError(
                 f"A user named {name!r} already exists.",
@@ -94,14 +99,16 @@ class People:
 
     def set_password(self, name: str, password_hash: str) -> Person:
         """A new password; it also lifts a lock and clears the failures."""
-        return self._set(name, password_hash=password_hash, failures=0, failed_at=None,
-                         locked_until=None)  # fmt: skip
+        return self._set(
+            name, password_hash=password_hash, failures=0, failed_at=None, locked_until=None
+        )
 
     def set_language(self, name: str, language: str) -> Person:
         return self._set(name, language=language)
 
-    def set_throttle(self, name: str, failures: int, failed_at: datetime | None,
-                     locked_until: datetime | None) -> None:  # fmt: skip
+    def set_throttle(
+        self, name: str, failures: int, failed_at: datetime | None, locked_until: datetime | None
+    ) -> None:
         self._set(name, failures=failures, failed_at=failed_at, locked_until=locked_until)
 
 
@@ -111,19 +118,38 @@ class Audit:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def record(self, action: str, *, actor: str, actor_kind: str = "person",
-               role: str | None = None, form_id: str | None = None, record: str | None = None,
-               address: str | None = None, detail: str | None = None,
-               at: datetime | None = None) -> None:  # fmt: skip
+    def record(
+        self,
+        action: str,
+        *,
+        actor: str,
+        actor_kind: str = "person",
+        role: str | None = None,
+        form_id: str | None = None,
+        record: str | None = None,
+        address: str | None = None,
+        detail: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
         """One row, committed before this returns (call it before the response is sent)."""
         with self.engine.begin() as conn:
-            conn.execute(insert(t.audit_log).values(
-                at=at or t.utcnow(), actor=actor[:100], actor_kind=actor_kind, role=role,
-                action=action, form_id=form_id, record=record, address=address, detail=detail,
-            ))  # fmt: skip
+            conn.execute(
+                insert(t.audit_log).values(
+                    at=at or t.utcnow(),
+                    actor=actor[:100],
+                    actor_kind=actor_kind,
+                    role=role,
+                    action=action,
+                    form_id=form_id,
+                    record=record,
+                    address=address,
+                    detail=detail,
+                )
+            )
 
-    def entries(self, *, actor: str | None = None, since: datetime | None = None,
-                limit: int = 500) -> list[dict]:  # fmt: skip
+    def entries(
+        self, *, actor: str | None = None, since: datetime | None = None, limit: int = 500
+    ) -> list[dict]:
         """Newest first: every row, or a person's, or those at or after `since`."""
         query = select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit)
         if actor is not None:

@@ -55,14 +55,13 @@ def version_ids(engine: Engine, form_id: str, root_ids: Iterable[str]) -> dict[s
     with engine.connect() as conn:
         for i in range(0, len(wanted), BATCH):
             chunk = wanted[i : i + BATCH]
-            stored = select(sub.c.root_id).where(sub.c.form_id == form_id,
-                                                 sub.c.root_id.in_(chunk))  # fmt: skip
+            stored = select(sub.c.root_id).where(sub.c.form_id == form_id, sub.c.root_id.in_(chunk))
             out.update((root, []) for root in conn.execute(stored).scalars())
             for root, instance_id in conn.execute(
                 select(sv.c.root_id, sv.c.instance_id)
                 .where(sv.c.form_id == form_id, sv.c.root_id.in_(chunk))
                 .order_by(sv.c.id)
-            ):  # fmt: skip
+            ):
                 out.setdefault(root, []).append(instance_id)
     return out
 
@@ -71,10 +70,12 @@ def versions(engine: Engine, form_id: str, root_id: str) -> list[dict[str, Any]]
     with engine.connect() as conn:
         rows = conn.execute(
             select(t.submission_versions)
-            .where(t.submission_versions.c.form_id == form_id,
-                   t.submission_versions.c.root_id == root_id)
+            .where(
+                t.submission_versions.c.form_id == form_id,
+                t.submission_versions.c.root_id == root_id,
+            )
             .order_by(t.submission_versions.c.id)
-        )  # fmt: skip
+        )
         return [dict(r._mapping) for r in rows]
 
 
@@ -117,9 +118,10 @@ def live_count(engine: Engine, form_id: str) -> int:
     """Live submissions of a form that were read from Central."""
     sub = t.submissions
     query = select(func.count()).where(
-        sub.c.form_id == form_id, sub.c.deleted_at.is_(None),
+        sub.c.form_id == form_id,
+        sub.c.deleted_at.is_(None),
         sub.c.central_submission_date.is_not(None),
-    )  # fmt: skip
+    )
     with engine.connect() as conn:
         return conn.execute(query).scalar_one()
 
@@ -144,11 +146,12 @@ def missing_attachments(engine: Engine, form_id: str) -> dict[str, list[tuple[st
     sub, sa = t.submissions, t.submission_attachments
     query = (
         select(sub.c.root_id, sa.c.instance_id, sa.c.name)
-        .join(sa, and_(sa.c.form_id == sub.c.form_id,
-                       sa.c.instance_id == sub.c.current_instance_id))
+        .join(
+            sa, and_(sa.c.form_id == sub.c.form_id, sa.c.instance_id == sub.c.current_instance_id)
+        )
         .where(sub.c.form_id == form_id, sub.c.deleted_at.is_(None), sa.c.sha256.is_(None))
         .order_by(sub.c.root_id, sa.c.name)
-    )  # fmt: skip
+    )
     missing: dict[str, list[tuple[str, str]]] = {}
     with engine.connect() as conn:
         for root_id, instance_id, name in conn.execute(query):

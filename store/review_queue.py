@@ -87,11 +87,16 @@ def _filters(f: QueueFilter, sub, ss):
             raise ValueError(f"Unknown review state '{f.state}': use one of {', '.join(STATES)}.")
         conds.append(
             or_(sub.c.review_state.is_(None), sub.c.review_state == "received")
-            if f.state == "received" else sub.c.review_state == f.state
-        )  # fmt: skip
-    for value, col in ((f.submitter, sub.c.submitter_name), (f.device, sub.c.device_id),
-                       (f.district, ss.c.district), (f.facility, ss.c.facility),
-                       (f.unit, ss.c.support_unit)):  # fmt: skip
+            if f.state == "received"
+            else sub.c.review_state == f.state
+        )
+    for value, col in (
+        (f.submitter, sub.c.submitter_name),
+        (f.device, sub.c.device_id),
+        (f.district, ss.c.district),
+        (f.facility, ss.c.facility),
+        (f.unit, ss.c.support_unit),
+    ):
         if value:
             conds.append(col == value)
     if f.since:
@@ -108,8 +113,15 @@ def _filters(f: QueueFilter, sub, ss):
     return conds
 
 
-def queue(engine: Engine, f: QueueFilter, *, page: int = 1, per_page: int = 50,
-          sort: str = "received", descending: bool = True) -> QueuePage:  # fmt: skip
+def queue(
+    engine: Engine,
+    f: QueueFilter,
+    *,
+    page: int = 1,
+    per_page: int = 50,
+    sort: str = "received",
+    descending: bool = True,
+) -> QueuePage:
     """One page of the queue, newest first by default; `sort` is one of SORTS."""
     if sort not in SORTS:
         raise ValueError(f"Cannot sort the queue by '{sort}': use one of {', '.join(SORTS)}.")
@@ -128,28 +140,51 @@ def queue(engine: Engine, f: QueueFilter, *, page: int = 1, per_page: int = 50,
     tie = sub.c.id.desc() if descending else sub.c.id.asc()
     page_conds = _scope(f, sub, ss, for_order=True) + _filters(f, sub, ss)
     ids = (
-        select(sub.c.id).select_from(joined).where(*page_conds).order_by(order, tie)
-        .limit(per_page).offset((page - 1) * per_page)
-    )  # fmt: skip
+        select(sub.c.id)
+        .select_from(joined)
+        .where(*page_conds)
+        .order_by(order, tie)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
     with engine.connect() as conn:
         page_ids = list(conn.execute(ids).scalars())
-        found = {
-            r.id: dict(r._mapping) for r in conn.execute(
-                select(sub.c.id, sub.c.form_id, sub.c.root_id, sub.c.current_instance_id,
-                       sub.c.source, sub.c.submitter_name, sub.c.device_id,
-                       sub.c.first_received_at, sub.c.updated_at, sub.c.edits,
-                       _state(sub.c.review_state).label("review_state"),
-                       ss.c.district, ss.c.facility, ss.c.support_unit)
-                .select_from(sub.outerjoin(ss, on)).where(sub.c.id.in_(page_ids))
-            )
-        } if page_ids else {}  # fmt: skip
+        found = (
+            {
+                r.id: dict(r._mapping)
+                for r in conn.execute(
+                    select(
+                        sub.c.id,
+                        sub.c.form_id,
+                        sub.c.root_id,
+                        sub.c.current_instance_id,
+                        sub.c.source,
+                        sub.c.submitter_name,
+                        sub.c.device_id,
+                        sub.c.first_received_at,
+                        sub.c.updated_at,
+                        sub.c.edits,
+                        _state(sub.c.review_state).label("review_state"),
+                        ss.c.district,
+                        ss.c.facility,
+                        ss.c.support_unit,
+                    )
+                    .select_from(sub.outerjoin(ss, on))
+                    .where(sub.c.id.in_(page_ids))
+                )
+            }
+            if page_ids
+            else {}
+        )
         rows = [found[i] for i in page_ids]
         counts = dict.fromkeys(STATES, 0)
         for state, n in conn.execute(
             # grouped in the covering index's order (form, state): no sort
-            select(sub.c.review_state, func.count()).select_from(scope_joined)
-            .where(*scope).group_by(sub.c.form_id, sub.c.review_state)
-        ):  # fmt: skip
+            select(sub.c.review_state, func.count())
+            .select_from(scope_joined)
+            .where(*scope)
+            .group_by(sub.c.form_id, sub.c.review_state)
+        ):
             counts[state or "received"] = counts.get(state or "received", 0) + n
         if len(conds) == len(scope):  # no filter: the total is the counts' sum
             total = sum(counts.values())
@@ -171,7 +206,7 @@ def submission_flags(conn, keys: list[tuple[str, str]]) -> dict[tuple[str, str],
     for i in range(0, len(roots), 500):
         for row in conn.execute(
             select(fl).where(fl.c.root_id.in_(roots[i : i + 500])).order_by(fl.c.rule_id)
-        ):  # fmt: skip
+        ):
             if (row.form_id, row.root_id) in keys:
                 out.setdefault((row.form_id, row.root_id), []).append(dict(row._mapping))
     return out

@@ -155,8 +155,15 @@ class Store:
 
     # ---------------------------------------------------------- submissions
 
-    def ingest(self, payload, *, source: str = OPENROSA, form_id: str | None = None,
-               attachments=None, received_at: datetime | None = None) -> IngestResult:  # fmt: skip
+    def ingest(
+        self,
+        payload,
+        *,
+        source: str = OPENROSA,
+        form_id: str | None = None,
+        attachments=None,
+        received_at: datetime | None = None,
+    ) -> IngestResult:
         """Store one submission (see Incoming); returns what happened."""
         item = Incoming(payload, source, form_id, attachments or {}, received_at)
         return self.ingest_many([item])[0]
@@ -165,15 +172,25 @@ class Store:
         """Store submissions in transactions of `batch_size`; results in the same order."""
         return ingest_many(self.engine, self.forms, items, batch_size)
 
-    def add_attachment(self, form_id: str, instance_id: str, name: str, content: bytes,
-                       content_type: str | None = None) -> bool:  # fmt: skip
+    def add_attachment(
+        self,
+        form_id: str,
+        instance_id: str,
+        name: str,
+        content: bytes,
+        content_type: str | None = None,
+    ) -> bool:
         """Fill in an attachment the submission names; False if it names no such file."""
         return files.add_attachment(self.engine, form_id, instance_id, name, content, content_type)
 
     def add_history(
-        self, form_id: str, root_id: str, order: list[str], xml: Mapping[str, bytes],
+        self,
+        form_id: str,
+        root_id: str,
+        order: list[str],
+        xml: Mapping[str, bytes],
         received_at: datetime | None = None,
-    ) -> int:  # fmt: skip
+    ) -> int:
         """Versions of a stored submission that Central holds and the store lacks (see
         store.central_history.add_history); returns how many were added."""
         return central_history.add_history(self.engine, form_id, root_id, order, xml, received_at)
@@ -199,15 +216,23 @@ class Store:
         """Create or update a form's sync state (watermark, pass in progress)."""
         sync_state.save_sync_state(self.engine, scope, form_id, **values)
 
-    def record_review(self, form_id: str, root_id: str, review_state: str | None,
-                      comment: str | None, *, for_central: bool = True) -> int:  # fmt: skip
+    def record_review(
+        self,
+        form_id: str,
+        root_id: str,
+        review_state: str | None,
+        comment: str | None,
+        *,
+        for_central: bool = True,
+    ) -> int:
         """A review decision made here: shown locally at once, queued for Central; its id."""
         return review_outbox.record_review(
             self.engine, form_id, root_id, review_state, comment, for_central=for_central
         )
 
-    def record_decision(self, form_id: str, root_id: str, state: str | None,
-                        comment: str | None) -> int:  # fmt: skip
+    def record_decision(
+        self, form_id: str, root_id: str, state: str | None, comment: str | None
+    ) -> int:
         """A reviewer's decision on a stored submission (see review_outbox.record_decision)."""
         return review_outbox.record_decision(self.engine, form_id, root_id, state, comment)
 
@@ -218,14 +243,26 @@ class Store:
         """Review decisions made here, oldest first (of one submission when given)."""
         return review_outbox.reviews(self.engine, form_id, root_id)
 
-    def review_progress(self, outbox_id: int, *, attempt: bool = False,
-                        state_pushed: bool = False, comment_pushed: bool = False,
-                        done: bool = False, error: str | None = None) -> None:  # fmt: skip
+    def review_progress(
+        self,
+        outbox_id: int,
+        *,
+        attempt: bool = False,
+        state_pushed: bool = False,
+        comment_pushed: bool = False,
+        done: bool = False,
+        error: str | None = None,
+    ) -> None:
         """Record an attempt at an outbox entry, what Central confirmed, or why it failed."""
         review_outbox.review_progress(
-            self.engine, outbox_id, attempt=attempt, state_pushed=state_pushed,
-            comment_pushed=comment_pushed, done=done, error=error,
-        )  # fmt: skip
+            self.engine,
+            outbox_id,
+            attempt=attempt,
+            state_pushed=state_pushed,
+            comment_pushed=comment_pushed,
+            done=done,
+            error=error,
+        )
 
     # ---------------------------------------------------------------- reads
 
@@ -287,12 +324,19 @@ class Store:
         with self.engine.begin() as conn:
             cross_form_checks.evaluate(conn)
 
-    def review_queue(self, filter: review_queue.QueueFilter, *, page: int = 1,
-                     per_page: int = 50, sort: str = "received",
-                     descending: bool = True) -> review_queue.QueuePage:  # fmt: skip
+    def review_queue(
+        self,
+        filter: review_queue.QueueFilter,
+        *,
+        page: int = 1,
+        per_page: int = 50,
+        sort: str = "received",
+        descending: bool = True,
+    ) -> review_queue.QueuePage:
         """A page of the review queue (store/review_queue.py), with counts per state."""
-        return review_queue.queue(self.engine, filter, page=page, per_page=per_page,
-                                  sort=sort, descending=descending)  # fmt: skip
+        return review_queue.queue(
+            self.engine, filter, page=page, per_page=per_page, sort=sort, descending=descending
+        )
 
     # ------------------------------------------- web-queue: the scheduled sync's lease and log
 
@@ -306,8 +350,9 @@ class Store:
     def start_sync_run(self, trigger: str, now: datetime | None = None) -> int:
         return sync_runs.start_run(self.engine, trigger, now)
 
-    def finish_sync_run(self, run_id: int, *, ok: bool, now: datetime | None = None,
-                        **values: Any) -> None:  # fmt: skip
+    def finish_sync_run(
+        self, run_id: int, *, ok: bool, now: datetime | None = None, **values: Any
+    ) -> None:
         sync_runs.finish_run(self.engine, run_id, ok=ok, now=now, **values)
 
     def sync_status(self, now: datetime | None = None) -> dict[str, Any]:

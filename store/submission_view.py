@@ -205,14 +205,21 @@ class SubmissionView:
 
 
 class _Context:
-    def __init__(self, schemas: Mapping[str, FormSchema], lang: str, may_see_restricted: bool,
-                 files: Mapping[str, AttachmentView]):  # fmt: skip
+    def __init__(
+        self,
+        schemas: Mapping[str, FormSchema],
+        lang: str,
+        may_see_restricted: bool,
+        files: Mapping[str, AttachmentView],
+    ):
         self.lang = lang
         self.files = files
-        identifying = {f.path for s in schemas.values() for f in s.fields
-                       if f.sensitivity == IDENTIFYING}  # fmt: skip
-        restricted = {f.path for s in schemas.values() for f in s.fields
-                      if f.sensitivity == RESTRICTED}  # fmt: skip
+        identifying = {
+            f.path for s in schemas.values() for f in s.fields if f.sensitivity == IDENTIFYING
+        }
+        restricted = {
+            f.path for s in schemas.values() for f in s.fields if f.sensitivity == RESTRICTED
+        }
         self.restricted = restricted
         # A field that is identifying (or restricted) in any version is treated so in all.
         self.hidden = identifying | (set() if may_see_restricted else restricted)
@@ -254,8 +261,16 @@ def _display(f: Field, raw: Any, lang: str) -> tuple[str | None, tuple[str, ...]
 def _field_view(f: Field, data: Mapping, ctx: _Context) -> FieldView:
     value, values = _display(f, data.get(f.name), ctx.lang)
     attachment = ctx.files.get(value) if f.kind == ATTACHMENT and value else None
-    return FieldView(f.path, f.name, label_in(f.labels, ctx.lang, f.name), f.kind, value, values,
-                     f.path in ctx.restricted, attachment)  # fmt: skip
+    return FieldView(
+        f.path,
+        f.name,
+        label_in(f.labels, ctx.lang, f.name),
+        f.kind,
+        value,
+        values,
+        f.path in ctx.restricted,
+        attachment,
+    )
 
 
 def _container_label(schema: FormSchema, path: str, lang: str) -> str:
@@ -315,8 +330,9 @@ def _repeat(schema, tree, path: str, instances: Any, ctx: _Context) -> RepeatVie
         for _, column in columns:
             if isinstance(column, Field):
                 holder = _lookup(instance, column.path[len(path) + 1 :].split("/")[:-1])
-                cells.append(_field_view(column, holder if isinstance(holder, Mapping) else {},
-                                         ctx))  # fmt: skip
+                cells.append(
+                    _field_view(column, holder if isinstance(holder, Mapping) else {}, ctx)
+                )
             else:
                 nested = _lookup(instance, column[len(path) + 1 :].split("/"))
                 cells.append(_repeat(schema, tree, column, nested, ctx))
@@ -354,11 +370,16 @@ def _document(version: Mapping, schema: FormSchema) -> SubmissionDocument:
 
 
 def _changes(old: dict, new: dict) -> tuple[ChangeView, ...]:
-    changes = [ChangeView(label, old[key][1] if key in old else None, value)
-               for key, (label, value) in new.items()
-               if (old[key][1] if key in old else None) != value]  # fmt: skip
-    changes += [ChangeView(label, value, None) for key, (label, value) in old.items()
-                if key not in new and value is not None]  # fmt: skip
+    changes = [
+        ChangeView(label, old[key][1] if key in old else None, value)
+        for key, (label, value) in new.items()
+        if (old[key][1] if key in old else None) != value
+    ]
+    changes += [
+        ChangeView(label, value, None)
+        for key, (label, value) in old.items()
+        if key not in new and value is not None
+    ]
     return tuple(changes)
 
 
@@ -372,14 +393,22 @@ def _review_view(entry: Mapping, lang: str) -> ReviewView:
     return ReviewView(entry.get("created_at"), state, label, entry.get("comment"), status)
 
 
-def _attachment_views(form_id: str, instance_id: str, attachments: Sequence[Mapping],
-                      endpoint: str) -> dict[str, AttachmentView]:  # fmt: skip
+def _attachment_views(
+    form_id: str, instance_id: str, attachments: Sequence[Mapping], endpoint: str
+) -> dict[str, AttachmentView]:
     out = {}
     for a in attachments:
         kind = a.get("content_type") or mimetypes.guess_type(a["name"])[0] or ""
-        out[a["name"]] = AttachmentView(form_id, instance_id, a["name"], a.get("content_type"),
-                                        a.get("size"), bool(a.get("exists", a.get("sha256"))),
-                                        kind.startswith("image/"), endpoint)  # fmt: skip
+        out[a["name"]] = AttachmentView(
+            form_id,
+            instance_id,
+            a["name"],
+            a.get("content_type"),
+            a.get("size"),
+            bool(a.get("exists", a.get("sha256"))),
+            kind.startswith("image/"),
+            endpoint,
+        )
     return out
 
 
@@ -396,11 +425,16 @@ def _files_of(items) -> Iterator[AttachmentView]:
 
 
 def build_submission_view(
-    *, submission: Mapping[str, Any], schemas: Mapping[str, FormSchema],
-    versions: Sequence[Mapping[str, Any]], attachments: Sequence[Mapping[str, Any]],
-    reviews: Sequence[Mapping[str, Any]], lang: str = "en", may_see_restricted: bool = False,
+    *,
+    submission: Mapping[str, Any],
+    schemas: Mapping[str, FormSchema],
+    versions: Sequence[Mapping[str, Any]],
+    attachments: Sequence[Mapping[str, Any]],
+    reviews: Sequence[Mapping[str, Any]],
+    lang: str = "en",
+    may_see_restricted: bool = False,
     attachment_endpoint: str = ATTACHMENT_ENDPOINT,
-) -> SubmissionView:  # fmt: skip
+) -> SubmissionView:
     """What the page shows of `submission` (a `submissions` row) to this viewer, in `lang`.
 
     `schemas`: {version: FormSchema} of the form, latest last; `versions`: its stored versions,
@@ -434,21 +468,41 @@ def build_submission_view(
                 version_items = _items(version_schema, tree, "", doc.data, ctx)
                 flat = {key: (label, value) for key, label, value in _flatten(version_items)}
                 if version["current"]:
-                    items = version_items if version_schema is schema else _items(
-                        schema, _tree(schema), "", doc.data, ctx)  # fmt: skip
+                    items = (
+                        version_items
+                        if version_schema is schema
+                        else _items(schema, _tree(schema), "", doc.data, ctx)
+                    )
             except SubmissionError:
                 version_note = NOTES["unreadable"][lang]
-            history.append(VersionView(
-                n, version.get("instance_id"), version.get("received_at"), version["source"],
-                version.get("submitter_name"), version.get("device_id"), bool(version["current"]),
-                _changes(previous, flat) if previous is not None else (), version_note,
-            ))  # fmt: skip
+            history.append(
+                VersionView(
+                    n,
+                    version.get("instance_id"),
+                    version.get("received_at"),
+                    version["source"],
+                    version.get("submitter_name"),
+                    version.get("device_id"),
+                    bool(version["current"]),
+                    _changes(previous, flat) if previous is not None else (),
+                    version_note,
+                )
+            )
             previous = flat if version_note is None else previous
     else:
-        history = [VersionView(n, v.get("instance_id"), v.get("received_at"), v["source"],
-                               v.get("submitter_name"), v.get("device_id"), bool(v["current"]),
-                               ())
-                   for n, v in enumerate(versions, 1)]  # fmt: skip
+        history = [
+            VersionView(
+                n,
+                v.get("instance_id"),
+                v.get("received_at"),
+                v["source"],
+                v.get("submitter_name"),
+                v.get("device_id"),
+                bool(v["current"]),
+                (),
+            )
+            for n, v in enumerate(versions, 1)
+        ]
 
     shown_files = list(dict.fromkeys(_files_of(items)))
     hidden = 0
@@ -458,10 +512,11 @@ def build_submission_view(
         )
     state = submission.get("review_state") or ("edited" if submission.get("edits") else "received")
     decision = DecisionView(
-        state, STATE_LABELS.get(state, {}).get(lang, state),
+        state,
+        STATE_LABELS.get(state, {}).get(lang, state),
         tuple((s, STATE_LABELS[s][lang]) for s in REVIEW_STATES),
         submission.get("central_submission_date") is not None,
-    )  # fmt: skip
+    )
     return SubmissionView(
         form_id=form_id,
         form_title=schema.title if schema is not None else form_id,
@@ -485,10 +540,15 @@ def build_submission_view(
     )
 
 
-def read_submission_view(store: Store, form_id: str, root_id: str, *, lang: str = "en",
-                         may_see_restricted: bool = False,
-                         attachment_endpoint: str = ATTACHMENT_ENDPOINT,
-                         ) -> SubmissionView | None:  # fmt: skip
+def read_submission_view(
+    store: Store,
+    form_id: str,
+    root_id: str,
+    *,
+    lang: str = "en",
+    may_see_restricted: bool = False,
+    attachment_endpoint: str = ATTACHMENT_ENDPOINT,
+) -> SubmissionView | None:
     """The page of a stored submission for this viewer; None when no such submission is stored."""
     submission = store.submission(form_id, root_id)
     if submission is None:

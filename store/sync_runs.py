@@ -23,9 +23,10 @@ def take_lease(engine: Engine, holder: str, seconds: float, now: datetime | None
     for _ in range(2):
         with engine.begin() as conn:
             taken = conn.execute(
-                update(sl).where(and_(sl.c.name == LEASE, free))
+                update(sl)
+                .where(and_(sl.c.name == LEASE, free))
                 .values(holder=holder, until=now + timedelta(seconds=seconds))
-            ).rowcount  # fmt: skip
+            ).rowcount
             if taken:
                 return True
             if conn.execute(select(sl.c.name).where(sl.c.name == LEASE)).first():
@@ -42,9 +43,10 @@ def release_lease(engine: Engine, holder: str) -> None:
     sl = t.sync_lease
     with engine.begin() as conn:
         conn.execute(
-            update(sl).where(sl.c.name == LEASE, sl.c.holder == holder)
+            update(sl)
+            .where(sl.c.name == LEASE, sl.c.holder == holder)
             .values(holder=None, until=None)
-        )  # fmt: skip
+        )
 
 
 def start_run(engine: Engine, trigger: str, now: datetime | None = None) -> int:
@@ -54,13 +56,15 @@ def start_run(engine: Engine, trigger: str, now: datetime | None = None) -> int:
         ).inserted_primary_key[0]
 
 
-def finish_run(engine: Engine, run_id: int, *, ok: bool, now: datetime | None = None,
-               **values: Any) -> None:  # fmt: skip
+def finish_run(
+    engine: Engine, run_id: int, *, ok: bool, now: datetime | None = None, **values: Any
+) -> None:
     with engine.begin() as conn:
         conn.execute(
-            update(t.sync_runs).where(t.sync_runs.c.id == run_id)
+            update(t.sync_runs)
+            .where(t.sync_runs.c.id == run_id)
             .values(ok=ok, finished_at=now or t.utcnow(), **values)
-        )  # fmt: skip
+        )
 
 
 def sync_status(engine: Engine, now: datetime | None = None) -> dict[str, Any]:

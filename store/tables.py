@@ -261,7 +261,7 @@ app_user_forms = Table(
         BigInteger().with_variant(Integer, "sqlite"),
         ForeignKey("app_users.id"),
         primary_key=True,
-    ),  # fmt: skip
+    ),
     Column("form_id", ID, primary_key=True),
 )
 
@@ -387,13 +387,23 @@ submission_summary = Table(
 
 # The queue's orders and filters: newest first overall, per form, per review state.
 Index("ix_submissions_first_received_at", submissions.c.first_received_at)
-Index("ix_submissions_form_id_first_received_at", submissions.c.form_id,
-      submissions.c.first_received_at)  # fmt: skip
-Index("ix_submissions_review_state_first_received_at", submissions.c.review_state,
-      submissions.c.first_received_at)  # fmt: skip
+Index(
+    "ix_submissions_form_id_first_received_at",
+    submissions.c.form_id,
+    submissions.c.first_received_at,
+)
+Index(
+    "ix_submissions_review_state_first_received_at",
+    submissions.c.review_state,
+    submissions.c.first_received_at,
+)
 # Covers the counts per state (and the total) of what a caller may see: read from the index.
-Index("ix_submissions_form_id_review_state_deleted_at", submissions.c.form_id,
-      submissions.c.review_state, submissions.c.deleted_at)  # fmt: skip
+Index(
+    "ix_submissions_form_id_review_state_deleted_at",
+    submissions.c.form_id,
+    submissions.c.review_state,
+    submissions.c.deleted_at,
+)
 
 # One Central sync at a time across processes (the server's schedule, its button, `nigraan
 # sync` from a shell): a lease on a named row, taken by a conditional UPDATE.

@@ -98,11 +98,16 @@ class CentralSettings:
                 "default_project_id in pyodk's config file.",
             )
         return cls(
-            base_url=base_url.rstrip("/"), username=username, password=password,
-            project_id=int(project_id), page_size=config["central.page_size"],
-            overlap_seconds=config["central.overlap_seconds"], timeout=config["central.timeout"],
-            retries=max(1, config["central.retries"]), retry_wait=config["central.retry_wait"],
-        )  # fmt: skip
+            base_url=base_url.rstrip("/"),
+            username=username,
+            password=password,
+            project_id=int(project_id),
+            page_size=config["central.page_size"],
+            overlap_seconds=config["central.overlap_seconds"],
+            timeout=config["central.timeout"],
+            retries=max(1, config["central.retries"]),
+            retry_wait=config["central.retry_wait"],
+        )
 
     @property
     def shown_url(self) -> str:
@@ -156,10 +161,13 @@ def central_retry(settings: CentralSettings) -> CentralRetry:
     every method (Central's writes that nigraan makes are safe to repeat); the last answer is
     returned, not raised, so the session can say what it was."""
     return CentralRetry(
-        total=settings.retries - 1, backoff_factor=settings.retry_wait,
-        status_forcelist=RETRY_STATUSES, allowed_methods=None, raise_on_status=False,
+        total=settings.retries - 1,
+        backoff_factor=settings.retry_wait,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=None,
+        raise_on_status=False,
         respect_retry_after_header=True,
-    )  # fmt: skip
+    )
 
 
 def _trouble(exc: requests.RequestException) -> str:
@@ -184,9 +192,12 @@ class CentralSession(Session):
 
     def __init__(self, settings: CentralSettings):
         super().__init__(
-            base_url=settings.base_url, api_version="v1", username=settings.username,
-            password=settings.password, cache_path=None,
-        )  # fmt: skip
+            base_url=settings.base_url,
+            api_version="v1",
+            username=settings.username,
+            password=settings.password,
+            cache_path=None,
+        )
         for prefix in ("http://", "https://"):  # one retry policy: ours
             self.mount(prefix, HTTPAdapter(max_retries=central_retry(settings)))
         self.settings = settings
@@ -242,10 +253,12 @@ def make_client(settings: CentralSettings) -> Client:
     """A pyodk Client on a CentralSession; logs in lazily on the first request."""
     config = PyodkConfig(
         central=CentralConfig(
-            base_url=settings.base_url, username=settings.username, password=settings.password,
+            base_url=settings.base_url,
+            username=settings.username,
+            password=settings.password,
             default_project_id=settings.project_id,
         )
-    )  # fmt: skip
+    )
     return Client(config=config, session=CentralSession(settings), project_id=settings.project_id)
 
 

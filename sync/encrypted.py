@@ -50,14 +50,16 @@ def fetch_encrypted_files(central: Central, form_id: str, instance_id: str) -> E
         if name not in present:
             missing.append(name)
             continue
-        path = central.path(SUBMISSION + "/attachments/{name}", form_id=form_id,
-                            instance_id=instance_id, name=name)  # fmt: skip
+        path = central.path(
+            SUBMISSION + "/attachments/{name}", form_id=form_id, instance_id=instance_id, name=name
+        )
         files[name] = central.get(path).content  # a 307 to S3 is followed by requests
     return EncryptedParts(form_id, instance_id, envelope, files, tuple(missing))
 
 
-def decrypt_from_central(central: Central, form_id: str, instance_id: str,
-                         private_key: rsa.RSAPrivateKey) -> DecryptedSubmission:  # fmt: skip
+def decrypt_from_central(
+    central: Central, form_id: str, instance_id: str, private_key: rsa.RSAPrivateKey
+) -> DecryptedSubmission:
     """Fetch and decrypt one self-supplied-key submission; DecryptionError (wrong key, missing
     part, tampered) when it cannot be trusted."""
     parts = fetch_encrypted_files(central, form_id, instance_id)
@@ -92,12 +94,12 @@ def read_export(form_id: str, body: bytes) -> ManagedExport:
     return ManagedExport(rows, media)
 
 
-def managed_export(central: Central, form_id: str,
-                   passphrases: Mapping[int, str]) -> ManagedExport:  # fmt: skip
+def managed_export(central: Central, form_id: str, passphrases: Mapping[int, str]) -> ManagedExport:
     """Ask Central to decrypt a managed-key form's submissions with the passphrases (by key
     id); a wrong passphrase is a CentralError naming the key, never the passphrase."""
-    path = central.path("projects/{project_id}/forms/{form_id}/submissions.csv.zip",
-                        form_id=form_id)  # fmt: skip
+    path = central.path(
+        "projects/{project_id}/forms/{form_id}/submissions.csv.zip", form_id=form_id
+    )
     data = {str(key_id): passphrase for key_id, passphrase in passphrases.items()}
     response = central.session.post(path, data=data)
     if response.status_code == 400:
@@ -116,9 +118,14 @@ def managed_export(central: Central, form_id: str,
     return read_export(form_id, response.content)
 
 
-def file_identities_from_central(central: Central, store, register, private_key,
-                                 instance_ids, form_id: str = "identity_register",
-                                 ) -> dict[str, int]:  # fmt: skip
+def file_identities_from_central(
+    central: Central,
+    store,
+    register,
+    private_key,
+    instance_ids,
+    form_id: str = "identity_register",
+) -> dict[str, int]:
     """Fetch, decrypt and file in the register the given encrypted submissions (the OData rows
     with `__system.status` `notDecrypted`); one that does not decrypt is flagged in the store
     (`decryption_flags`) and left in Central as it is. Counts by outcome."""

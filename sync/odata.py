@@ -52,9 +52,11 @@ def fetch_page(central: Central, url: str, params: Mapping[str, Any] | None = No
     except orjson.JSONDecodeError as exc:
         raise CentralError(f"Central sent an OData page that is not JSON ({exc}).") from exc
     return Page(
-        rows=body.get("value", []), next_link=body.get("@odata.nextLink"),
-        count=body.get("@odata.count"), url=response.url,
-    )  # fmt: skip
+        rows=body.get("value", []),
+        next_link=body.get("@odata.nextLink"),
+        count=body.get("@odata.count"),
+        url=response.url,
+    )
 
 
 def read_pages(

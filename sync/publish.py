@@ -64,10 +64,12 @@ def publish_form(central: Central, build_dir: Path, entry: dict) -> PublishResul
                 central.path("projects/{project_id}/forms/{form_id}/draft", form_id=form_id)
             )
             return PublishResult(
-                form_id, version, FAILED,
+                form_id,
+                version,
+                FAILED,
                 f"Central already has a published version '{version}' of {form_id} with other "
                 "content: bump the version (settings sheet, YYYYMMDDNN), build and publish again.",
-            )  # fmt: skip
+            )
         return PublishResult(form_id, version, FAILED, pyodk_failure(exc).message)
     except CentralError as exc:
         if isinstance(exc, CentralError) and exc.code == "central.unavailable":
@@ -103,7 +105,8 @@ def create_app_users(central: Central, names: list[str], form_ids: list[str]) ->
         for form_id in form_ids:
             path = central.path(
                 "projects/{project_id}/forms/{form_id}/assignments/app-user/{actor}",
-                form_id=form_id, actor=user["id"],
-            )  # fmt: skip
+                form_id=form_id,
+                actor=user["id"],
+            )
             central.check(central.session.post(path), ok=(200, 409))
     return chosen

@@ -103,8 +103,14 @@ def incremental_filter(watermark: str, overlap_seconds: int) -> str:
 class FormPuller:
     """Mirrors one Central form into the store."""
 
-    def __init__(self, central: Central, store: Store, form_id: str,
-                 progress: Progress = _no_progress, prefetch: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        central: Central,
+        store: Store,
+        form_id: str,
+        progress: Progress = _no_progress,
+        prefetch: bool = True,
+    ):
         self.central = central
         self.store = store
         self.form_id = form_id
@@ -142,7 +148,7 @@ class FormPuller:
                     "projects/{project_id}/forms/{form_id}/versions/{version}.xml",
                     form_id=self.form_id,
                     version=version,
-                )  # fmt: skip
+                )
             ).content
             try:
                 self.store.register_form(xml)
@@ -157,20 +163,26 @@ class FormPuller:
         link = state.get("resume_link") if not full else None
         if link:
             self.result.resumed = True
-            pages = read_pages(self.central, same_origin(self.central, link),
-                               prefetch=self.prefetch)  # fmt: skip
+            pages = read_pages(
+                self.central, same_origin(self.central, link), prefetch=self.prefetch
+            )
         else:
             params: dict[str, Any] = {
-                "$top": self.central.settings.page_size, "$count": "true", "$expand": "*",
-            }  # fmt: skip
+                "$top": self.central.settings.page_size,
+                "$count": "true",
+                "$expand": "*",
+            }
             pass_filter = None
             if watermark:
                 pass_filter = incremental_filter(watermark, self.central.settings.overlap_seconds)
                 params["$filter"] = pass_filter
             self.store.save_sync_state(
-                self.scope, self.form_id, pass_filter=pass_filter, pass_high=None,
+                self.scope,
+                self.form_id,
+                pass_filter=pass_filter,
+                pass_high=None,
                 resume_link=None,
-            )  # fmt: skip
+            )
             pages = read_pages(self.central, self.url, params, prefetch=self.prefetch)
         total = None
         for page in pages:
@@ -187,9 +199,13 @@ class FormPuller:
         if state.get("watermark") and done and not full:
             done = max(done, state["watermark"], key=parse_ts)
         self.store.save_sync_state(
-            self.scope, self.form_id, watermark=done or state.get("watermark"), pass_filter=None,
-            pass_high=None, resume_link=None,
-        )  # fmt: skip
+            self.scope,
+            self.form_id,
+            watermark=done or state.get("watermark"),
+            pass_filter=None,
+            pass_high=None,
+            resume_link=None,
+        )
 
     def store_rows(self, rows: list[dict[str, Any]], watermark: str | None) -> None:
         received = datetime.now(UTC)
@@ -237,7 +253,7 @@ class FormPuller:
                 continue
             listing = self.central.get(
                 self.central.path(base, form_id=self.form_id, root_id=root_id), ok=(200, 404)
-            )  # fmt: skip
+            )
             if listing.status_code == 404:  # deleted in Central since this page was read
                 continue
             order = [v["instanceId"] for v in reversed(orjson.loads(listing.content))]
@@ -245,17 +261,22 @@ class FormPuller:
             for instance_id in order:
                 if instance_id not in have:
                     xml[instance_id] = self.central.get(
-                        self.central.path(base + "/{instance_id}.xml", form_id=self.form_id,
-                                          root_id=root_id, instance_id=instance_id)
-                    ).content  # fmt: skip
+                        self.central.path(
+                            base + "/{instance_id}.xml",
+                            form_id=self.form_id,
+                            root_id=root_id,
+                            instance_id=instance_id,
+                        )
+                    ).content
             self.result.versions += self.store.add_history(self.form_id, root_id, order, xml)
 
     def deletions(self) -> None:
         """Apply Central's deletions, and restores of submissions deleted here."""
         params = {
-            "$filter": "__system/deletedAt ne null", "$select": "__id,__system/deletedAt",
+            "$filter": "__system/deletedAt ne null",
+            "$select": "__id,__system/deletedAt",
             "$top": self.central.settings.page_size,
-        }  # fmt: skip
+        }
         deleted: dict[str, str] = {}
         for page in read_pages(self.central, self.url, params, prefetch=False):
             for row in page.rows:
@@ -271,9 +292,10 @@ class FormPuller:
         if body.get("@odata.count") == self.store.live_count(self.form_id):
             return
         listing = self.central.get_json(
-            self.central.path("projects/{project_id}/forms/{form_id}/submissions",
-                              form_id=self.form_id)
-        )  # fmt: skip
+            self.central.path(
+                "projects/{project_id}/forms/{form_id}/submissions", form_id=self.form_id
+            )
+        )
         live = {entry["instanceId"] for entry in listing}
         here = self.store.root_ids(self.form_id)
         gone = here - live
@@ -300,8 +322,9 @@ class FormPuller:
             for root_id in root_ids:
                 path = self.central.path(
                     "projects/{project_id}/forms/{form_id}.svc/Submissions('{root_id}')",
-                    form_id=self.form_id, root_id=root_id,
-                )  # fmt: skip
+                    form_id=self.form_id,
+                    root_id=root_id,
+                )
                 response = self.central.get(path, ok=(200, 404), params={"$expand": "*"})
                 if response.status_code == 200:  # 404: purged, deleted again, or an id
                     rows += orjson.loads(response.content).get("value", [])  # it cannot read
@@ -328,9 +351,10 @@ class FormPuller:
                     self.result.attachments_waiting += 1
                     continue
                 response = self.central.get(
-                    self.central.path(base + "/{name}", form_id=self.form_id, root_id=root_id,
-                                      name=name)
-                )  # fmt: skip
+                    self.central.path(
+                        base + "/{name}", form_id=self.form_id, root_id=root_id, name=name
+                    )
+                )
                 content_type = response.headers.get("Content-Type", "").split(";")[0] or None
                 if self.store.add_attachment(
                     self.form_id, instance_id, name, response.content, content_type
@@ -344,9 +368,14 @@ def published_forms(central: Central) -> list[str]:
     return [f["xmlFormId"] for f in forms if f.get("publishedAt")]
 
 
-def pull_forms(central: Central, store: Store, form_ids: list[str] | None = None,
-               full: bool = False, progress: Progress = _no_progress,
-               prefetch: bool = True) -> Iterator[FormSync]:  # fmt: skip
+def pull_forms(
+    central: Central,
+    store: Store,
+    form_ids: list[str] | None = None,
+    full: bool = False,
+    progress: Progress = _no_progress,
+    prefetch: bool = True,
+) -> Iterator[FormSync]:
     """Mirror the given forms (default: every published form of the project) into the store,
     yielding what each form's sync did as it ends.
 
@@ -365,7 +394,13 @@ def pull_forms(central: Central, store: Store, form_ids: list[str] | None = None
             yield puller.result
 
 
-def sync(central: Central, store: Store, form_ids: list[str] | None = None, full: bool = False,
-         progress: Progress = _no_progress, prefetch: bool = True) -> list[FormSync]:  # fmt: skip
+def sync(
+    central: Central,
+    store: Store,
+    form_ids: list[str] | None = None,
+    full: bool = False,
+    progress: Progress = _no_progress,
+    prefetch: bool = True,
+) -> list[FormSync]:
     """Every form's `FormSync` of `pull_forms`, once all are done."""
     return list(pull_forms(central, store, form_ids, full, progress, prefetch))

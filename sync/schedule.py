@@ -43,21 +43,33 @@ def failure_words(exc: Exception, base_url: str = "") -> str:
     """What went wrong and what to do, for the queue page."""
     where = f" at {base_url}" if base_url else ""
     if isinstance(exc, CentralUnavailable):
-        return (f"ODK Central{where} could not be reached: {exc.message} Check this "
-                "computer's internet connection and that Central is up; the next sync tries "
-                "again.")  # fmt: skip
+        return (
+            f"ODK Central{where} could not be reached: {exc.message} Check this "
+            "computer's internet connection and that Central is up; the next sync tries "
+            "again."
+        )
     if isinstance(exc, NigraanError):
         hint = f" {exc.hint}" if getattr(exc, "hint", None) else ""
-        return (f"ODK Central{where} refused the sync: {exc.message}{hint} An administrator "
-                "should check the central.* settings (user, password, project).")  # fmt: skip
-    return (f"The sync stopped on an unexpected error ({type(exc).__name__}). Nothing "
-            "received is lost; tell the administrator, who will find the details in the "
-            "server's log.")  # fmt: skip
+        return (
+            f"ODK Central{where} refused the sync: {exc.message}{hint} An administrator "
+            "should check the central.* settings (user, password, project)."
+        )
+    return (
+        f"The sync stopped on an unexpected error ({type(exc).__name__}). Nothing "
+        "received is lost; tell the administrator, who will find the details in the "
+        "server's log."
+    )
 
 
-def run_sync(store: Store, central_factory: Callable[[], Central], trigger: str, *,
-             holder: str | None = None, clock: Callable[[], datetime] | None = None,
-             lease_seconds: float = LEASE_SECONDS) -> SyncOutcome:  # fmt: skip
+def run_sync(
+    store: Store,
+    central_factory: Callable[[], Central],
+    trigger: str,
+    *,
+    holder: str | None = None,
+    clock: Callable[[], datetime] | None = None,
+    lease_seconds: float = LEASE_SECONDS,
+) -> SyncOutcome:
     """One sync if no other holds the lease; records the run either way it ends."""
     from sync.pull import pull_forms
     from sync.review_outbox import push_reviews
@@ -80,20 +92,28 @@ def run_sync(store: Store, central_factory: Callable[[], Central], trigger: str,
             totals["new"] += result.new
             totals["changed"] += result.changed
             totals["deleted"] += result.deleted
-            lines.append(f"{result.form_id}: {result.new} new, {result.changed} changed, "
-                         f"{result.deleted} deleted"
-                         + (f"; {result.problems[0]}" if result.problems else ""))  # fmt: skip
+            lines.append(
+                f"{result.form_id}: {result.new} new, {result.changed} changed, "
+                f"{result.deleted} deleted" + (f"; {result.problems[0]}" if result.problems else "")
+            )
             store.take_sync_lease(holder, lease_seconds, now())  # still ours: renewed
         failures = [line for line in lines if "; " in line]
-        store.finish_sync_run(run_id, ok=True, now=now(), summary="\n".join(lines),
-                              failure="\n".join(failures) or None, **totals)  # fmt: skip
+        store.finish_sync_run(
+            run_id,
+            ok=True,
+            now=now(),
+            summary="\n".join(lines),
+            failure="\n".join(failures) or None,
+            **totals,
+        )
         return SyncOutcome(True, True, run_id, "\n".join(lines))
     except Exception as exc:  # recorded for the page; the schedule goes on
         base_url = getattr(getattr(central, "settings", None), "base_url", "")
         words = failure_words(exc, base_url)
         log.warning("sync failed: %s", words)
-        store.finish_sync_run(run_id, ok=False, now=now(), summary="\n".join(lines),
-                              failure=words, **totals)  # fmt: skip
+        store.finish_sync_run(
+            run_id, ok=False, now=now(), summary="\n".join(lines), failure=words, **totals
+        )
         return SyncOutcome(True, False, run_id, words)
     finally:
         if central is not None:
@@ -104,8 +124,13 @@ def run_sync(store: Store, central_factory: Callable[[], Central], trigger: str,
 class SyncScheduler:
     """A thread that runs `run_sync` every `interval_seconds`, and when `run_now()` is called."""
 
-    def __init__(self, store: Store, central_factory: Callable[[], Central],
-                 interval_seconds: float, clock: Callable[[], datetime] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        store: Store,
+        central_factory: Callable[[], Central],
+        interval_seconds: float,
+        clock: Callable[[], datetime] | None = None,
+    ):
         self.store, self.central_factory = store, central_factory
         self.interval = interval_seconds
         self.clock = clock
@@ -143,8 +168,9 @@ class SyncScheduler:
             self._wake.clear()
             trigger, self._trigger = self._trigger, "schedule"
             try:
-                run_sync(self.store, self.central_factory, trigger, holder=self.holder,
-                         clock=self.clock)  # fmt: skip
+                run_sync(
+                    self.store, self.central_factory, trigger, holder=self.holder, clock=self.clock
+                )
             except Exception:  # the store itself failed: logged, and the schedule goes on
                 log.exception("scheduled sync could not run")
             self.runs += 1

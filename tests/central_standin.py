@@ -43,9 +43,18 @@ from werkzeug.wrappers import Request, Response
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on the test output
 
 ODATA_PARAMS = {
-    "$format", "$count", "$skip", "$top", "$filter", "$wkt", "$expand", "$select", "$skiptoken",
-    "$orderby", "$search",
-}  # fmt: skip
+    "$format",
+    "$count",
+    "$skip",
+    "$top",
+    "$filter",
+    "$wkt",
+    "$expand",
+    "$select",
+    "$skiptoken",
+    "$orderby",
+    "$search",
+}
 FILTER_FIELDS = {  # Central's filterableFields: no __id, no form fields (fact 19)
     "__system/submissionDate": ("__system", "submissionDate"),
     "__system/updatedAt": ("__system", "updatedAt"),
@@ -95,9 +104,13 @@ def _tokens(text: str) -> list[tuple[str, str, int]]:
             break
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise problem(400, 400.18, f"The OData filter expression you provided could not be "
-                          f"parsed: Unexpected character at {pos}",
-                          {"reason": f"Unexpected character at {pos}"})  # fmt: skip
+            raise problem(
+                400,
+                400.18,
+                f"The OData filter expression you provided could not be "
+                f"parsed: Unexpected character at {pos}",
+                {"reason": f"Unexpected character at {pos}"},
+            )
         kind = m.lastgroup
         out.append((kind, m.group(kind), m.start(kind)))
         pos = m.end()
@@ -111,8 +124,12 @@ def compile_filter(text: str) -> Callable[[dict], bool]:
 
     def syntax(at: int):
         reason = f"Unexpected character at {at}"
-        return problem(400, 400.18, "The OData filter expression you provided could not be "
-                       f"parsed: {reason}", {"reason": reason})  # fmt: skip
+        return problem(
+            400,
+            400.18,
+            f"The OData filter expression you provided could not be parsed: {reason}",
+            {"reason": reason},
+        )
 
     def peek():
         return tokens[i] if i < len(tokens) else (None, None, len(text))
@@ -166,13 +183,21 @@ def compile_filter(text: str) -> Callable[[dict], bool]:
             if value in ("true", "false"):
                 return ("value", value == "true")
             if value.endswith("()") or peek()[0] == "lp":
-                raise problem(501, 501.4, f"The given OData filter expression uses features not "
-                              f"supported by this stand-in: {value}")  # fmt: skip
+                raise problem(
+                    501,
+                    501.4,
+                    f"The given OData filter expression uses features not "
+                    f"supported by this stand-in: {value}",
+                )
             name = value.removeprefix("$root/Submissions/")
             if name not in FILTER_FIELDS:
-                raise problem(501, 501.5, "The given OData filter expression references fields "
-                              f"not supported by this server: {value} at {at}",
-                              {"at": at, "text": value})  # fmt: skip
+                raise problem(
+                    501,
+                    501.5,
+                    "The given OData filter expression references fields "
+                    f"not supported by this server: {value} at {at}",
+                    {"at": at, "text": value},
+                )
             return ("field", name)
         raise syntax(at)
 
@@ -223,8 +248,12 @@ def _comparator(left, op, right) -> Callable[[dict], bool]:
             return value != literal
         if value is None or literal is None:
             return False
-        return {"gt": value > literal, "ge": value >= literal, "lt": value < literal,
-                "le": value <= literal}[op]  # fmt: skip
+        return {
+            "gt": value > literal,
+            "ge": value >= literal,
+            "lt": value < literal,
+            "le": value <= literal,
+        }[op]
 
     return test
 
@@ -356,15 +385,22 @@ class CentralStandin:
     def now(self) -> datetime:
         """A clock that never repeats a millisecond (Central orders by createdAt, id)."""
         with self.lock:
-            moment = datetime.now(UTC).replace(microsecond=datetime.now(UTC).microsecond // 1000
-                                               * 1000)  # fmt: skip
+            moment = datetime.now(UTC).replace(
+                microsecond=datetime.now(UTC).microsecond // 1000 * 1000
+            )
             if moment <= self._last:
                 moment = self._last + timedelta(milliseconds=1)
             self._last = moment
             return moment
 
-    def fail(self, status: int = 500, count: int = 1, match: str = "", method=None,
-             retry_after: str | None = None) -> None:  # fmt: skip
+    def fail(
+        self,
+        status: int = 500,
+        count: int = 1,
+        match: str = "",
+        method=None,
+        retry_after: str | None = None,
+    ) -> None:
         """The next `count` requests whose path contains `match` answer `status` (with a
         Retry-After header when `retry_after` is given)."""
         self.faults.append(Fault(match, status, 0.0, count, method, retry_after))
@@ -391,10 +427,16 @@ class CentralStandin:
     def form(self, form_id: str, project_id: int = 1) -> Form:
         return self.forms[(project_id, form_id)]
 
-    def add_rows(self, form_id: str, rows: list[dict], *, keep_dates: bool = False,
-                 attachments: dict[str, dict[str, tuple[bytes, str] | None]] | None = None,
-                 versions: dict[str, list[bytes]] | None = None,
-                 project_id: int = 1) -> None:  # fmt: skip
+    def add_rows(
+        self,
+        form_id: str,
+        rows: list[dict],
+        *,
+        keep_dates: bool = False,
+        attachments: dict[str, dict[str, tuple[bytes, str] | None]] | None = None,
+        versions: dict[str, list[bytes]] | None = None,
+        project_id: int = 1,
+    ) -> None:
         """Submissions as OData rows ($expand=* shape); oldest first unless keep_dates.
 
         `versions` gives, per root id, the instance XML of every version oldest first (the
@@ -430,8 +472,10 @@ class CentralStandin:
         current = (row.get("meta") or {}).get("instanceID") or row["__id"]
         if xmls is None:
             if system.get("edits"):
-                raise ValueError(f"{row['__id']} has {system['edits']} edits: give the XML of "
-                                 "every version (add_rows(versions=...)).")  # fmt: skip
+                raise ValueError(
+                    f"{row['__id']} has {system['edits']} edits: give the XML of "
+                    "every version (add_rows(versions=...))."
+                )
             return [Version(current, system["submissionDate"], None)]
         out = []
         for n, xml in enumerate(xmls):
@@ -440,8 +484,10 @@ class CentralStandin:
             created = system["submissionDate"] if n == 0 else system.get("updatedAt")
             out.append(Version(instance_id or row["__id"], created, xml))
         if out[-1].instance_id != current or len(out) != (system.get("edits") or 0) + 1:
-            raise ValueError(f"The versions given for {row['__id']} do not end with its current "
-                             f"version {current} or do not number edits + 1.")  # fmt: skip
+            raise ValueError(
+                f"The versions given for {row['__id']} do not end with its current "
+                f"version {current} or do not number edits + 1."
+            )
         return out
 
     def edit(self, form_id: str, root_id: str, change: Callable[[dict], None]) -> str:
@@ -521,10 +567,15 @@ class CentralStandin:
     def _fault_or_none(self, request: Request) -> Response | None:
         with self.lock:
             fault = next(
-                (f for f in self.faults if f.count > 0 and f.match in request.full_path
-                 and (f.method is None or f.method == request.method)),
+                (
+                    f
+                    for f in self.faults
+                    if f.count > 0
+                    and f.match in request.full_path
+                    and (f.method is None or f.method == request.method)
+                ),
                 None,
-            )  # fmt: skip
+            )
             if fault is None:
                 return None
             fault.count -= 1
@@ -566,8 +617,9 @@ class CentralStandin:
         if path == "/v1/sessions" and method == "POST":
             return self._login(request)
         if not path.startswith("/v1/"):
-            raise problem(404, 404.2, "Expected an API version (eg /v1) at the start of the "
-                          "request URL.")  # fmt: skip
+            raise problem(
+                404, 404.2, "Expected an API version (eg /v1) at the start of the request URL."
+            )
         self._auth(request)
         for verb, pattern, handler in self.ROUTES:
             if verb == method:
@@ -582,8 +634,12 @@ class CentralStandin:
         try:
             body = orjson.loads(request.get_data())
         except orjson.JSONDecodeError as exc:
-            raise problem(400, 400.1, "Could not parse the given data (0 chars) as json.",
-                          {"format": "json", "rawLength": 0}) from exc  # fmt: skip
+            raise problem(
+                400,
+                400.1,
+                "Could not parse the given data (0 chars) as json.",
+                {"format": "json", "rawLength": 0},
+            ) from exc
         if self.users.get(body.get("email")) != body.get("password"):
             raise problem(*NO_AUTH)
         token = secrets.token_urlsafe(48)
@@ -592,8 +648,14 @@ class CentralStandin:
             self.tokens[token] = body["email"]
             self.logins += 1
         expires = created + timedelta(days=1)
-        response = self._json({"token": token, "csrf": secrets.token_urlsafe(48),
-                               "expiresAt": iso(expires), "createdAt": iso(created)})  # fmt: skip
+        response = self._json(
+            {
+                "token": token,
+                "csrf": secrets.token_urlsafe(48),
+                "expiresAt": iso(expires),
+                "createdAt": iso(created),
+            }
+        )
         response.headers["Vary"] = "*"
         return response
 
@@ -606,14 +668,29 @@ class CentralStandin:
 
     def _user(self, request: Request) -> Response:
         email = self._auth(request)
-        return self._json({"id": 5, "type": "user", "displayName": email,
-                           "createdAt": iso(self._last), "updatedAt": None, "deletedAt": None,
-                           "email": email})  # fmt: skip
+        return self._json(
+            {
+                "id": 5,
+                "type": "user",
+                "displayName": email,
+                "createdAt": iso(self._last),
+                "updatedAt": None,
+                "deletedAt": None,
+                "email": email,
+            }
+        )
 
     def _project_json(self, pid: int) -> dict:
-        return {"id": pid, "name": self.projects[pid], "description": None, "archived": False,
-                "keyId": None, "createdAt": "2026-11-28T19:14:38.000Z", "updatedAt": None,
-                "deletedAt": None}  # fmt: skip
+        return {
+            "id": pid,
+            "name": self.projects[pid],
+            "description": None,
+            "archived": False,
+            "keyId": None,
+            "createdAt": "2026-11-28T19:14:38.000Z",
+            "updatedAt": None,
+            "deletedAt": None,
+        }
 
     def _projects(self, request: Request) -> Response:
         return self._json([self._project_json(pid) for pid in sorted(self.projects)])
@@ -643,12 +720,20 @@ class CentralStandin:
             version, xml = form.draft
             published_at = None
         body = {
-            "projectId": form.project_id, "xmlFormId": form.form_id, "state": "open",
-            "enketoId": None, "enketoOnceId": None, "createdAt": form.created, "updatedAt": None,
-            "webformsEnabled": True, "keyId": None, "version": version,
-            "hash": hashlib.md5(xml).hexdigest(), "sha": hashlib.sha1(xml).hexdigest(),
+            "projectId": form.project_id,
+            "xmlFormId": form.form_id,
+            "state": "open",
+            "enketoId": None,
+            "enketoOnceId": None,
+            "createdAt": form.created,
+            "updatedAt": None,
+            "webformsEnabled": True,
+            "keyId": None,
+            "version": version,
+            "hash": hashlib.md5(xml).hexdigest(),
+            "sha": hashlib.sha1(xml).hexdigest(),
             "sha256": hashlib.sha256(xml).hexdigest(),
-        }  # fmt: skip
+        }
         if draft or not form.versions:
             body["draftToken"] = "draft" + form.form_id
         body["publishedAt"] = published_at
@@ -674,9 +759,16 @@ class CentralStandin:
         form = self._get_form(pid, fid)
         out = []
         for version, xml, at in reversed(form.versions):
-            out.append({"projectId": form.project_id, "xmlFormId": form.form_id,
-                        "version": version, "hash": hashlib.md5(xml).hexdigest(),
-                        "publishedAt": at, "name": form.name})  # fmt: skip
+            out.append(
+                {
+                    "projectId": form.project_id,
+                    "xmlFormId": form.form_id,
+                    "version": version,
+                    "hash": hashlib.md5(xml).hexdigest(),
+                    "publishedAt": at,
+                    "name": form.name,
+                }
+            )
         return self._json(out)
 
     def _version_xml(self, request: Request, pid: str, fid: str, version: str) -> Response:
@@ -695,10 +787,12 @@ class CentralStandin:
         except Exception as exc:
             raise problem(400, 400.2, "A problem occurred parsing the XForm.") from exc
         if (int(pid), form_id) in self.forms:
-            raise problem(409, 409.3, f"A resource already exists with projectId,xmlFormId "
-                          f"value(s) of {pid},{form_id}.",
-                          {"fields": ["projectId", "xmlFormId"], "values": [pid, form_id],
-                           "table": "forms"})  # fmt: skip
+            raise problem(
+                409,
+                409.3,
+                f"A resource already exists with projectId,xmlFormId value(s) of {pid},{form_id}.",
+                {"fields": ["projectId", "xmlFormId"], "values": [pid, form_id], "table": "forms"},
+            )
         form = Form(int(pid), form_id, title, iso(self.now()), repeats=repeats)
         form.draft = (version, xml)
         form.draft_attachments = dict.fromkeys(_media_names(xml))
@@ -733,13 +827,20 @@ class CentralStandin:
         form = self._get_form(pid, fid)
         if form.draft is None:
             raise problem(*NOT_FOUND)
-        return self._json([
-            {"name": n, "type": _media_type(n), "exists": c is not None,
-             "blobExists": c is not None, "datasetExists": False,
-             "hash": hashlib.md5(c).hexdigest() if c is not None else None,
-             "updatedAt": None}
-            for n, c in form.draft_attachments.items()
-        ])  # fmt: skip
+        return self._json(
+            [
+                {
+                    "name": n,
+                    "type": _media_type(n),
+                    "exists": c is not None,
+                    "blobExists": c is not None,
+                    "datasetExists": False,
+                    "hash": hashlib.md5(c).hexdigest() if c is not None else None,
+                    "updatedAt": None,
+                }
+                for n, c in form.draft_attachments.items()
+            ]
+        )
 
     def _upload_draft_attachment(self, request: Request, pid: str, fid: str, name: str):
         form = self._get_form(pid, fid)
@@ -747,10 +848,17 @@ class CentralStandin:
             raise problem(*NOT_FOUND)
         content = request.get_data()
         form.draft_attachments[name] = content
-        return self._json({"name": name, "type": _media_type(name),
-                           "hash": hashlib.md5(content).hexdigest(), "exists": True,
-                           "blobExists": True, "datasetExists": False,
-                           "updatedAt": iso(self.now())})  # fmt: skip
+        return self._json(
+            {
+                "name": name,
+                "type": _media_type(name),
+                "hash": hashlib.md5(content).hexdigest(),
+                "exists": True,
+                "blobExists": True,
+                "datasetExists": False,
+                "updatedAt": iso(self.now()),
+            }
+        )
 
     def _publish(self, request: Request, pid: str, fid: str) -> Response:
         form = self._get_form(pid, fid)
@@ -763,10 +871,14 @@ class CentralStandin:
         version, xml = form.draft
         version = new_version or version
         if any(v == version for v, _, _ in form.versions):
-            raise problem(409, 409.6, f"You tried to publish the form '{form.form_id}' with "
-                          f"version '{version}', but a published form has already existed in "
-                          "this project with those identifiers.",
-                          {"xmlFormId": form.form_id, "version": version})  # fmt: skip
+            raise problem(
+                409,
+                409.6,
+                f"You tried to publish the form '{form.form_id}' with "
+                f"version '{version}', but a published form has already existed in "
+                "this project with those identifiers.",
+                {"xmlFormId": form.form_id, "version": version},
+            )
         form.versions.append((version, xml, iso(self.now())))
         form.attachments = {n: c for n, c in form.draft_attachments.items() if c is not None}
         form.repeats = _form_meta(xml)[3]
@@ -779,10 +891,16 @@ class CentralStandin:
 
     def _create_app_user(self, request: Request, pid: str) -> Response:
         body = orjson.loads(request.get_data())
-        user = {"projectId": int(pid), "id": next(self._actor),
-                "displayName": body["displayName"], "createdAt": iso(self.now()),
-                "type": "field_key", "token": secrets.token_urlsafe(48)[:64],
-                "updatedAt": None, "deletedAt": None}  # fmt: skip
+        user = {
+            "projectId": int(pid),
+            "id": next(self._actor),
+            "displayName": body["displayName"],
+            "createdAt": iso(self.now()),
+            "type": "field_key",
+            "token": secrets.token_urlsafe(48)[:64],
+            "updatedAt": None,
+            "deletedAt": None,
+        }
         self.app_users.append(user)
         return self._json(user)
 
@@ -806,20 +924,27 @@ class CentralStandin:
     def _sub_meta(self, sub: Submission, current_version: bool = True) -> dict:
         system = sub.row["__system"]
         body = {
-            "instanceId": sub.root_id, "submitterId": sub.submitter_id,
-            "deviceId": sub.device_id, "createdAt": system["submissionDate"],
-            "updatedAt": system.get("updatedAt"), "reviewState": system.get("reviewState"),
-            "userAgent": sub.user_agent, "deletedAt": system.get("deletedAt"),
-        }  # fmt: skip
+            "instanceId": sub.root_id,
+            "submitterId": sub.submitter_id,
+            "deviceId": sub.device_id,
+            "createdAt": system["submissionDate"],
+            "updatedAt": system.get("updatedAt"),
+            "reviewState": system.get("reviewState"),
+            "userAgent": sub.user_agent,
+            "deletedAt": system.get("deletedAt"),
+        }
         if not current_version:  # the bare submission a review PATCH answers [186]
             del body["userAgent"]
             return body
         body["currentVersion"] = {
-            "submitterId": sub.submitter_id, "createdAt": system["submissionDate"],
+            "submitterId": sub.submitter_id,
+            "createdAt": system["submissionDate"],
             "instanceName": (sub.row.get("meta") or {}).get("instanceName"),
-            "instanceId": sub.xml_versions[-1], "current": True, "deviceId": sub.device_id,
+            "instanceId": sub.xml_versions[-1],
+            "current": True,
+            "deviceId": sub.device_id,
             "userAgent": sub.user_agent,
-        }  # fmt: skip
+        }
         return body
 
     def _list_submissions(self, request: Request, pid: str, fid: str) -> Response:
@@ -853,9 +978,12 @@ class CentralStandin:
         sub = self._sub(pid, fid, iid)
         state = orjson.loads(request.get_data()).get("reviewState")
         if state not in REVIEW_STATES:  # [192]
-            raise problem(400, 400.8, f"Unexpected state value {state}; not a recognized state "
-                          "name", {"field": "state", "value": state,
-                                   "reason": "not a recognized state name"})  # fmt: skip
+            raise problem(
+                400,
+                400.8,
+                f"Unexpected state value {state}; not a recognized state name",
+                {"field": "state", "value": state, "reason": "not a recognized state name"},
+            )
         self.review(fid, iid, state)
         return self._json(self._sub_meta(sub, current_version=False))
 
@@ -865,17 +993,22 @@ class CentralStandin:
         form = self._get_form(pid, fid)
         with self.lock:
             body = [
-                {"submitterId": sub.submitter_id, "createdAt": v.created,
-                 "instanceName": _instance_name(self._version_xml_bytes(form, sub, v)),
-                 "instanceId": v.instance_id,
-                 "current": n == len(sub.versions) - 1, "deviceId": sub.device_id,
-                 "userAgent": sub.user_agent}
+                {
+                    "submitterId": sub.submitter_id,
+                    "createdAt": v.created,
+                    "instanceName": _instance_name(self._version_xml_bytes(form, sub, v)),
+                    "instanceId": v.instance_id,
+                    "current": n == len(sub.versions) - 1,
+                    "deviceId": sub.device_id,
+                    "userAgent": sub.user_agent,
+                }
                 for n, v in reversed(list(enumerate(sub.versions)))
-            ]  # fmt: skip
+            ]
         return self._json(body)
 
-    def _submission_version_xml(self, request: Request, pid: str, fid: str, iid: str,
-                                vid: str) -> Response:  # fmt: skip
+    def _submission_version_xml(
+        self, request: Request, pid: str, fid: str, iid: str, vid: str
+    ) -> Response:
         """One version's XML, byte for byte [176, 177]."""
         sub = self._sub(pid, fid, iid)
         version = next((v for v in sub.versions if v.instance_id == vid), None)
@@ -896,8 +1029,11 @@ class CentralStandin:
 
     def _add_comment(self, request: Request, pid: str, fid: str, iid: str) -> Response:
         sub = self._sub(pid, fid, iid)
-        comment = {"body": orjson.loads(request.get_data())["body"], "actorId": 5,
-                   "createdAt": iso(self.now())}  # fmt: skip
+        comment = {
+            "body": orjson.loads(request.get_data())["body"],
+            "actorId": 5,
+            "createdAt": iso(self.now()),
+        }
         sub.comments.append(comment)
         return self._json(comment)
 
@@ -920,8 +1056,12 @@ class CentralStandin:
             raise problem(501, 501.1, "The stand-in only answers the managed-key export.")
         key_id, passphrase, body = managed
         if request.form[str(key_id)] != passphrase:
-            raise problem(400, 400.12, "Could not perform decryption. Double check your "
-                          "passphrase and your data and try again.")  # fmt: skip
+            raise problem(
+                400,
+                400.12,
+                "Could not perform decryption. Double check your "
+                "passphrase and your data and try again.",
+            )
         response = Response(body, content_type="application/zip")
         response.headers["Content-Disposition"] = (
             f'attachment; filename="{form.form_id}.zip"; '
@@ -976,8 +1116,9 @@ class CentralStandin:
         args = request.args
         for key in args:
             if key not in ODATA_PARAMS:
-                raise problem(501, 501.1, f"The requested feature {key} is not supported by "
-                              "this server.")  # fmt: skip
+                raise problem(
+                    501, 501.1, f"The requested feature {key} is not supported by this server."
+                )
         if args.get("$format", "json") != "json":  # [310]
             raise problem(
                 406,
@@ -987,12 +1128,19 @@ class CentralStandin:
             )
         if "$expand" in args and args["$expand"] != "*":  # [305]
             text = args["$expand"]
-            raise problem(501, 501.6, "The given OData expand expression is not supported by "
-                          f'this server: "{text}". Currently, only "$expand=*" is supported.',
-                          {"text": text})  # fmt: skip
+            raise problem(
+                501,
+                501.6,
+                "The given OData expand expression is not supported by "
+                f'this server: "{text}". Currently, only "$expand=*" is supported.',
+                {"text": text},
+            )
         if "$expand" in args and "$select" in args:
-            raise problem(501, 501.11, "The requested feature $select with $expand is not "
-                          "supported by this server.")  # fmt: skip
+            raise problem(
+                501,
+                501.11,
+                "The requested feature $select with $expand is not supported by this server.",
+            )
         if "$orderby" in args:
             raise problem(501, 501.1, "$orderby is not supported by this stand-in.")
         top = _int_arg(args, "$top")
@@ -1043,10 +1191,11 @@ class CentralStandin:
                 count = self._count_cache.get(key)
                 if count is None:
                     count = sum(
-                        1 for s in form.subs.values()
+                        1
+                        for s in form.subs.values()
                         if (with_deleted or not s.deleted)
                         and (predicate is None or predicate(s.row))
-                    )  # fmt: skip
+                    )
                     self._count_cache = {key: count}
             svc = self._svc(pid, fid)
             body: dict[str, Any] = {"value": rows, "@odata.context": f"{svc}/$metadata#Submissions"}
@@ -1152,8 +1301,12 @@ def _int_arg(args, key: str) -> int | None:
     try:
         value = int(args[key])
     except ValueError as exc:  # [307]
-        raise problem(400, 400.11, 'Invalid input data type: expected "NaN" to be (type bigint)',
-                      {"value": "NaN", "expected": "type bigint"}) from exc  # fmt: skip
+        raise problem(
+            400,
+            400.11,
+            'Invalid input data type: expected "NaN" to be (type bigint)',
+            {"value": "NaN", "expected": "type bigint"},
+        ) from exc
     if value < 0:
         raise problem(400, 400.11, f"The value of query parameter '{key}' must not be negative.")
     return value
@@ -1234,8 +1387,9 @@ def _repeat_row(item: dict, parent_key: str, parent_id: str) -> dict:
     return out
 
 
-def _walk_repeat(node: dict, parts: list[str], parent_key: str, parent_id: str,
-                 trail: tuple[str, ...] = ()) -> list[dict]:  # fmt: skip
+def _walk_repeat(
+    node: dict, parts: list[str], parent_key: str, parent_id: str, trail: tuple[str, ...] = ()
+) -> list[dict]:
     """Rows of the repeat at `parts` below `node`. The parent key names every step from the
     submission to the parent repeat, groups included: `__Submissions-people-person-id` [347]."""
     value = node.get(parts[0])
@@ -1290,8 +1444,11 @@ def _row_xml(form: Form, row: dict, deprecated_id: str | None) -> bytes:
         ".//{http://www.w3.org/2002/xforms}instance"
     )
     template = next(iter(instance))
-    root = etree.Element(etree.QName(template).localname, id=form.form_id,
-                         version=row["__system"].get("formVersion") or "")  # fmt: skip
+    root = etree.Element(
+        etree.QName(template).localname,
+        id=form.form_id,
+        version=row["__system"].get("formVersion") or "",
+    )
 
     def text(value: Any) -> str | None:
         if value is None or isinstance(value, str):

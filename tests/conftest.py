@@ -263,9 +263,12 @@ def serve_in_process(tmp_path, central_dir, new_database):
 
     def start(database_url: str | None = None, build_dir=None, **settings):
         server = InProcessServer(
-            tmp_path / f"app{len(started)}", central_dir, database_url or new_database(),
-            build_dir=build_dir, **settings,
-        )  # fmt: skip
+            tmp_path / f"app{len(started)}",
+            central_dir,
+            database_url or new_database(),
+            build_dir=build_dir,
+            **settings,
+        )
         started.append(server)
         return server.add_account(f"tablet-{len(started)}")
 

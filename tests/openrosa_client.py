@@ -46,10 +46,14 @@ def publish_recorded_forms(build_dir: Path, central_dir: Path) -> Path:
             media.append({"file": "logo.png", "md5": hashlib.md5(logo).hexdigest()})
         title = xform.split(b"<h:title>", 1)[1].split(b"</h:title>", 1)[0].decode()
         index[form_id] = {
-            "form_id": form_id, "version": "2026112801", "title": title,
-            "file": f"{form_id}.xml", "md5": hashlib.md5(xform).hexdigest(),
-            "encrypted": b"base64RsaPublicKey" in xform, "media": media,
-        }  # fmt: skip
+            "form_id": form_id,
+            "version": "2026112801",
+            "title": title,
+            "file": f"{form_id}.xml",
+            "md5": hashlib.md5(xform).hexdigest(),
+            "encrypted": b"base64RsaPublicKey" in xform,
+            "media": media,
+        }
     (build_dir / "index.json").write_text(json.dumps(index, indent=1), encoding="utf-8")
     return build_dir
 
@@ -65,8 +69,12 @@ class ServerProcess:
 
     def __init__(self, env: dict[str, str], port: int | None = None):
         self.port = port or free_port()
-        self.env = {**os.environ, **env, "NIGRAAN_SERVER_PORT": str(self.port),
-                    "NIGRAAN_SERVER_HOST": "127.0.0.1"}  # fmt: skip
+        self.env = {
+            **os.environ,
+            **env,
+            "NIGRAAN_SERVER_PORT": str(self.port),
+            "NIGRAAN_SERVER_HOST": "127.0.0.1",
+        }
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
         self.log_path = Path(env["NIGRAAN_INSTANCE_DIR"]) / f"serve-{self.port}.log"
@@ -75,8 +83,10 @@ class ServerProcess:
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from nigraan.cli import main; main()", "serve"],
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -108,8 +118,15 @@ class ServerProcess:
 class CollectClient:
     """What ODK Collect sends, over a real connection (requests keeps it alive like OkHttp)."""
 
-    def __init__(self, server_url: str, *, username=None, password=None, device_id=None,
-                 session: requests.Session | None = None):  # fmt: skip
+    def __init__(
+        self,
+        server_url: str,
+        *,
+        username=None,
+        password=None,
+        device_id=None,
+        session: requests.Session | None = None,
+    ):
         self.server_url = server_url.rstrip("/")
         # A session of its own (Collect's connection); in_process_session(app) for test_client
         self.session = session or requests.Session()
@@ -130,14 +147,22 @@ class CollectClient:
 
     def head_submission(self, *, openrosa: bool = True) -> requests.Response:
         return self.session.head(
-            self.server_url + "/submission", params={"deviceID": self.device_id},
-            headers=self.headers(openrosa), timeout=60,
-        )  # fmt: skip
+            self.server_url + "/submission",
+            params={"deviceID": self.device_id},
+            headers=self.headers(openrosa),
+            timeout=60,
+        )
 
     def post_submission(
-        self, xml: bytes, files=(), *, incomplete=False, openrosa=True,
-        xml_name="submission.xml", extra_parts=(),
-    ) -> requests.Response:  # fmt: skip
+        self,
+        xml: bytes,
+        files=(),
+        *,
+        incomplete=False,
+        openrosa=True,
+        xml_name="submission.xml",
+        extra_parts=(),
+    ) -> requests.Response:
         """POST as Collect: `xml_submission_file` first, then one part per file named after it.
 
         `files` are (name, bytes, content_type); `extra_parts` are raw (part name, filename,
@@ -149,9 +174,13 @@ class CollectClient:
         ]
         data = {"*isIncomplete*": "yes"} if incomplete else None
         return self.session.post(
-            self.server_url + "/submission", params={"deviceID": self.device_id},
-            headers=self.headers(openrosa), files=parts, data=data, timeout=60,
-        )  # fmt: skip
+            self.server_url + "/submission",
+            params={"deviceID": self.device_id},
+            headers=self.headers(openrosa),
+            files=parts,
+            data=data,
+            timeout=60,
+        )
 
     def send(self, xml: bytes, files=()) -> requests.Response:
         """HEAD then POST, splitting like Collect when the files exceed the advertised limit."""
@@ -188,10 +217,14 @@ class TestClientAdapter(requests.adapters.BaseAdapter):
             body = b"".join(body)  # a generator: requests would send it chunked
         headers = {k: v for k, v in request.headers.items() if k.lower() != "transfer-encoding"}
         answer = self.client.open(
-            url.path, base_url=f"{url.scheme}://{url.netloc}", query_string=url.query,
-            method=request.method, headers=headers, data=body,
+            url.path,
+            base_url=f"{url.scheme}://{url.netloc}",
+            query_string=url.query,
+            method=request.method,
+            headers=headers,
+            data=body,
             environ_overrides={"REMOTE_ADDR": "127.0.0.1"},
-        )  # fmt: skip
+        )
         response = requests.Response()
         response.status_code = answer.status_code
         response.reason = answer.status.partition(" ")[2]
@@ -226,8 +259,15 @@ class InProcessServer:
     through `.http` or `.collect(...)`. `.advance(seconds)` moves the clocks of the device
     accounts (token cache, Digest nonces) forward instead of sleeping."""
 
-    def __init__(self, instance: Path, central_dir: Path, database_url: str,
-                 build_dir: Path | None = None, port: int = 8080, **settings):  # fmt: skip
+    def __init__(
+        self,
+        instance: Path,
+        central_dir: Path,
+        database_url: str,
+        build_dir: Path | None = None,
+        port: int = 8080,
+        **settings,
+    ):
         from nigraan.config import load_config
         from server import create_app, store_process_options
         from server.store_process import InProcessWriter
@@ -236,11 +276,17 @@ class InProcessServer:
         self.build_dir = build_dir or publish_recorded_forms(instance / "forms", central_dir)
         self.central_dir, self.database_url, self.port = central_dir, database_url, port
         self.base = f"http://127.0.0.1:{port}"
-        self.config = load_config(overrides={
-            "instance_dir": str(instance), "forms.build_dir": str(self.build_dir),
-            "database.url": database_url, "server.host": "127.0.0.1", "server.port": port,
-            **{k.replace("__", "."): v for k, v in settings.items()},
-        }, environ={})  # fmt: skip
+        self.config = load_config(
+            overrides={
+                "instance_dir": str(instance),
+                "forms.build_dir": str(self.build_dir),
+                "database.url": database_url,
+                "server.host": "127.0.0.1",
+                "server.port": port,
+                **{k.replace("__", "."): v for k, v in settings.items()},
+            },
+            environ={},
+        )
         # The lines `nigraan serve` would log, in a file as ServerProcess keeps them.
         self.log_path = instance / f"serve-{port}.log"
         self._log = logging.FileHandler(self.log_path, encoding="utf-8")

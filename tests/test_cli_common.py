@@ -22,8 +22,12 @@ def test_a_table_has_a_header_a_rule_and_aligned_columns():
 
 
 def test_a_table_without_header_keeps_the_minimum_widths():
-    lines = format_table((Column("check", 8), Column("state", 4), Column("x")),
-                         [("db", "ok", "fine")], gap=1, header=False)  # fmt: skip
+    lines = format_table(
+        (Column("check", 8), Column("state", 4), Column("x")),
+        [("db", "ok", "fine")],
+        gap=1,
+        header=False,
+    )
     assert lines == ["db       ok   fine"]
 
 

@@ -23,8 +23,12 @@ def commands(command: click.Command, path: tuple[str, ...] = ("nigraan",)):
 
 def options(command: click.Command) -> list[str]:
     """Every option spelling the command's `--help` lists, but `-h/--help` itself."""
-    spelled = [o for p in command.params if isinstance(p, click.Option)
-               for o in (*p.opts, *p.secondary_opts)]  # fmt: skip
+    spelled = [
+        o
+        for p in command.params
+        if isinstance(p, click.Option)
+        for o in (*p.opts, *p.secondary_opts)
+    ]
     return [o for o in spelled if o not in ("-h", "--help")]
 
 
@@ -38,8 +42,9 @@ def table_rows() -> list[str]:
 def rows_naming(rows: list[str], path: tuple[str, ...]) -> list[str]:
     """The rows whose first cell names the command `path` (`nigraan store load ...`)."""
     words = path[1:]
-    pattern = re.compile(r"`nigraan(?: \[[^]]*\])?" + "".join(f" {re.escape(w)}" for w in words)
-                         + r"(?:[ `]|$)")  # fmt: skip
+    pattern = re.compile(
+        r"`nigraan(?: \[[^]]*\])?" + "".join(f" {re.escape(w)}" for w in words) + r"(?:[ `]|$)"
+    )
     return [row for row in rows if pattern.search(row)]
 
 

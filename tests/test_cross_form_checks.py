@@ -13,8 +13,14 @@ from nigraan.config import load_config
 from store.review_queue import QueueFilter
 from tests.test_report_indicators import instance_xml
 
-FORMS = ["survivor_registration", "survivor_intake", "service_contact", "case_closure",
-         "custody_visit", "training_participant"]  # fmt: skip
+FORMS = [
+    "survivor_registration",
+    "survivor_intake",
+    "service_contact",
+    "case_closure",
+    "custody_visit",
+    "training_participant",
+]
 
 
 @pytest.fixture(scope="module")
@@ -22,10 +28,15 @@ def build_dir(tmp_path_factory, public_key_file):
     from forms.build import build_forms
 
     tmp = tmp_path_factory.mktemp("checks")
-    config = load_config(overrides={
-        "instance_dir": str(tmp / "instance"), "forms.lock_file": str(tmp / "lock.json"),
-        "forms.public_key_file": str(public_key_file), "forms.validate": False,
-    }, environ={})  # fmt: skip
+    config = load_config(
+        overrides={
+            "instance_dir": str(tmp / "instance"),
+            "forms.lock_file": str(tmp / "lock.json"),
+            "forms.public_key_file": str(public_key_file),
+            "forms.validate": False,
+        },
+        environ={},
+    )
     build_forms(config)
     return config["forms.build_dir"]
 
@@ -80,27 +91,42 @@ def test_service_before_registration_or_after_closure(checks):
 
 def test_custody_visit_over_24_hours_and_no_female_staff(checks):
     store, send, _ = checks
-    over = send("custody_visit", {
-        "b0_visit/monitor_code": "M1", "b0_visit/visit_date": "2026-07-01",
-        "b0_visit/facility_id": "ps-1", "b1_population/women_detained": "2",
-        "b2_separation/female_staff_on_duty": "0",
-        "b3_registers/longest_hours_without_order": "30",
-    })  # fmt: skip
-    send("custody_visit", {
-        "b0_visit/monitor_code": "M1", "b0_visit/visit_date": "2026-07-01",
-        "b0_visit/facility_id": "ps-2", "b1_population/women_detained": "2",
-        "b2_separation/female_staff_on_duty": "1",
-        "b3_registers/longest_hours_without_order": "20",
-    })  # fmt: skip
-    assert rules_of(store) == [("custody_visit", "held_over_24h"),
-                               ("custody_visit", "no_female_staff")]  # fmt: skip
+    over = send(
+        "custody_visit",
+        {
+            "b0_visit/monitor_code": "M1",
+            "b0_visit/visit_date": "2026-07-01",
+            "b0_visit/facility_id": "ps-1",
+            "b1_population/women_detained": "2",
+            "b2_separation/female_staff_on_duty": "0",
+            "b3_registers/longest_hours_without_order": "30",
+        },
+    )
+    send(
+        "custody_visit",
+        {
+            "b0_visit/monitor_code": "M1",
+            "b0_visit/visit_date": "2026-07-01",
+            "b0_visit/facility_id": "ps-2",
+            "b1_population/women_detained": "2",
+            "b2_separation/female_staff_on_duty": "1",
+            "b3_registers/longest_hours_without_order": "20",
+        },
+    )
+    assert rules_of(store) == [
+        ("custody_visit", "held_over_24h"),
+        ("custody_visit", "no_female_staff"),
+    ]
     assert {f["root_id"] for f in store.flags()} == {over}
 
 
 def test_two_visits_same_facility_day_and_monitor_are_a_possible_duplicate(checks):
     store, send, _ = checks
-    visit = {"b0_visit/monitor_code": "M1", "b0_visit/visit_date": "2026-07-01",
-             "b0_visit/facility_id": "ps-1"}  # fmt: skip
+    visit = {
+        "b0_visit/monitor_code": "M1",
+        "b0_visit/visit_date": "2026-07-01",
+        "b0_visit/facility_id": "ps-1",
+    }
     send("custody_visit", visit)
     send("custody_visit", {**visit, "b0_visit/monitor_code": "M2"})
     assert store.flags() == []
@@ -110,13 +136,29 @@ def test_two_visits_same_facility_day_and_monitor_are_a_possible_duplicate(check
 
 def test_participant_post_without_pre_and_conflicting_codes(checks):
     store, send, _ = checks
-    send("training_participant", {"event_id": "E1", "participant_code": "P1", "sex": "female",
-                                  "institution_type": "police", "pre_taken": "no",
-                                  "post_taken": "yes"})  # fmt: skip
+    send(
+        "training_participant",
+        {
+            "event_id": "E1",
+            "participant_code": "P1",
+            "sex": "female",
+            "institution_type": "police",
+            "pre_taken": "no",
+            "post_taken": "yes",
+        },
+    )
     assert rules_of(store) == [("training_participant", "post_test_without_pre_test")]
-    send("training_participant", {"event_id": "E2", "participant_code": "P1", "sex": "male",
-                                  "institution_type": "police", "pre_taken": "yes",
-                                  "post_taken": "yes"})  # fmt: skip
+    send(
+        "training_participant",
+        {
+            "event_id": "E2",
+            "participant_code": "P1",
+            "sex": "male",
+            "institution_type": "police",
+            "pre_taken": "yes",
+            "post_taken": "yes",
+        },
+    )
     assert rules_of(store) == [
         ("training_participant", "participant_conflict"),
         ("training_participant", "participant_conflict"),
@@ -139,26 +181,35 @@ def test_rebuild_and_delete_reevaluate_the_flags(checks):
 
 def test_review_queue_page_filters_counts_and_flags(checks):
     store, send, _ = checks
-    a = send("service_contact", {"survivor_code": "LHR-0001", "service_date": "2026-07-02",
-                                 "ssu_site": "ssu_lahore"})  # fmt: skip
+    a = send(
+        "service_contact",
+        {"survivor_code": "LHR-0001", "service_date": "2026-07-02", "ssu_site": "ssu_lahore"},
+    )
     b = send("survivor_registration", {"survivor_code": "LHR-0002", "ssu_site": "ssu_multan"})
-    c = send("custody_visit", {"b0_visit/monitor_code": "M1", "b0_visit/facility_id": "ps-1",
-                               "b0_visit/district": "lahore"})  # fmt: skip
+    c = send(
+        "custody_visit",
+        {
+            "b0_visit/monitor_code": "M1",
+            "b0_visit/facility_id": "ps-1",
+            "b0_visit/district": "lahore",
+        },
+    )
     store.record_review("survivor_registration", b, "approved", "ok", for_central=False)
     everything = QueueFilter(form_ids=tuple(FORMS))
     page = store.review_queue(everything)
     assert [r["root_id"] for r in page.rows] == [c, b, a]  # newest first
     assert page.total == 3
-    assert page.counts == {"received": 2, "hasIssues": 0, "edited": 0, "approved": 1,
-                           "rejected": 0}  # fmt: skip
+    assert page.counts == {"received": 2, "hasIssues": 0, "edited": 0, "approved": 1, "rejected": 0}
     flagged = {r["root_id"]: [f["rule_id"] for f in r["flags"]] for r in page.rows}
     assert flagged == {a: ["unregistered_survivor"], b: [], c: []}
     assert page.rows[2]["support_unit"] == "ssu_lahore"
     assert page.rows[0]["district"] == "lahore" and page.rows[0]["facility"] == "ps-1"
 
     def roots(**kw):
-        return [r["root_id"] for r in store.review_queue(everything.__class__(
-            form_ids=tuple(FORMS), **kw)).rows]  # fmt: skip
+        return [
+            r["root_id"]
+            for r in store.review_queue(everything.__class__(form_ids=tuple(FORMS), **kw)).rows
+        ]
 
     assert roots(state="approved") == [b]
     assert roots(state="received") == [c, a]

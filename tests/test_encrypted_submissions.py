@@ -40,9 +40,12 @@ def _e01(central_dir) -> tuple[bytes, list[tuple[str, bytes, str]]]:
     encrypted = central_dir / "submissions" / "encrypted"
     files = [
         (PHOTO, (encrypted / f"e01.{PHOTO}").read_bytes(), "application/octet-stream"),
-        ("submission.xml.enc", (encrypted / "e01.submission.xml.enc").read_bytes(),
-         "application/octet-stream"),
-    ]  # fmt: skip
+        (
+            "submission.xml.enc",
+            (encrypted / "e01.submission.xml.enc").read_bytes(),
+            "application/octet-stream",
+        ),
+    ]
     return (encrypted / "e01.manifest.xml").read_bytes(), files
 
 

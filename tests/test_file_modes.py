@@ -54,10 +54,15 @@ def test_everything_in_the_instance_becomes_owner_only(loose_instance):
     assert (instance / "nigraan.sqlite3-wal").exists()
     changes = tighten_instance_modes(instance, url)
     assert {c.path for c in changes} >= {
-        instance, instance / "nigraan.sqlite3", instance / "nigraan.sqlite3-wal",
-        instance / "nigraan.sqlite3-shm", instance / "keys", instance / "keys" / "form-public.pem",
-        instance / "app-users" / "tablet.txt", instance / "exports" / "visits.csv",
-    }  # fmt: skip
+        instance,
+        instance / "nigraan.sqlite3",
+        instance / "nigraan.sqlite3-wal",
+        instance / "nigraan.sqlite3-shm",
+        instance / "keys",
+        instance / "keys" / "form-public.pem",
+        instance / "app-users" / "tablet.txt",
+        instance / "exports" / "visits.csv",
+    }
     for folder, _dirs, files in os.walk(instance):
         assert mode(folder) == 0o700, folder
         for name in files:

@@ -64,7 +64,7 @@ def _wrapped(orig: Exception) -> sqlalchemy.exc.OperationalError:
                 )
             ),
             UNREACHABLE,
-        ),  # fmt: skip
+        ),
         (_wrapped(psycopg.OperationalError("the connection is lost")), UNREACHABLE),
         (
             _wrapped(
@@ -74,7 +74,7 @@ def _wrapped(orig: Exception) -> sqlalchemy.exc.OperationalError:
                 )
             ),
             UNREACHABLE,
-        ),  # fmt: skip
+        ),
         (_wrapped(psycopg.errors.lookup("55P03")("could not obtain lock")), LOCKED),
         (ValueError("something else"), OTHER),
     ],
@@ -102,8 +102,9 @@ def test_postgresql_location_never_shows_the_password():
 
 def test_a_repeated_cause_is_logged_once_then_counted(caplog):
     now = [1000.0]
-    repeats = RepeatedLog(logging.getLogger("t.repeats"), window=60, clock=lambda: now[0],
-                          timer=False)  # fmt: skip
+    repeats = RepeatedLog(
+        logging.getLogger("t.repeats"), window=60, clock=lambda: now[0], timer=False
+    )
     caplog.set_level(logging.INFO, logger="t.repeats")
     for _ in range(905):
         repeats.log("store:disk_full", "cannot store submissions: the disk is full")
@@ -136,8 +137,15 @@ def test_the_summary_comes_when_the_window_ends_even_if_the_fault_stops(caplog):
 
 
 def test_json_lines_carry_time_level_component_and_cause():
-    record = logging.LogRecord("server.openrosa", logging.ERROR, __file__, 1,
-                               "submission to %s not saved", ("custody_visit",), None)  # fmt: skip
+    record = logging.LogRecord(
+        "server.openrosa",
+        logging.ERROR,
+        __file__,
+        1,
+        "submission to %s not saved",
+        ("custody_visit",),
+        None,
+    )
     record.cause = DISK_FULL
     entry = json.loads(JsonFormatter().format(record))
     assert entry["level"] == "ERROR" and entry["component"] == "server.openrosa"
@@ -149,10 +157,15 @@ def test_json_lines_carry_time_level_component_and_cause():
 
 
 def test_cli_errors_go_through_logging_as_json(runner, tmp_path):
-    result = runner.invoke(main, ["store", "status"], env={
-        "NIGRAAN_INSTANCE_DIR": str(tmp_path), "NIGRAAN_LOG_FORMAT": "json",
-        "NIGRAAN_DATABASE_URL": "mysql://u:hunter2@db/x",
-    })  # fmt: skip
+    result = runner.invoke(
+        main,
+        ["store", "status"],
+        env={
+            "NIGRAAN_INSTANCE_DIR": str(tmp_path),
+            "NIGRAAN_LOG_FORMAT": "json",
+            "NIGRAAN_DATABASE_URL": "mysql://u:hunter2@db/x",
+        },
+    )
     assert result.exit_code == 2
     [line] = [ln for ln in result.output.splitlines() if ln.startswith("{")]
     entry = json.loads(line)
@@ -161,16 +174,22 @@ def test_cli_errors_go_through_logging_as_json(runner, tmp_path):
 
 
 def test_cli_error_lines_have_time_level_component(runner, tmp_path):
-    result = runner.invoke(main, ["store", "status"], env={
-        "NIGRAAN_INSTANCE_DIR": str(tmp_path), "NIGRAAN_DATABASE_URL": "mysql://db/x",
-    })  # fmt: skip
+    result = runner.invoke(
+        main,
+        ["store", "status"],
+        env={
+            "NIGRAAN_INSTANCE_DIR": str(tmp_path),
+            "NIGRAAN_DATABASE_URL": "mysql://db/x",
+        },
+    )
     [line] = [ln for ln in result.output.splitlines() if "SQLite or PostgreSQL" in ln]
     stamp, level, component = line.split(" ", 3)[:3]
     assert stamp.endswith("Z") and level == "ERROR" and component == "nigraan:"
 
 
-def test_a_full_disk_stops_a_cli_command_with_one_line(runner, make_config, tmp_path,
-                                                       monkeypatch, central_dir):  # fmt: skip
+def test_a_full_disk_stops_a_cli_command_with_one_line(
+    runner, make_config, tmp_path, monkeypatch, central_dir
+):
     config = make_config()
     instance = central_dir / "submissions"
     xml_file = next(instance.glob("*.xml"), None) or next(central_dir.rglob("*.xml"))
@@ -180,8 +199,12 @@ def test_a_full_disk_stops_a_cli_command_with_one_line(runner, make_config, tmp_
 
     Store.from_config(config, upgrade=True).close()  # as `nigraan store init`
     monkeypatch.setattr(Store, "ingest_many", full)
-    result = runner.invoke(main, ["store", "load", str(xml_file)], obj=config,
-                           env={"NIGRAAN_INSTANCE_DIR": str(config["instance_dir"])})  # fmt: skip
+    result = runner.invoke(
+        main,
+        ["store", "load", str(xml_file)],
+        obj=config,
+        env={"NIGRAAN_INSTANCE_DIR": str(config["instance_dir"])},
+    )
     assert result.exit_code == 1, result.output
     [line] = [ln for ln in result.output.splitlines() if "cannot use the store" in ln]
     assert " ERROR nigraan: cannot use the store: the disk holding " in line
@@ -190,11 +213,14 @@ def test_a_full_disk_stops_a_cli_command_with_one_line(runner, make_config, tmp_
 
 
 def test_status_shows_the_store_the_disk_the_wal_and_the_last_sync(runner, tmp_path):
-    env = {"NIGRAAN_INSTANCE_DIR": str(tmp_path / "instance"),
-           "NIGRAAN_SERVER_PORT": str(_closed_port())}  # fmt: skip
+    env = {
+        "NIGRAAN_INSTANCE_DIR": str(tmp_path / "instance"),
+        "NIGRAAN_SERVER_PORT": str(_closed_port()),
+    }
     store = Store.open(f"sqlite:///{tmp_path / 'instance' / 'nigraan.sqlite3'}", upgrade=True)
-    store.save_sync_state("https://central.example/1/rec_visit", "rec_visit",
-                          watermark="2026-11-30T10:00:00.000Z")  # fmt: skip
+    store.save_sync_state(
+        "https://central.example/1/rec_visit", "rec_visit", watermark="2026-11-30T10:00:00.000Z"
+    )
     store.close()
     result = runner.invoke(main, ["status"], env=env)
     assert result.exit_code == 0, result.output
@@ -205,8 +231,9 @@ def test_status_shows_the_store_the_disk_the_wal_and_the_last_sync(runner, tmp_p
     assert "last sync 20" in lines["sync"] and "(1 forms)" in lines["sync"]
     assert "not running" in lines["server"]
 
-    low = runner.invoke(main, ["status", "--json"],
-                        env={**env, "NIGRAAN_HEALTH_MIN_FREE_MB": "10000000"})  # fmt: skip
+    low = runner.invoke(
+        main, ["status", "--json"], env={**env, "NIGRAAN_HEALTH_MIN_FREE_MB": "10000000"}
+    )
     assert low.exit_code == 0, low.output
     report = json.loads(low.output)
     assert report["status"] == "warn" and report["checks"]["store_disk"]["status"] == "warn"
@@ -215,21 +242,29 @@ def test_status_shows_the_store_the_disk_the_wal_and_the_last_sync(runner, tmp_p
 
 def test_status_fails_when_the_database_is_unreachable(runner, tmp_path):
     port = _closed_port()
-    result = runner.invoke(main, ["status"], env={
-        "NIGRAAN_INSTANCE_DIR": str(tmp_path),
-        "NIGRAAN_DATABASE_URL": f"postgresql+psycopg://nigraan:s3cret@127.0.0.1:{port}/x",
-        "NIGRAAN_SERVER_PORT": str(_closed_port()),
-    })  # fmt: skip
+    result = runner.invoke(
+        main,
+        ["status"],
+        env={
+            "NIGRAAN_INSTANCE_DIR": str(tmp_path),
+            "NIGRAAN_DATABASE_URL": f"postgresql+psycopg://nigraan:s3cret@127.0.0.1:{port}/x",
+            "NIGRAAN_SERVER_PORT": str(_closed_port()),
+        },
+    )
     assert result.exit_code == 1, result.output
     assert "database       fail" in result.output
-    assert (f"cannot reach the store: the database (PostgreSQL at 127.0.0.1:{port}/x) is "
-            "unreachable or shutting down") in result.output  # fmt: skip
+    assert (
+        f"cannot reach the store: the database (PostgreSQL at 127.0.0.1:{port}/x) is "
+        "unreachable or shutting down"
+    ) in result.output
     assert "s3cret" not in result.output
 
 
 def test_status_does_not_make_an_empty_store(runner, tmp_path):
-    env = {"NIGRAAN_INSTANCE_DIR": str(tmp_path / "instance"),
-           "NIGRAAN_SERVER_PORT": str(_closed_port())}  # fmt: skip
+    env = {
+        "NIGRAAN_INSTANCE_DIR": str(tmp_path / "instance"),
+        "NIGRAAN_SERVER_PORT": str(_closed_port()),
+    }
     result = runner.invoke(main, ["status"], env=env)
     assert result.exit_code == 1, result.output
     assert "there is no store at " in result.output and "nigraan store init" in result.output
@@ -294,8 +329,15 @@ def test_health_is_ok_on_a_sound_server(serve_in_process):
     status, report = _health(server)
     assert status == 200 and report["status"] == "ok", report
     checks = report["checks"]
-    assert set(checks) >= {"store_process", "database", "store_disk", "wal", "uploads_disk",
-                           "submissions", "sync"}  # fmt: skip
+    assert set(checks) >= {
+        "store_process",
+        "database",
+        "store_disk",
+        "wal",
+        "uploads_disk",
+        "submissions",
+        "sync",
+    }
     assert checks["wal"]["failed_checkpoints_in_a_row"] == 0
     assert checks["submissions"]["last_stored_at"]
     assert server.password not in json.dumps(report) and "token" not in json.dumps(report)
@@ -303,8 +345,11 @@ def test_health_is_ok_on_a_sound_server(serve_in_process):
 
 def test_status_reports_what_the_running_server_says(serve_openrosa, tmp_path, runner, faults):
     server = serve_openrosa(f"sqlite:///{tmp_path / 's.sqlite3'}")
-    env = {"NIGRAAN_INSTANCE_DIR": str(tmp_path / "cli"), "NIGRAAN_SERVER_PORT": str(server.port),
-           "NIGRAAN_DATABASE_URL": server.database_url}  # fmt: skip
+    env = {
+        "NIGRAAN_INSTANCE_DIR": str(tmp_path / "cli"),
+        "NIGRAAN_SERVER_PORT": str(server.port),
+        "NIGRAAN_DATABASE_URL": server.database_url,
+    }
     result = runner.invoke(main, ["status"], env=env)
     assert result.exit_code == 0, result.output
     assert f"server         ok    http://127.0.0.1:{server.port}/health: ok" in result.output
@@ -335,8 +380,9 @@ def test_a_full_disk_is_said_once_with_its_remedy_and_health_shows_it(
     assert len(store_lines) == 1 and len(server_lines) == 1, log
     assert " ERROR server.submission_writer: cannot store submissions: " + where in store_lines[0]
     assert store_lines[0].endswith("free) — free space; tablets keep their submissions and resend")
-    assert ("ERROR server.health: submission to rec_visit not saved: cannot store submissions: "
-            + where) in server_lines[0]  # fmt: skip
+    assert (
+        "ERROR server.health: submission to rec_visit not saved: cannot store submissions: " + where
+    ) in server_lines[0]
     assert "StoreProcessError" not in log and "Background on this error" not in log
 
     faults("")
@@ -364,9 +410,11 @@ def test_a_failing_disk_is_an_io_error_with_its_remedy(serve_openrosa, tmp_path,
     assert report["checks"]["store_disk"]["cause"] == "io_error"
     assert report["checks"]["submissions"]["last_failure"]["cause"] == "io_error"
     log = _log(server)
-    assert (f"ERROR server.submission_writer: cannot store submissions: the disk holding "
-            f"{tmp_path / 's.sqlite3'} reports I/O errors (disk I/O error) — the disk may be "
-            "failing: check the system log (dmesg)") in log  # fmt: skip
+    assert (
+        f"ERROR server.submission_writer: cannot store submissions: the disk holding "
+        f"{tmp_path / 's.sqlite3'} reports I/O errors (disk I/O error) — the disk may be "
+        "failing: check the system log (dmesg)"
+    ) in log
     assert "submission to rec_visit not saved: cannot store submissions: the disk holding" in log
     faults("")
     assert _health(server)[0] == 200
@@ -406,15 +454,20 @@ def own_postgres_database(postgres_dsn):
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     info = psycopg.conninfo.conninfo_to_dict(postgres_dsn)
-    url = (f"postgresql+psycopg://{info.get('user', 'postgres')}@{info.get('host', '127.0.0.1')}"
-           f":{info.get('port', 5432)}/{name}")  # fmt: skip
+    url = (
+        f"postgresql+psycopg://{info.get('user', 'postgres')}@{info.get('host', '127.0.0.1')}"
+        f":{info.get('port', 5432)}/{name}"
+    )
 
     def cut_off(cut: bool) -> None:
         with psycopg.connect(postgres_dsn, autocommit=True) as conn:
             conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"false" if cut else "true"}')
             if cut:
-                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                             "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))  # fmt: skip
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                )
 
     yield url, name, cut_off
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
@@ -437,8 +490,9 @@ def test_a_database_that_goes_away_is_said_and_health_follows(
     assert status == 503
     assert report["checks"]["database"]["cause"] == "database_unreachable"
     log = _log(server)
-    unreachable = (f"the database (PostgreSQL at 127.0.0.1:5432/{name}) is unreachable or "
-                   "shutting down")  # fmt: skip
+    unreachable = (
+        f"the database (PostgreSQL at 127.0.0.1:5432/{name}) is unreachable or shutting down"
+    )
     assert "cannot store submissions: " + unreachable in log, log
     assert "check that PostgreSQL is running and reachable; nigraan reconnects by itself" in log
     assert "error ignored terminating" not in log and "Background on this error" not in log
@@ -487,8 +541,9 @@ def test_connections_terminated_mid_load_lose_nothing_and_log_no_noise(
                     break
                 time.sleep(0.05)
 
-    devices = [threading.Thread(target=upload, args=(CollectClient(server.token_url),))
-               for _ in range(4)]  # fmt: skip
+    devices = [
+        threading.Thread(target=upload, args=(CollectClient(server.token_url),)) for _ in range(4)
+    ]
     for d in devices:
         d.start()
     try:
@@ -525,8 +580,10 @@ def small_volume(tmp_path):
     volume.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a small filesystem needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs",
-                              str(volume)], capture_output=True)  # fmt: skip
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", str(volume)],
+        capture_output=True,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
     yield volume
@@ -564,8 +621,10 @@ def test_a_really_full_volume_is_said_and_health_follows(serve_openrosa, small_v
     assert status == 503, report
     assert report["checks"]["store_disk"]["cause"] == "disk_full"
     log = _log(server)
-    assert (f"ERROR server.submission_writer: cannot store submissions: the disk holding "
-            f"{database} is full (") in log  # fmt: skip
+    assert (
+        f"ERROR server.submission_writer: cannot store submissions: the disk holding "
+        f"{database} is full ("
+    ) in log
     assert "submission to rec_visit not saved: cannot store submissions: the disk holding" in log
     assert "Background on this error" not in log and "Traceback" not in log
     filler.unlink()

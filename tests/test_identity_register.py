@@ -104,9 +104,10 @@ def test_a_value_moved_to_another_field_does_not_decrypt(register, store):
     with store.engine.begin() as conn:
         cnic = conn.execute(select(fld.c.sealed).where(fld.c.field == "person/cnic")).scalar_one()
         conn.execute(
-            update(fld).where(fld.c.code_hmac == code_hmac, fld.c.field == "contact/mobile")
+            update(fld)
+            .where(fld.c.code_hmac == code_hmac, fld.c.field == "contact/mobile")
             .values(sealed=cnic)
-        )  # fmt: skip
+        )
     with pytest.raises(IdentityRegisterError, match="contact/mobile") as caught:
         register.reveal("SSU-LHR-0042")
     assert CNIC not in str(caught.value) and PHONE not in str(caught.value)
@@ -126,8 +127,10 @@ def test_rotation_reencrypts_every_field_and_the_old_key_is_useless(register, st
     assert not before & {r.sealed for r in after}  # every ciphertext is new
     assert register.reveal("SSU-LHR-0042") == FIELDS
     reopened = IdentityRegister(store.engine, new_key)
-    assert reopened.reveal("SSU-RWP-0007") == {"person/full_name": "Second Testname",
-                                                "person/cnic": None}  # fmt: skip
+    assert reopened.reveal("SSU-RWP-0007") == {
+        "person/full_name": "Second Testname",
+        "person/cnic": None,
+    }
     old = IdentityRegister(store.engine, key)
     with pytest.raises(IdentityNotFound):
         old.reveal("SSU-LHR-0042")

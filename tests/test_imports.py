@@ -28,15 +28,25 @@ def modules() -> list[str]:
 def _import_alone(module: str) -> tuple[str, int, str]:
     done = subprocess.run(
         [sys.executable, "-c", f"import {module}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return module, done.returncode, done.stderr.strip().splitlines()[-1:]
 
 
 def test_every_module_imports_on_its_own():
     names = modules()
-    assert {"nigraan.cli", "nigraan.cli.common", "nigraan.cli.central", "store.instance_files",
-            "sync.pull", "server.openrosa", "forms.build"} <= set(names)  # fmt: skip
+    assert {
+        "nigraan.cli",
+        "nigraan.cli.common",
+        "nigraan.cli.central",
+        "store.instance_files",
+        "sync.pull",
+        "server.openrosa",
+        "forms.build",
+    } <= set(names)
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(_import_alone, names))
     failed = [f"{module}: {last}" for module, code, last in results if code != 0]

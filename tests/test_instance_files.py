@@ -17,8 +17,10 @@ def subs(central_dir):
 def test_an_edit_is_read_after_the_version_it_edits(subs):
     loaded = read_instance_files([subs / "v05-edit1.xml", subs / "v01.xml", subs / "v05.xml"])
     assert [item.name for item in loaded] == [
-        str(subs / "v05.xml"), str(subs / "v05-edit1.xml"), str(subs / "v01.xml"),
-    ]  # fmt: skip
+        str(subs / "v05.xml"),
+        str(subs / "v05-edit1.xml"),
+        str(subs / "v01.xml"),
+    ]
     assert all(item.incoming.source == "file" for item in loaded)
 
 

@@ -138,8 +138,9 @@ def test_swapped_files_do_not_match_the_signature(encrypted, private_key):
     manifest, files = recorded(encrypted, "e01")
     _, other = recorded(encrypted, "e02")
     with pytest.raises(DecryptionError) as caught:
-        decrypt_submission(manifest, {**files, "submission.xml.enc": other["submission.xml.enc"]},
-                           private_key)  # fmt: skip
+        decrypt_submission(
+            manifest, {**files, "submission.xml.enc": other["submission.xml.enc"]}, private_key
+        )
     assert caught.value.reason == DecryptionError.TAMPERED
 
 

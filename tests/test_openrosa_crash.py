@@ -61,8 +61,10 @@ def test_kill_mid_upload_loses_nothing_acknowledged(serve_openrosa, new_database
     tried: list[tuple[str, bytes]] = []
     stop = threading.Event()
     half_started = threading.Event()
-    threads = [threading.Thread(target=_upload_until_refused, args=(server, n, acked, tried, stop))
-               for n in range(DEVICES)]  # fmt: skip
+    threads = [
+        threading.Thread(target=_upload_until_refused, args=(server, n, acked, tried, stop))
+        for n in range(DEVICES)
+    ]
     threads.append(threading.Thread(target=_half_upload, args=(server, half_started)))
     for thread in threads:
         thread.start()
@@ -104,8 +106,11 @@ def test_kill_mid_upload_loses_nothing_acknowledged(serve_openrosa, new_database
 
 
 def _children(pid: int) -> list[int]:
-    return [int(c) for task in Path(f"/proc/{pid}/task").glob("*")
-            for c in (task / "children").read_text().split()]  # fmt: skip
+    return [
+        int(c)
+        for task in Path(f"/proc/{pid}/task").glob("*")
+        for c in (task / "children").read_text().split()
+    ]
 
 
 def test_a_dead_store_process_is_replaced(serve_openrosa, tmp_path):
@@ -120,9 +125,10 @@ def test_a_dead_store_process_is_replaced(serve_openrosa, tmp_path):
     assert device.send(visit_xml(first)).status_code == 201
     commands = {p: Path(f"/proc/{p}/cmdline").read_text() for p in _children(server.proc.pid)}
     store_processes = [
-        p for p, command in commands.items()
+        p
+        for p, command in commands.items()
         if "spawn_main" in command and "resource_tracker" not in command
-    ]  # fmt: skip
+    ]
     assert len(store_processes) == 1
     os.kill(store_processes[0], signal.SIGKILL)
     time.sleep(0.5)

@@ -45,8 +45,9 @@ class Trickler:
     a whole head and the first bytes of its body) and then one byte a second, reconnecting
     whenever the server closes one; runs in a thread while in its `with` block."""
 
-    def __init__(self, port: int, count: int, start: bytes = HEAD_START,
-                 sources=ATTACKER_ADDRESSES):  # fmt: skip
+    def __init__(
+        self, port: int, count: int, start: bytes = HEAD_START, sources=ATTACKER_ADDRESSES
+    ):
         self.port, self.count, self.sources, self.start = port, count, sources, start
         self.closed_by_server = 0
         self.connected = 0
@@ -143,8 +144,9 @@ def probe_latencies(server, seconds: float) -> list[float | None]:
     ],
     ids=["header-deadline", "crawling-bodies", "per-address-cap"],
 )
-def test_clients_trickling_requests_do_not_lock_tablets_out(serve_openrosa, tmp_path, start,
-                                                             settings, bound):  # fmt: skip
+def test_clients_trickling_requests_do_not_lock_tablets_out(
+    serve_openrosa, tmp_path, start, settings, bound
+):
     """120 connections trickling a byte a second against 100 connection slots (the limit the
     outside test campaign exhausted): tablets are still answered within `bound`."""
     server = serve_openrosa(
@@ -160,8 +162,9 @@ def test_clients_trickling_requests_do_not_lock_tablets_out(serve_openrosa, tmp_
     assert max(latencies) < bound
 
 
-def test_a_connection_trickling_its_headers_is_closed_at_the_header_timeout(serve_openrosa,
-                                                                            tmp_path):  # fmt: skip
+def test_a_connection_trickling_its_headers_is_closed_at_the_header_timeout(
+    serve_openrosa, tmp_path
+):
     server = serve_openrosa(f"sqlite:///{tmp_path / 's.sqlite3'}", server__header_timeout=1)
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as slow:
         started = time.monotonic()
@@ -265,10 +268,10 @@ def test_a_replayed_digest_answer_is_refused_with_a_fresh_challenge(server, stor
     assert "nc=" in captured and "qop=" in captured
     for note in ("a", "b", "c"):
         replayed = requests.post(
-            server.base + "/submission", headers={"X-OpenRosa-Version": "1.0",
-                                                  "Authorization": captured},
+            server.base + "/submission",
+            headers={"X-OpenRosa-Version": "1.0", "Authorization": captured},
             files=[("xml_submission_file", ("s.xml", visit_xml(new_id(), note=note), "text/xml"))],
-        )  # fmt: skip
+        )
         assert replayed.status_code == 401
         challenge = replayed.headers["WWW-Authenticate"]
         assert "stale=TRUE" in challenge  # the answer was right, only its nonce count is used up
@@ -290,9 +293,13 @@ def test_digest_without_qop_is_refused(in_process):
         f'Digest username="{server.username}", realm="nigraan", nonce="{fields["nonce"]}", '
         f'uri="/formList", response="{response}", opaque="{fields["opaque"]}", algorithm=MD5'
     )
-    refused = server.http.get(server.base + "/formList", headers={
-        "X-OpenRosa-Version": "1.0", "Authorization": legacy,
-    })  # fmt: skip
+    refused = server.http.get(
+        server.base + "/formList",
+        headers={
+            "X-OpenRosa-Version": "1.0",
+            "Authorization": legacy,
+        },
+    )
     assert refused.status_code == 401
     assert "stale" not in refused.headers["WWW-Authenticate"]  # not "just retry": refused
     # The same credentials with qop=auth are taken.
@@ -307,9 +314,13 @@ def test_a_forged_host_header_does_not_redirect_token_urls(server):
     """Without server.public_url, the form list's token-bearing URLs name the server's own
     address, whatever Host the request claims."""
     for path in ("/formList", "/forms/rec_visit/manifest"):
-        listed = requests.get(server.token_url + path, headers={
-            "X-OpenRosa-Version": "1.0", "Host": "attacker.example:8080",
-        })  # fmt: skip
+        listed = requests.get(
+            server.token_url + path,
+            headers={
+                "X-OpenRosa-Version": "1.0",
+                "Host": "attacker.example:8080",
+            },
+        )
         assert listed.status_code == 200
         urls = re.findall(r"<(?:downloadUrl|manifestUrl)>(.*?)</", listed.text)
         assert urls

@@ -52,9 +52,10 @@ def _request(server, exchange, central_dir):
     path = exchange["path"].replace(f"/v1/key/{KEY}/", f"/v1/key/{server.account.token}/")
     url = server.base + path
     headers = {
-        k: v for k, v in exchange["request_headers"].items()
+        k: v
+        for k, v in exchange["request_headers"].items()
         if k in ("User-Agent", "Accept", "X-OpenRosa-Version", "Date")
-    }  # fmt: skip
+    }
     body = exchange["request_body"]
     kwargs = {}
     if isinstance(body, dict) and "multipart/form-data" in body:
@@ -76,15 +77,18 @@ def _expected_text(server, exchange) -> str:
     text = exchange["response_body"].replace(RECORDED_ORIGIN, server.base)
     text = text.replace(KEY, server.account.token)
     for form_id in NOT_OURS:
-        text = re.sub(rf"\n    <xform>\n      <formID>{form_id}</formID>.*?</xform>", "", text,
-                      flags=re.S)  # fmt: skip
+        text = re.sub(
+            rf"\n    <xform>\n      <formID>{form_id}</formID>.*?</xform>", "", text, flags=re.S
+        )
     return text
 
 
 def _check_rest_attachments(store: Store, exchange) -> None:
     instance_id = exchange["path"].split("/submissions/")[1].split("/")[0]
-    listed = [{"name": a["name"], "exists": a["exists"]}
-              for a in store.attachments("rec_visit", instance_id)]  # fmt: skip
+    listed = [
+        {"name": a["name"], "exists": a["exists"]}
+        for a in store.attachments("rec_visit", instance_id)
+    ]
     assert listed == exchange["response_body"], exchange["path"]
 
 
@@ -171,8 +175,10 @@ def _submissions(store, form_id):
     from store import tables as t
 
     with store.engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(
-            select(t.submissions).where(t.submissions.c.form_id == form_id))]  # fmt: skip
+        return [
+            dict(r._mapping)
+            for r in conn.execute(select(t.submissions).where(t.submissions.c.form_id == form_id))
+        ]
 
 
 @pytest.mark.parametrize("number", sorted(DEVIATIONS))

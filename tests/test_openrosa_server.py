@@ -20,8 +20,14 @@ from tests.openrosa_client import CollectClient
 VERSION = "2026112801"
 
 
-def visit_xml(instance_id: str, photo: str | None = None, *, deprecated: str | None = None,
-              version: str = VERSION, note: str = "") -> bytes:  # fmt: skip
+def visit_xml(
+    instance_id: str,
+    photo: str | None = None,
+    *,
+    deprecated: str | None = None,
+    version: str = VERSION,
+    note: str = "",
+) -> bytes:
     """A small rec_visit instance, shaped like the recorded ones."""
     photo_el = f"<photo>{photo}</photo>" if photo else "<photo/>"
     dep = f"<deprecatedID>{deprecated}</deprecatedID>" if deprecated else ""
@@ -80,8 +86,10 @@ def test_digest_is_challenged_then_accepted(wire_server):
     listed = device.get("/formList")
     assert listed.status_code == 200
     assert re.findall(r"<formID>(.*?)</formID>", listed.text) == [
-        "rec_encrypted", "rec_entity", "rec_visit",
-    ]  # fmt: skip
+        "rec_encrypted",
+        "rec_entity",
+        "rec_visit",
+    ]
     # Central's URL shape with Digest works too, and so does a submission
     assert device.get("/v1/projects/1/formList").status_code == 200
     assert device.send(visit_xml(new_id())).status_code == 201
@@ -99,10 +107,15 @@ def test_a_forged_nonce_is_refused(server):
     assert device.get("/formList").status_code == 200
     header = device.session.auth._thread_local.chal  # the challenge requests answered
     header["nonce"] = "0" * 40
-    forged = server.http.get(server.base + "/formList", headers={
-        "X-OpenRosa-Version": "1.0",
-        "Authorization": device.session.auth.build_digest_header("GET", server.base + "/formList"),
-    })  # fmt: skip
+    forged = server.http.get(
+        server.base + "/formList",
+        headers={
+            "X-OpenRosa-Version": "1.0",
+            "Authorization": device.session.auth.build_digest_header(
+                "GET", server.base + "/formList"
+            ),
+        },
+    )
     assert forged.status_code == 401
 
 
@@ -110,9 +123,13 @@ def test_a_digest_answer_for_one_url_does_not_open_another(server):
     device = server.collect(server.base, username=server.username, password=server.password)
     assert device.get("/formList").status_code == 200
     answer = device.session.auth.build_digest_header("GET", server.base + "/formList")
-    replayed = server.http.get(server.base + "/forms/rec_visit.xml", headers={
-        "X-OpenRosa-Version": "1.0", "Authorization": answer,
-    })  # fmt: skip
+    replayed = server.http.get(
+        server.base + "/forms/rec_visit.xml",
+        headers={
+            "X-OpenRosa-Version": "1.0",
+            "Authorization": answer,
+        },
+    )
     assert replayed.status_code == 401
 
 
@@ -125,9 +142,13 @@ def test_an_expired_nonce_gets_a_stale_challenge_and_collect_goes_on(server):
     assert device.get("/formList").status_code == 200
     server.advance(NONCE_LIFETIME + 1)
     answer = device.session.auth.build_digest_header("GET", server.base + "/formList")
-    expired = server.http.get(server.base + "/formList", headers={
-        "X-OpenRosa-Version": "1.0", "Authorization": answer,
-    })  # fmt: skip
+    expired = server.http.get(
+        server.base + "/formList",
+        headers={
+            "X-OpenRosa-Version": "1.0",
+            "Authorization": answer,
+        },
+    )
     assert expired.status_code == 401
     assert "stale=TRUE" in expired.headers["WWW-Authenticate"]
     again = device.get("/formList")
@@ -289,10 +310,13 @@ def test_chunked_upload(wire_server):
             yield body[i : i + 100]
 
     response = requests.post(
-        server.token_url + "/submission", data=chunks(),
-        headers={"X-OpenRosa-Version": "1.0",
-                 "Content-Type": f"multipart/form-data; boundary={boundary}"},
-    )  # fmt: skip
+        server.token_url + "/submission",
+        data=chunks(),
+        headers={
+            "X-OpenRosa-Version": "1.0",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+    )
     assert response.status_code == 201, response.text
 
 
@@ -335,11 +359,14 @@ def test_attachment_names_cannot_climb_out(server, store_of):
     device = server.collect(server.token_url)
     instance = new_id()
     xml = visit_xml(instance, "../../evil.jpg")
-    sent = device.post_submission(xml, extra_parts=[
-        ("../../evil.jpg", "../../evil.jpg", b"evil", "image/jpeg"),
-        ("sub/dir.jpg", "dir.jpg", b"x", "image/jpeg"),
-        ("nul\x01.jpg", "nul.jpg", b"x", "image/jpeg"),
-    ])  # fmt: skip
+    sent = device.post_submission(
+        xml,
+        extra_parts=[
+            ("../../evil.jpg", "../../evil.jpg", b"evil", "image/jpeg"),
+            ("sub/dir.jpg", "dir.jpg", b"x", "image/jpeg"),
+            ("nul\x01.jpg", "nul.jpg", b"x", "image/jpeg"),
+        ],
+    )
     assert sent.status_code == 201
     listed = store_of(server).attachments("rec_visit", instance)
     assert [(a["name"], a["exists"]) for a in listed] == [("../../evil.jpg", False)]
@@ -355,9 +382,14 @@ def test_attachment_names_cannot_climb_out(server, store_of):
     ],
 )
 def test_broken_bodies_get_400_and_the_server_goes_on(server, content_type, body):
-    response = server.http.post(server.token_url + "/submission", data=body, headers={
-        "X-OpenRosa-Version": "1.0", "Content-Type": content_type,
-    })  # fmt: skip
+    response = server.http.post(
+        server.token_url + "/submission",
+        data=body,
+        headers={
+            "X-OpenRosa-Version": "1.0",
+            "Content-Type": content_type,
+        },
+    )
     assert response.status_code == 400
     assert "<OpenRosaResponse" in response.text
     assert server.collect(server.token_url).head_submission().status_code == 204
@@ -488,15 +520,19 @@ def test_a_flood_of_elements_is_refused_at_once_and_holds_up_no_one(server, stor
     ).encode()
     device = server.collect(server.token_url)
     refused = device.session.post(
-        server.token_url + "/submission", headers=device.headers(),
-        files=[("xml_submission_file", ("s.xml", flood, "text/xml"))], timeout=30,
-    )  # fmt: skip
+        server.token_url + "/submission",
+        headers=device.headers(),
+        files=[("xml_submission_file", ("s.xml", flood, "text/xml"))],
+        timeout=30,
+    )
     assert refused.status_code == 400
     assert "more than 100,000 elements" in message(refused)
     after = device.session.post(
-        server.token_url + "/submission", headers=device.headers(),
-        files=[("xml_submission_file", ("s.xml", visit_xml(new_id()), "text/xml"))], timeout=10,
-    )  # fmt: skip
+        server.token_url + "/submission",
+        headers=device.headers(),
+        files=[("xml_submission_file", ("s.xml", visit_xml(new_id()), "text/xml"))],
+        timeout=10,
+    )
     assert after.status_code == 201
     assert store_of(server).submission("rec_visit", instance) is None
 
@@ -542,7 +578,7 @@ def test_a_fake_envelope_is_refused_and_nothing_is_stored(server, store_of, case
                 b"<encryptedXmlFile>", b"<media><file>photo.jpg</file></media><encryptedXmlFile>"
             ),
             "'photo.jpg' it names is not an encrypted .enc file",
-        ),  # fmt: skip
+        ),
     }[case]
     if case == "no encrypted xml part":
         files = []
@@ -569,8 +605,9 @@ def test_a_real_envelope_sent_in_two_parts_is_taken(server, store_of):
     instance = "uuid:5a3dab5c-b138-4238-9d0e-3eb674652917"
     listed = store_of(server).attachments("rec_encrypted", instance)
     assert [(a["name"], a["exists"]) for a in listed] == [
-        ("1764300100001.jpg.enc", True), ("submission.xml.enc", True),
-    ]  # fmt: skip
+        ("1764300100001.jpg.enc", True),
+        ("submission.xml.enc", True),
+    ]
 
 
 @pytest.mark.parametrize("which", ["instanceID", "deprecatedID", "file name"])
@@ -602,13 +639,16 @@ def test_a_submission_without_instance_id_can_be_sent_again(server, store_of, ce
     device = server.collect(server.token_url)
     assert [device.post_submission(xml).status_code for _ in range(3)] == [201, 201, 201]
     assert store_of(server).counts()["rec_visit"] == {
-        "submissions": 1, "versions": 1, "problems": 1,
-    }  # fmt: skip
+        "submissions": 1,
+        "versions": 1,
+        "problems": 1,
+    }
 
 
 def test_two_instance_ids_get_a_clear_400(server, store_of):
-    xml = visit_xml(new_id()).replace(b"</meta>", f"<instanceID>{new_id()}</instanceID></meta>"
-                                      .encode())  # fmt: skip
+    xml = visit_xml(new_id()).replace(
+        b"</meta>", f"<instanceID>{new_id()}</instanceID></meta>".encode()
+    )
     refused = server.collect(server.token_url).post_submission(xml)
     assert refused.status_code == 400
     assert "2 meta/instanceID elements" in message(refused)

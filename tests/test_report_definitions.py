@@ -24,10 +24,17 @@ def test_every_definition_is_complete_and_in_both_languages():
         assert d.unit != "share" or d.counts in ("persons", "contacts", "units"), d.id
     # The ten reported targets all have an indicator.
     assert {
-        "women_reached", "legal_counselling", "legal_aid", "stress_management", "life_skills",
-        "officials_trained", "cso_trained", "advocacy_participants", "ssus_functional",
+        "women_reached",
+        "legal_counselling",
+        "legal_aid",
+        "stress_management",
+        "life_skills",
+        "officials_trained",
+        "cso_trained",
+        "advocacy_participants",
+        "ssus_functional",
         "police_stations_participating",
-    } <= set(ids)  # fmt: skip
+    } <= set(ids)
 
 
 def test_the_default_targets_name_known_indicators_and_are_the_reported_ones():
@@ -35,10 +42,17 @@ def test_the_default_targets_name_known_indicators_and_are_the_reported_ones():
     assert set(targets["indicator"]) <= {d.id for d in load_definitions()}
     overall = targets[(targets["period"] == "programme") & (targets["district"] == "")]
     assert dict(zip(overall["indicator"], overall["target"], strict=True)) == {
-        "women_reached": 370, "legal_counselling": 240, "legal_aid": 30, "stress_management": 36,
-        "life_skills": 200, "officials_trained": 1500, "cso_trained": 300,
-        "advocacy_participants": 100000, "ssus_functional": 3, "police_stations_participating": 30,
-    }  # fmt: skip
+        "women_reached": 370,
+        "legal_counselling": 240,
+        "legal_aid": 30,
+        "stress_management": 36,
+        "life_skills": 200,
+        "officials_trained": 1500,
+        "cso_trained": 300,
+        "advocacy_participants": 100000,
+        "ssus_functional": 3,
+        "police_stations_participating": 30,
+    }
 
 
 def test_a_definition_with_an_unknown_unit_is_refused_by_name(tmp_path):

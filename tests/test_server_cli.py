@@ -31,8 +31,9 @@ def test_create_prints_the_url_and_writes_a_qr_collect_can_scan(runner, env, tmp
     import zxingcpp
     from PIL import Image
 
-    result = runner.invoke(main, ["app-users", "create", "monitor-lhr-01", "--form", "rec_visit"],
-                           env=env)  # fmt: skip
+    result = runner.invoke(
+        main, ["app-users", "create", "monitor-lhr-01", "--form", "rec_visit"], env=env
+    )
     assert result.exit_code == 0, result.output
     url = re.search(
         r"http://192\.168\.1\.10:8080/v1/key/([A-Za-z0-9]{64})/projects/1", result.output

@@ -40,15 +40,26 @@ def test_form_list_and_manifest_layout(central_dir):
     listed = recorded(central_dir, "042-openrosa-formlist-formid.json")["response_body"]
     base = "http://127.0.0.1:8383/v1/key/<app-user-key>/projects/1/forms"
     entry = FormListEntry(
-        "rec_visit", "Recording visit form", "2026112801", "1b633da9bde0dc361c8b960c68de8dc2",
-        f"{base}/rec_visit.xml", f"{base}/rec_visit/manifest",
-    )  # fmt: skip
+        "rec_visit",
+        "Recording visit form",
+        "2026112801",
+        "1b633da9bde0dc361c8b960c68de8dc2",
+        f"{base}/rec_visit.xml",
+        f"{base}/rec_visit/manifest",
+    )
     assert form_list([entry]).replace("&lt;", "<").replace("&gt;", ">") == listed
     empty = recorded(central_dir, "279-err-appuser-other-form-403.json")["response_body"]
     assert form_list([]) == empty
     media = recorded(central_dir, "044-openrosa-manifest-rec_visit.json")["response_body"]
-    ours = manifest([MediaFile("logo.png", "24513b302514539f18f023152818efed",
-                               f"{base}/rec_visit/attachments/logo.png")])  # fmt: skip
+    ours = manifest(
+        [
+            MediaFile(
+                "logo.png",
+                "24513b302514539f18f023152818efed",
+                f"{base}/rec_visit/attachments/logo.png",
+            )
+        ]
+    )
     assert ours.replace("&lt;", "<").replace("&gt;", ">") == media
 
 

@@ -77,10 +77,13 @@ def test_recorded_xml_and_odata_fill_identical_tables(central_dir, xform, open_s
     a, b = _snapshot(by_xml), _snapshot(by_odata)
     ids = {r["__id"] for r in b["form_rec_visit"]}
     a = {
-        name: [r for r in table if r.get("__id", r.get("root_id")) in ids or
-               r.get("__submission_id") in ids]
+        name: [
+            r
+            for r in table
+            if r.get("__id", r.get("root_id")) in ids or r.get("__submission_id") in ids
+        ]
         for name, table in a.items()
-    }  # fmt: skip
+    }
     assert a == b
     assert len(a["form_rec_visit__detainee_injury"]) > 10
     edited = {r["__id"]: r for r in b["form_rec_visit"] if r["__id"] != r["__instance_id"]}
@@ -106,8 +109,12 @@ def test_typed_values_and_metadata(central_dir, xform, store):
             select(t.form_columns.c.column_name).where(t.form_columns.c.field_path == "services")
         ).scalars()
         assert sorted(columns) == [
-            "services", "services_food", "services_legal", "services_medical", "services_shelter"
-        ]  # fmt: skip
+            "services",
+            "services_food",
+            "services_legal",
+            "services_medical",
+            "services_shelter",
+        ]
     assert fields["visitor_name"].label_ur == "ملاقاتی کا نام"
     assert fields["detainee/injury/severity"].repeat_path == "detainee/injury"
     assert next((c.name, c.label_en, c.label_ur) for c in choices) == ("food", "Food", "خوراک")
@@ -163,8 +170,11 @@ def test_resends_are_idempotent_and_conflicts_store_nothing(central_dir, xform, 
     assert store.ingest(v01).status == "duplicate"
     assert store.ingest(_submission(central_dir, "v01-conflict.xml")).status == "conflict"
     assert len(store.versions(FORM, V01)) == 1
-    row = next(r for r in odata_rows(central_dir, "134-odata-submissions-expand-all.json")
-               if r["__id"] == V01)  # fmt: skip
+    row = next(
+        r
+        for r in odata_rows(central_dir, "134-odata-submissions-expand-all.json")
+        if r["__id"] == V01
+    )
     reviewed = dict(row, __system=dict(row["__system"], reviewState="approved"))
     assert store.ingest(row, source="central", form_id=FORM).status == "duplicate"
     assert store.ingest(reviewed, source="central", form_id=FORM).status == "duplicate"
@@ -227,10 +237,13 @@ def test_unknown_form_is_typed_once_registered(central_dir, xform, store):
 def test_rebuild_reproduces_every_table(central_dir, xform, store):
     store.register_form(xform)
     store.ingest_many(_accepted_xml(central_dir))
-    store.ingest_many([Incoming(r, "central", FORM) for r in
-                       odata_rows(central_dir, FINAL_PAGES[0])])  # fmt: skip
-    store.ingest(b'<data id="rec_visit" version="2026112801"><household_size>x</household_size>'
-                 b"<meta><instanceID>uuid:bad</instanceID></meta></data>")  # fmt: skip
+    store.ingest_many(
+        [Incoming(r, "central", FORM) for r in odata_rows(central_dir, FINAL_PAGES[0])]
+    )
+    store.ingest(
+        b'<data id="rec_visit" version="2026112801"><household_size>x</household_size>'
+        b"<meta><instanceID>uuid:bad</instanceID></meta></data>"
+    )
     before = _snapshot(store)
     assert sum(len(v) for v in before.values()) > 80 and before["problems"]
     assert store.rebuild() >= 29
@@ -257,15 +270,20 @@ def test_rebuild_gives_stored_repeat_rows_centrals_ids(central_dir, store):
     with store.engine.begin() as conn:  # the rows as an older nigraan wrote them
         position = {r[0]: r[1] for r in conn.execute(select(person.c.__id, person.c.__position))}
         for row_id, i in position.items():
-            conn.execute(person.update().where(person.c.__id == row_id)
-                         .values(__id=old_id(("person", i - 1))))  # fmt: skip
+            conn.execute(
+                person.update()
+                .where(person.c.__id == row_id)
+                .values(__id=old_id(("person", i - 1)))
+            )
         for row_id, parent, j in conn.execute(
             select(visits.c.__id, visits.c.__parent_id, visits.c.__position)
         ).all():
             chain = [("person", position[parent] - 1)]
-            conn.execute(visits.update().where(visits.c.__id == row_id)
-                         .values(__id=old_id(*chain, ("visits", j - 1)),
-                                 __parent_id=old_id(*chain)))  # fmt: skip
+            conn.execute(
+                visits.update()
+                .where(visits.c.__id == row_id)
+                .values(__id=old_id(*chain, ("visits", j - 1)), __parent_id=old_id(*chain))
+            )
     assert old_id(("person", 0)) in {r["__id"] for r in store.rows(person.name)}
     assert store.rebuild("rec_grouprepeat") == 1
     recorded_person = odata_rows(central_dir, "346-odata-grouprepeat-person.json")
@@ -285,12 +303,16 @@ def test_form_versions_evolve_without_losing_values(central_dir, xform, store):
     assert isinstance(old["household_size"], int)
     v2 = (
         xform.replace(b'version="2026112801"', b'version="2026112901"')
-        .replace(b'<bind nodeset="/data/household_size" type="int"',
-                 b'<bind nodeset="/data/household_size" type="string"')
+        .replace(
+            b'<bind nodeset="/data/household_size" type="int"',
+            b'<bind nodeset="/data/household_size" type="string"',
+        )
         .replace(b"<remarks/>", b"<cell_number/>")
-        .replace(b'<bind nodeset="/data/remarks" type="string"/>',
-                 b'<bind nodeset="/data/cell_number" type="int"/>')
-    )  # fmt: skip
+        .replace(
+            b'<bind nodeset="/data/remarks" type="string"/>',
+            b'<bind nodeset="/data/cell_number" type="int"/>',
+        )
+    )
     with pytest.raises(FormError, match="new version"):
         store.register_form(v2.replace(b'version="2026112901"', b'version="2026112801"'))
     result = store.register_form(v2)
@@ -327,11 +349,15 @@ def test_identity_forms_stay_raw_and_restricted_fields_are_flagged(built_program
     names = set(inspect(store.engine).get_table_names())
     assert not any("identity" in n for n in names)
     with store.engine.connect() as conn:
-        restricted = conn.execute(
-            select(t.form_fields.c.field_path).where(
-                t.form_fields.c.form_id == "custody_visit", t.form_fields.c.restricted
+        restricted = (
+            conn.execute(
+                select(t.form_fields.c.field_path).where(
+                    t.form_fields.c.form_id == "custody_visit", t.form_fields.c.restricted
+                )
             )
-        ).scalars().all()  # fmt: skip
+            .scalars()
+            .all()
+        )
     assert "b0_visit/areas_denied" in restricted
 
 
@@ -423,8 +449,10 @@ def test_an_edit_that_does_not_resend_its_files_keeps_them(central_dir, xform, s
     # a photo the edit does send replaces the old one in the new version only
     again_id = "uuid:0e0e0e0e-0000-4000-8000-000000000002"
     other = (central_dir / "submissions" / "media" / "photo1.jpg").read_bytes()
-    store.ingest(_edit_of(v01, V01, again_id).replace(V01.encode(), edit_id.encode()),
-                 attachments={name: (other, "image/jpeg")})  # fmt: skip
+    store.ingest(
+        _edit_of(v01, V01, again_id).replace(V01.encode(), edit_id.encode()),
+        attachments={name: (other, "image/jpeg")},
+    )
     assert store.attachment(FORM, again_id, name) == other
     assert store.attachment(FORM, edit_id, name) == photo
 
@@ -445,16 +473,18 @@ def test_a_number_out_of_range_is_flagged_and_the_batch_is_stored(central_dir, x
     row = dict(odata_rows(central_dir, "134-odata-submissions-expand-all.json")[0])
     row.update(household_size=2**64, distance_km=10**400)
     results = store.ingest_many(
-        [Incoming(x) for x in good[:10]] + [Incoming(huge), Incoming(row, "central", FORM)]
+        [Incoming(x) for x in good[:10]]
+        + [Incoming(huge), Incoming(row, "central", FORM)]
         + [Incoming(x) for x in good[10:]]
-    )  # fmt: skip
+    )
     assert {r.status for r in results} == {"created"}
     assert store.counts()[FORM]["submissions"] == 22
     flagged = {(p["root_id"], p["field_path"]) for p in store.problems(FORM)}
     assert flagged == {
-        ("uuid:huge", "household_size"), (row["__id"], "household_size"),
+        ("uuid:huge", "household_size"),
+        (row["__id"], "household_size"),
         (row["__id"], "distance_km"),
-    }  # fmt: skip
+    }
     typed = {r["__id"]: r for r in store.rows("form_rec_visit")}
     assert typed["uuid:huge"]["household_size"] is None
     assert typed["uuid:good-3"]["household_size"] == 3

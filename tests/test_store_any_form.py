@@ -82,8 +82,9 @@ def test_a_long_form_id_with_three_levels_of_repeats_registers(store):
     )
     result = store.ingest(instance(form_id, body, "nested-1"))
     assert (result.status, result.normalised) == ("created", "typed")
-    visits = store.rows(tables["household_roster_members/child_information_records/"
-                               "vaccination_visits"].name)  # fmt: skip
+    visits = store.rows(
+        tables["household_roster_members/child_information_records/vaccination_visits"].name
+    )
     assert [v["visit_date"].isoformat() for v in visits] == ["2026-11-01", "2026-11-20"]
     children = store.rows(tables["household_roster_members/child_information_records"].name)
     assert children[0]["child_age"] == 3
@@ -158,8 +159,9 @@ def test_itemset_labels_by_itext_by_expression_and_from_a_file(store):
     assert b"jr:itext(itextId)" in xform  # what pyxform writes for a filtered, translated list
     city = parse_xform(xform).field("city")
     assert [(c.name, c.labels.get("ur")) for c in city.choices] == [
-        ("lahore", "لاہور"), ("karachi", "کراچی")
-    ]  # fmt: skip
+        ("lahore", "لاہور"),
+        ("karachi", "کراچی"),
+    ]
     # Forms from elsewhere label choices by an expression nigraan does not evaluate.
     by_expression = xform.replace(b"jr:itext(itextId)", b"translate(label)").replace(
         b'id="cities"', b'id="cities_expr"'
@@ -314,9 +316,14 @@ def test_serve_offers_the_forms_the_store_takes_and_logs_the_refused_one(tmp_pat
     for form_id, xform in (("orx_form", orx), ("wide_form", _wide("wide_form", 1700))):
         (build / f"{form_id}.xml").write_bytes(xform)
         index[form_id] = {
-            "form_id": form_id, "version": VERSION, "title": form_id, "file": f"{form_id}.xml",
-            "md5": hashlib.md5(xform).hexdigest(), "encrypted": False, "media": [],
-        }  # fmt: skip
+            "form_id": form_id,
+            "version": VERSION,
+            "title": form_id,
+            "file": f"{form_id}.xml",
+            "md5": hashlib.md5(xform).hexdigest(),
+            "encrypted": False,
+            "media": [],
+        }
     (build / "index.json").write_text(json.dumps(index))
     url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
     server = ServerProcess(
@@ -324,7 +331,7 @@ def test_serve_offers_the_forms_the_store_takes_and_logs_the_refused_one(tmp_pat
             "NIGRAAN_INSTANCE_DIR": str(instance_dir),
             "NIGRAAN_FORMS_BUILD_DIR": str(build),
             "NIGRAAN_DATABASE_URL": url,
-        }  # fmt: skip
+        }
     ).start()
     try:
         store = Store.open(url)

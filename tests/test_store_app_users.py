@@ -18,8 +18,9 @@ def test_create_find_and_revoke(store):
     assert [u.name for u in store.app_users.all()] == ["tab-1"]
 
     with store.engine.connect() as conn:
-        stored = " ".join(str(v) for row in conn.exec_driver_sql("SELECT * FROM app_users")
-                          for v in row)  # fmt: skip
+        stored = " ".join(
+            str(v) for row in conn.exec_driver_sql("SELECT * FROM app_users") for v in row
+        )
     assert account.token not in stored and account.password not in stored
 
     store.app_users.revoke("tab-1")

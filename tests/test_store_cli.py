@@ -92,8 +92,9 @@ def test_load_applies_edits_whatever_the_file_order(runner, env, new_database, c
     )
     assert loaded.exit_code == 0, loaded.output
     assert "2 submissions: 1 created, 1 edited; 0 problems recorded." in loaded.output
-    unknown = runner.invoke(main, ["store", "load", str(subs / "edit-unknown-deprecated.xml")],
-                            env=env)  # fmt: skip
+    unknown = runner.invoke(
+        main, ["store", "load", str(subs / "edit-unknown-deprecated.xml")], env=env
+    )
     assert unknown.exit_code == 1
     assert "not stored: " in unknown.output and "unknown_deprecated" in unknown.output
 
@@ -118,8 +119,9 @@ def test_load_stores_the_files_an_envelope_names(runner, env, tmp_path, central_
     finally:
         store.close()
     assert [(a["name"], a["exists"]) for a in listed] == [
-        ("1764300100001.jpg.enc", True), ("submission.xml.enc", True),
-    ]  # fmt: skip
+        ("1764300100001.jpg.enc", True),
+        ("submission.xml.enc", True),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -427,8 +427,9 @@ def test_undeclared_odk_prefixes_are_declared_and_nothing_else_is_forgiven():
         with pytest.raises(SubmissionError) as refused:
             from_openrosa_xml(broken)
         assert refused.value.reason in (
-            SubmissionError.NOT_WELL_FORMED, SubmissionError.FORBIDDEN,
-        )  # fmt: skip
+            SubmissionError.NOT_WELL_FORMED,
+            SubmissionError.FORBIDDEN,
+        )
 
 
 def test_two_instance_ids_are_refused():
@@ -449,24 +450,44 @@ _SIG = "B" * 342 + "=="
         (f"<base64EncryptedKey>{_KEY}</base64EncryptedKey><name>Ayesha</name>", "<name>"),
         (f"<base64EncryptedKey>{_KEY}</base64EncryptedKey>", "no encryptedXmlFile"),
         ("<encryptedXmlFile>s.xml.enc</encryptedXmlFile>", "no base64EncryptedKey"),
-        ("<base64EncryptedKey>not base64!</base64EncryptedKey>"
-         "<encryptedXmlFile>s.xml.enc</encryptedXmlFile>", "not base64"),
-        (f"<base64EncryptedKey>{_KEY}</base64EncryptedKey>Ayesha 35202-1234567-8"
-         "<encryptedXmlFile>s.xml.enc</encryptedXmlFile>", "text outside"),
-        (f"<base64EncryptedKey>{_KEY}</base64EncryptedKey><encryptedXmlFile>s.xml.enc"
-         "</encryptedXmlFile><meta><instanceID>u</instanceID><name>Ayesha</name></meta>",
-         "<meta> holds <name>"),
-        (f"<base64EncryptedKey>{_KEY}</base64EncryptedKey><encryptedXmlFile>s.xml.enc"
-         "</encryptedXmlFile><media><file>a.jpg</file></media>", "'a.jpg'"),
-        (f"<base64EncryptedKey>{_KEY}</base64EncryptedKey><encryptedXmlFile>s.xml.enc"
-         "</encryptedXmlFile><base64EncryptedElementSignature>QUJD"
-         "</base64EncryptedElementSignature>", "different sizes"),
-        (f"<base64EncryptedKey>{_KEY}</base64EncryptedKey><base64EncryptedKey>{_KEY}"
-         "</base64EncryptedKey><encryptedXmlFile>s.xml.enc</encryptedXmlFile>", "more than one"),
-        (f'<base64EncryptedKey name="Ayesha">{_KEY}</base64EncryptedKey>'
-         "<encryptedXmlFile>s.xml.enc</encryptedXmlFile>", "has attributes"),
+        (
+            "<base64EncryptedKey>not base64!</base64EncryptedKey>"
+            "<encryptedXmlFile>s.xml.enc</encryptedXmlFile>",
+            "not base64",
+        ),
+        (
+            f"<base64EncryptedKey>{_KEY}</base64EncryptedKey>Ayesha 35202-1234567-8"
+            "<encryptedXmlFile>s.xml.enc</encryptedXmlFile>",
+            "text outside",
+        ),
+        (
+            f"<base64EncryptedKey>{_KEY}</base64EncryptedKey><encryptedXmlFile>s.xml.enc"
+            "</encryptedXmlFile><meta><instanceID>u</instanceID><name>Ayesha</name></meta>",
+            "<meta> holds <name>",
+        ),
+        (
+            f"<base64EncryptedKey>{_KEY}</base64EncryptedKey><encryptedXmlFile>s.xml.enc"
+            "</encryptedXmlFile><media><file>a.jpg</file></media>",
+            "'a.jpg'",
+        ),
+        (
+            f"<base64EncryptedKey>{_KEY}</base64EncryptedKey><encryptedXmlFile>s.xml.enc"
+            "</encryptedXmlFile><base64EncryptedElementSignature>QUJD"
+            "</base64EncryptedElementSignature>",
+            "different sizes",
+        ),
+        (
+            f"<base64EncryptedKey>{_KEY}</base64EncryptedKey><base64EncryptedKey>{_KEY}"
+            "</base64EncryptedKey><encryptedXmlFile>s.xml.enc</encryptedXmlFile>",
+            "more than one",
+        ),
+        (
+            f'<base64EncryptedKey name="Ayesha">{_KEY}</base64EncryptedKey>'
+            "<encryptedXmlFile>s.xml.enc</encryptedXmlFile>",
+            "has attributes",
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_envelope_must_be_only_an_envelope(body, said):
     xml = f'<data id="f" version="1" encrypted="yes">{body}</data>'.encode()
     with pytest.raises(SubmissionError, match=re.escape(said)) as refused:

@@ -31,9 +31,10 @@ def _typed(store):
 
 def _mentions(tables, root_id):
     return [
-        name for name, rows in tables.items()
+        name
+        for name, rows in tables.items()
         if any(root_id in (r.get("__id"), r.get("__submission_id")) for r in rows)
-    ]  # fmt: skip
+    ]
 
 
 def test_a_deleted_submission_stops_counting_and_a_restore_brings_it_back(loaded):
@@ -133,8 +134,10 @@ def test_history_from_central_goes_before_the_current_version(loaded, central_di
     assert (first["instance_id"], first["current"], first["deprecated_id"]) == (V05, False, None)
     assert (first["payload_kind"], bytes(first["payload"])) == ("xml", original)
     assert (second["instance_id"], second["current"], second["deprecated_id"]) == (
-        V05_EDIT, True, V05
-    )  # fmt: skip
+        V05_EDIT,
+        True,
+        V05,
+    )
     assert bytes(second["payload"]) == bytes(current["payload"])
     assert _typed(loaded) == typed  # the current version stays the one typed
     assert loaded.add_history(FORM, V05, [V05, V05_EDIT], {V05: original}) == 0  # idempotent

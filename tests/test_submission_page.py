@@ -64,7 +64,7 @@ def page(app, lang="en", may_see_restricted=True, decision_url="/decide", **sub)
                 "done_at": None,
                 "last_error": None,
             }
-        ],  # fmt: skip
+        ],
         lang=lang,
         may_see_restricted=may_see_restricted,
     )
@@ -78,9 +78,13 @@ def text(tree, xpath) -> list[str]:
 
 def test_english_page_shows_fields_groups_repeats_photo_files_history_and_reviews(app):
     tree = html.fromstring(page(app))
-    fields = dict(zip(text(tree, "//dl[@class='field' or @class='field restricted']/dt"),
-                      text(tree, "//dl[@class='field' or @class='field restricted']/dd"),
-                      strict=True))  # fmt: skip
+    fields = dict(
+        zip(
+            text(tree, "//dl[@class='field' or @class='field restricted']/dt"),
+            text(tree, "//dl[@class='field' or @class='field restricted']/dd"),
+            strict=True,
+        )
+    )
     assert fields["District"] == "Lahore"
     assert fields["Account restricted"] == "Held two nights"
     assert text(tree, "//section[@data-path='details']/h3") == ["Details"]
@@ -92,7 +96,10 @@ def test_english_page_shows_fields_groups_repeats_photo_files_history_and_review
     assert img.get("src") == "/files/survivor_intake/uuid:2/face.jpg"
     assert text(tree, "//ul[@class='downloads']/li") == ["letter.pdf (file not received yet)"]
     assert text(tree, "//li[@data-version='2']//tbody/tr[1]/td") == [
-        "Services", "Legal aid, Health", "Health"]  # fmt: skip
+        "Services",
+        "Legal aid, Health",
+        "Health",
+    ]
     assert "Check the age" in text(tree, "//ol[@class='reviews']/li")[0]
     states = tree.xpath("//form[@class='decision']//input[@name='state']/@value")
     assert states == ["approved", "hasIssues", "rejected"]

@@ -60,11 +60,19 @@ def xform(form_id: str = "survivor_intake", survey: str = SURVEY, version: str =
     return convert(xlsform=md, file_type=".md", warnings=[]).xform.encode()
 
 
-def instance(uuid: str, body: str, *, form_id="survivor_intake", deprecated: str | None = None,
-             version: str = VERSION) -> bytes:  # fmt: skip
+def instance(
+    uuid: str,
+    body: str,
+    *,
+    form_id="survivor_intake",
+    deprecated: str | None = None,
+    version: str = VERSION,
+) -> bytes:
     dep = f"<deprecatedID>uuid:{deprecated}</deprecatedID>" if deprecated else ""
-    return (f'<data id="{form_id}" version="{version}">{body}'
-            f"<meta><instanceID>uuid:{uuid}</instanceID>{dep}</meta></data>").encode()  # fmt: skip
+    return (
+        f'<data id="{form_id}" version="{version}">{body}'
+        f"<meta><instanceID>uuid:{uuid}</instanceID>{dep}</meta></data>"
+    ).encode()
 
 
 BODY_1 = (
@@ -81,20 +89,39 @@ BODY_2 = (
 )
 
 
-def version_row(uuid: str, payload: bytes, *, current: bool, kind: str = "xml",
-                form_id: str = "survivor_intake") -> dict:  # fmt: skip
-    return {"form_id": form_id, "instance_id": f"uuid:{uuid}", "payload": payload,
-            "payload_kind": kind, "form_version": VERSION, "source": "openrosa", "current": current,
-            "received_at": "2026-11-28T10:00:00Z", "submitter_name": "tablet-1",
-            "device_id": "collect:abc"}  # fmt: skip
+def version_row(
+    uuid: str, payload: bytes, *, current: bool, kind: str = "xml", form_id: str = "survivor_intake"
+) -> dict:
+    return {
+        "form_id": form_id,
+        "instance_id": f"uuid:{uuid}",
+        "payload": payload,
+        "payload_kind": kind,
+        "form_version": VERSION,
+        "source": "openrosa",
+        "current": current,
+        "received_at": "2026-11-28T10:00:00Z",
+        "submitter_name": "tablet-1",
+        "device_id": "collect:abc",
+    }
 
 
 def submission_row(uuid: str = "2", *, form_id="survivor_intake", **extra) -> dict:
-    row = {"form_id": form_id, "root_id": "uuid:1", "current_instance_id": f"uuid:{uuid}",
-           "form_version": VERSION, "source": "openrosa", "encrypted": False, "edits": 1,
-           "first_received_at": None, "updated_at": None, "submitter_name": "tablet-1",
-           "device_id": "collect:abc", "review_state": None,
-           "central_submission_date": None}  # fmt: skip
+    row = {
+        "form_id": form_id,
+        "root_id": "uuid:1",
+        "current_instance_id": f"uuid:{uuid}",
+        "form_version": VERSION,
+        "source": "openrosa",
+        "encrypted": False,
+        "edits": 1,
+        "first_received_at": None,
+        "updated_at": None,
+        "submitter_name": "tablet-1",
+        "device_id": "collect:abc",
+        "review_state": None,
+        "central_submission_date": None,
+    }
     return {**row, **extra}
 
 
@@ -111,9 +138,14 @@ def view(lang="en", may_see_restricted=False, *, schema_bytes=None, versions=Non
         version_row("2", instance("2", BODY_2, deprecated="1"), current=True),
     ]
     return build_submission_view(
-        submission=submission_row(**sub), schemas={schema.version: schema}, versions=versions,
-        attachments=FILES, reviews=[], lang=lang, may_see_restricted=may_see_restricted,
-    )  # fmt: skip
+        submission=submission_row(**sub),
+        schemas={schema.version: schema},
+        versions=versions,
+        attachments=FILES,
+        reviews=[],
+        lang=lang,
+        may_see_restricted=may_see_restricted,
+    )
 
 
 def by_label(items) -> dict:
@@ -129,8 +161,9 @@ def test_fields_under_their_labels_with_choice_labels_in_english_and_urdu():
     assert "Read this out" not in en  # notes are not data
     first = view("en", versions=[version_row("1", instance("1", BODY_1), current=True)])
     assert by_label(first.items)["Services"].values == ("Legal aid", "Health")
-    assert by_label(view("ur", versions=[version_row("1", instance("1", BODY_1), current=True)])
-                    .items)["خدمات"].values == ("قانونی مدد", "صحت")  # fmt: skip
+    assert by_label(
+        view("ur", versions=[version_row("1", instance("1", BODY_1), current=True)]).items
+    )["خدمات"].values == ("قانونی مدد", "صحت")
 
 
 def test_a_missing_translation_falls_back_to_the_other_language():
@@ -166,8 +199,11 @@ def test_photos_inline_and_other_files_as_downloads():
     photo, letter = by_label(v.items)["Photo"], by_label(v.items)["Letter"]
     assert photo.attachment.is_image and photo.attachment.arrived
     assert photo.attachment.endpoint == "submissions.attachment"
-    assert photo.attachment.url_args == {"form_id": "survivor_intake", "instance_id": "uuid:2",
-                                         "name": "face.jpg"}  # fmt: skip
+    assert photo.attachment.url_args == {
+        "form_id": "survivor_intake",
+        "instance_id": "uuid:2",
+        "name": "face.jpg",
+    }
     assert not letter.attachment.is_image and not letter.attachment.arrived
     assert [a.name for a in v.photos] == ["face.jpg"]
     assert [a.name for a in v.downloads] == ["letter.pdf"]
@@ -198,12 +234,19 @@ def test_the_history_says_what_each_edit_changed_in_order():
 
 
 def test_odata_versions_read_like_xml():
-    row = {"__id": "uuid:1", "__system": {"formVersion": VERSION}, "code": "S-0001",
-           "district": "multan", "services": "legal", "details": {"story": "x",
-           "inner": {"age": 40}}, "visit": [{"when": "2026-11-01", "where": "lahore"}],
-           "meta": {"instanceID": "uuid:1"}}  # fmt: skip
-    v = view("en", versions=[version_row("1", orjson.dumps(row), current=True, kind="json")],
-             uuid="1")  # fmt: skip
+    row = {
+        "__id": "uuid:1",
+        "__system": {"formVersion": VERSION},
+        "code": "S-0001",
+        "district": "multan",
+        "services": "legal",
+        "details": {"story": "x", "inner": {"age": 40}},
+        "visit": [{"when": "2026-11-01", "where": "lahore"}],
+        "meta": {"instanceID": "uuid:1"},
+    }
+    v = view(
+        "en", versions=[version_row("1", orjson.dumps(row), current=True, kind="json")], uuid="1"
+    )
     items = by_label(v.items)
     assert (items["District"].value, items["Services"].values) == ("Multan", ("Legal aid",))
     assert by_label(by_label(items["Details"].items)["Inner"].items)["Age"].value == "40"
@@ -216,10 +259,20 @@ def test_restricted_fields_only_for_those_who_may_see_them():
     assert hidden.hidden_restricted == 1
     story = by_label(by_label(shown.items)["Details"].items)["Account"]
     assert (story.value, story.restricted, shown.hidden_restricted) == ("Held two nights", True, 0)
-    changed = [c.label for v in view("en", False, versions=[
-        version_row("1", instance("1", BODY_1), current=False),
-        version_row("2", instance("2", BODY_1.replace("two", "three"), deprecated="1"),
-                    current=True)]).versions for c in v.changes]  # fmt: skip
+    changed = [
+        c.label
+        for v in view(
+            "en",
+            False,
+            versions=[
+                version_row("1", instance("1", BODY_1), current=False),
+                version_row(
+                    "2", instance("2", BODY_1.replace("two", "three"), deprecated="1"), current=True
+                ),
+            ],
+        ).versions
+        for c in v.changes
+    ]
     assert changed == []  # nor in the history
 
 
@@ -227,8 +280,10 @@ def test_identifying_fields_never_appear_whatever_the_role():
     survey = SURVEY + IDENTIFYING_ROW
     body = BODY_1 + "<cnic>35202-0000000-0</cnic>"
     edited = BODY_1 + "<cnic>35202-1111111-1</cnic>"
-    versions = [version_row("1", instance("1", body), current=False),
-                version_row("2", instance("2", edited, deprecated="1"), current=True)]  # fmt: skip
+    versions = [
+        version_row("1", instance("1", body), current=False),
+        version_row("2", instance("2", edited, deprecated="1"), current=True),
+    ]
     v = view("en", True, schema_bytes=xform(survey=survey), versions=versions)
     assert "CNIC" not in by_label(v.items)
     assert all(c.label != "CNIC" for x in v.versions for c in x.changes)
@@ -240,28 +295,57 @@ def test_encrypted_and_identity_register_submissions_show_no_data(lang):
     encrypted = view(lang, True, encrypted=True)
     assert encrypted.items == () and encrypted.photos == () and encrypted.downloads == ()
     assert ("encrypted" in encrypted.note) if lang == "en" else ("خفیہ" in encrypted.note)
-    register = view(lang, True, schema_bytes=xform("identity_register"),
-                    form_id="identity_register",
-                    versions=[version_row("1", instance("1", BODY_1, form_id="identity_register"),
-                                          current=True, form_id="identity_register")])  # fmt: skip
+    register = view(
+        lang,
+        True,
+        schema_bytes=xform("identity_register"),
+        form_id="identity_register",
+        versions=[
+            version_row(
+                "1",
+                instance("1", BODY_1, form_id="identity_register"),
+                current=True,
+                form_id="identity_register",
+            )
+        ],
+    )
     assert register.items == () and register.note
     assert "S-0001" not in repr(register) and all(x.changes == () for x in register.versions)
 
 
 def test_review_history_and_decision_choices():
     reviews = [
-        {"review_state": "hasIssues", "comment": "Check the age", "created_at": "t1",
-         "done_at": "t2", "last_error": None},
-        {"review_state": "approved", "comment": None, "created_at": "t3", "done_at": None,
-         "last_error": "Central is not reachable"},
-        {"review_state": None, "comment": "kept", "created_at": "t4", "done_at": "t4",
-         "last_error": "not from Central"},
-    ]  # fmt: skip
+        {
+            "review_state": "hasIssues",
+            "comment": "Check the age",
+            "created_at": "t1",
+            "done_at": "t2",
+            "last_error": None,
+        },
+        {
+            "review_state": "approved",
+            "comment": None,
+            "created_at": "t3",
+            "done_at": None,
+            "last_error": "Central is not reachable",
+        },
+        {
+            "review_state": None,
+            "comment": "kept",
+            "created_at": "t4",
+            "done_at": "t4",
+            "last_error": "not from Central",
+        },
+    ]
     schema = parse_xform(xform())
     v = build_submission_view(
         submission=submission_row(review_state="approved", central_submission_date="d"),
-        schemas={VERSION: schema}, versions=[], attachments=[], reviews=reviews, lang="ur",
-    )  # fmt: skip
+        schemas={VERSION: schema},
+        versions=[],
+        attachments=[],
+        reviews=reviews,
+        lang="ur",
+    )
     assert [(r.state, r.comment, r.status) for r in v.reviews] == [
         ("hasIssues", "Check the age", "sent"),
         ("approved", None, "failed"),
@@ -270,7 +354,10 @@ def test_review_history_and_decision_choices():
     assert v.reviews[0].state_label == "مسائل ہیں"
     assert [s for s, _ in v.decision.choices] == ["approved", "hasIssues", "rejected"]
     assert (v.decision.current, v.decision.current_label, v.decision.to_central) == (
-        "approved", "منظور", True)  # fmt: skip
+        "approved",
+        "منظور",
+        True,
+    )
     fresh = view("en", edits=0)
     assert (fresh.decision.current, fresh.decision.to_central) == ("received", False)
     assert view("en").decision.current == "edited"
@@ -284,11 +371,11 @@ def test_read_from_the_store(store):
     store.register_form(schema)
     photo = b"\xff\xd8\xff\xe0 not a real jpeg"
     store.ingest(instance("1", BODY_1), attachments={"face.jpg": (photo, "image/jpeg")})
-    store.ingest(instance("2", BODY_2, deprecated="1"),
-                 attachments={"face.jpg": (photo, "image/jpeg")})  # fmt: skip
+    store.ingest(
+        instance("2", BODY_2, deprecated="1"), attachments={"face.jpg": (photo, "image/jpeg")}
+    )
     store.record_decision("survivor_intake", "uuid:1", "hasIssues", "Age?")
-    v = read_submission_view(store, "survivor_intake", "uuid:1", lang="ur",
-                             may_see_restricted=True)  # fmt: skip
+    v = read_submission_view(store, "survivor_intake", "uuid:1", lang="ur", may_see_restricted=True)
     items = by_label(v.items)
     assert items["ضلع"].value == "لاہور"
     assert [a.name for a in v.photos] == ["face.jpg"] and v.photos[0].arrived
@@ -308,8 +395,11 @@ def test_a_local_decision_stays_local_and_bad_ones_are_refused(store):
     [entry] = store.reviews("survivor_intake", "uuid:1")
     assert (entry["review_state"], entry["comment"]) == ("approved", "fine")
     assert store.submission("survivor_intake", "uuid:1")["review_state"] == "approved"
-    for state, comment, root in [("edited", None, "uuid:1"), (None, " ", "uuid:1"),
-                                 ("approved", None, "uuid:nope")]:  # fmt: skip
+    for state, comment, root in [
+        ("edited", None, "uuid:1"),
+        (None, " ", "uuid:1"),
+        ("approved", None, "uuid:nope"),
+    ]:
         with pytest.raises(DecisionError) as refused:
             store.record_decision("survivor_intake", root, state, comment)
         assert refused.value.hint

@@ -41,10 +41,13 @@ def _recorded_versions(central_dir) -> dict[str, list[bytes]]:
     """The XML of every version of the recorded edited submissions, oldest first, by root id."""
     index = json.loads((central_dir / "submissions" / "INDEX.json").read_text())[FORM]
     return {
-        entry["instanceID"]: [(central_dir / name).read_bytes()
-                              for name in [entry["instance_file"], *entry["edit_files"]]]
-        for entry in index.values() if entry.get("edit_files")
-    }  # fmt: skip
+        entry["instanceID"]: [
+            (central_dir / name).read_bytes()
+            for name in [entry["instance_file"], *entry["edit_files"]]
+        ]
+        for entry in index.values()
+        if entry.get("edit_files")
+    }
 
 
 @pytest.fixture
@@ -56,9 +59,13 @@ def recorded_rows(central_dir):
 def standin(central_dir, recorded_rows):
     server = CentralStandin().serve()
     server.add_form((central_dir / "forms" / "rec_visit.xml").read_bytes())
-    server.add_rows(FORM, recorded_rows, keep_dates=True,
-                    attachments=_photos(central_dir, recorded_rows),
-                    versions=_recorded_versions(central_dir))  # fmt: skip
+    server.add_rows(
+        FORM,
+        recorded_rows,
+        keep_dates=True,
+        attachments=_photos(central_dir, recorded_rows),
+        versions=_recorded_versions(central_dir),
+    )
     yield server
     server.stop()
 
@@ -86,8 +93,17 @@ def snapshot(store) -> dict:
     subs = {}
     for root in sorted(store.root_ids(FORM)):
         s = store.submission(FORM, root)
-        subs[root] = {k: s[k] for k in ("current_instance_id", "review_state", "submitter_id",
-                                        "central_updated_at", "edits", "deleted_at")}  # fmt: skip
+        subs[root] = {
+            k: s[k]
+            for k in (
+                "current_instance_id",
+                "review_state",
+                "submitter_id",
+                "central_updated_at",
+                "edits",
+                "deleted_at",
+            )
+        }
     return {"tables": tables(store), "submissions": subs}
 
 
@@ -148,8 +164,11 @@ def test_standin_answers_like_the_recorded_central(standin, central_dir):
         == want["@odata.context"]
     )
 
-    for name in ("301-err-odata-filter-data-field.json", "299-err-odata-filter-syntax.json",
-                 "308-err-odata-skiptoken-bad.json"):  # fmt: skip
+    for name in (
+        "301-err-odata-filter-data-field.json",
+        "299-err-odata-filter-syntax.json",
+        "308-err-odata-skiptoken-bad.json",
+    ):
         exchange = recorded(name)
         answer = get(exchange["path"])
         assert answer.status_code == exchange["status"]
@@ -173,8 +192,9 @@ def test_standin_answers_like_the_recorded_central(standin, central_dir):
     )
     deleted = get(recorded("248-odata-deleted-filter.json")["path"]).json()["value"]
     assert [r["__id"] for r in deleted] == [V06]
-    assert list(deleted[0]) == list(recorded("248-odata-deleted-filter.json")["response_body"]
-                                    ["value"][0])  # fmt: skip
+    assert list(deleted[0]) == list(
+        recorded("248-odata-deleted-filter.json")["response_body"]["value"][0]
+    )
 
     requests.delete(f"{standin.base_url}/v1/sessions/current", headers=auth)
     revoked = get("/v1/projects/1/forms/rec_visit/submissions")
@@ -185,8 +205,9 @@ def test_standin_answers_like_the_recorded_central(standin, central_dir):
 # --------------------------------------------------------------------- syncing
 
 
-def test_full_sync_equals_the_recorded_final_data(standin, central, store, open_store,
-                                                  central_dir, recorded_rows):  # fmt: skip
+def test_full_sync_equals_the_recorded_final_data(
+    standin, central, store, open_store, central_dir, recorded_rows
+):
     [result] = sync(central, store)  # every published form: rec_visit
     assert (result.form_id, result.new, result.problems) == (FORM, 30, [])
     assert result.attachments == sum(1 for r in recorded_rows if r.get("photo"))
@@ -244,9 +265,14 @@ def test_edits_reviews_deletions_and_restores_are_mirrored(standin, central, ope
 def test_submissions_arriving_during_a_sync_are_neither_lost_nor_doubled(
     standin, central, store, open_store, recorded_rows
 ):
-    late = [dict(recorded_rows[5], __id=f"uuid:late-{i}",
-                 meta={"instanceID": f"uuid:late-{i}", "instanceName": "late"})
-            for i in range(3)]  # fmt: skip
+    late = [
+        dict(
+            recorded_rows[5],
+            __id=f"uuid:late-{i}",
+            meta={"instanceID": f"uuid:late-{i}", "instanceName": "late"},
+        )
+        for i in range(3)
+    ]
     arrived = []
 
     def progress(form_id, done, total):
@@ -327,11 +353,15 @@ def test_5xx_and_timeouts_are_retried_then_fail_clearly(standin, store, runner, 
 
     standin.faults.clear()
     standin.fail(503, count=100)
-    env = {"NIGRAAN_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
-           "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
-           "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
-           "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real", "NIGRAAN_CENTRAL_PROJECT_ID": "1",
-           "NIGRAAN_CENTRAL_RETRIES": "2", "NIGRAAN_CENTRAL_RETRY_WAIT": "0.01"}  # fmt: skip
+    env = {
+        "NIGRAAN_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+        "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
+        "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
+        "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real",
+        "NIGRAAN_CENTRAL_PROJECT_ID": "1",
+        "NIGRAAN_CENTRAL_RETRIES": "2",
+        "NIGRAAN_CENTRAL_RETRY_WAIT": "0.01",
+    }
     from store.store import Store
 
     Store.open(env["NIGRAAN_DATABASE_URL"], upgrade=True).close()  # as `nigraan store init`
@@ -367,8 +397,17 @@ def test_review_outbox_reaches_central_exactly_once(standin, central, store):
     store.record_review(FORM, V06, "hasIssues", "Please re-check the injury details.")
     assert store.submission(FORM, V06)["review_state"] == "hasIssues"  # shown locally at once
 
-    down = Central(CentralSettings("http://127.0.0.1:9", "admin@example.com", "pw-not-real", 1,
-                                   retries=2, retry_wait=0.01, timeout=1))  # fmt: skip
+    down = Central(
+        CentralSettings(
+            "http://127.0.0.1:9",
+            "admin@example.com",
+            "pw-not-real",
+            1,
+            retries=2,
+            retry_wait=0.01,
+            timeout=1,
+        )
+    )
     result = push_reviews(down, store)
     down.close()
     assert result.unavailable is not None and result.pending == 1
@@ -414,11 +453,14 @@ def test_a_decision_from_the_page_reaches_central_once_and_a_local_one_stays(
 
 
 def test_review_command_records_and_pushes(standin, runner, tmp_path, central_dir):
-    env = {"NIGRAAN_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
-           "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
-           "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
-           "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real", "NIGRAAN_CENTRAL_PROJECT_ID": "1",
-           "NIGRAAN_CENTRAL_RETRY_WAIT": "0.01"}  # fmt: skip
+    env = {
+        "NIGRAAN_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+        "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
+        "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
+        "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real",
+        "NIGRAAN_CENTRAL_PROJECT_ID": "1",
+        "NIGRAAN_CENTRAL_RETRY_WAIT": "0.01",
+    }
     from store.store import Store
 
     Store.open(env["NIGRAAN_DATABASE_URL"], upgrade=True).close()  # as `nigraan store init`
@@ -427,8 +469,9 @@ def test_review_command_records_and_pushes(standin, runner, tmp_path, central_di
     synced = runner.invoke(main, ["sync"], env=env)
     assert synced.exit_code == 0, synced.output
     assert "rec_visit" in synced.output and "30" in synced.output
-    reviewed = runner.invoke(main, ["review", V07, "--state", "approved", "--comment", "ok"],
-                             env=env)  # fmt: skip
+    reviewed = runner.invoke(
+        main, ["review", V07, "--state", "approved", "--comment", "ok"], env=env
+    )
     assert reviewed.exit_code == 0, reviewed.output
     assert "Pushed to Central: 1" in reviewed.output
     assert standin.form(FORM).subs[V07].row["__system"]["reviewState"] == "approved"
@@ -462,22 +505,33 @@ def test_a_killed_sync_process_resumes(standin, new_database, open_store, tmp_pa
     import time
 
     url = new_database()
-    env = {**os.environ, "NIGRAAN_DATABASE_URL": url, "NIGRAAN_INSTANCE_DIR": str(tmp_path),
-           "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
-           "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
-           "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real", "NIGRAAN_CENTRAL_PROJECT_ID": "1",
-           "NIGRAAN_CENTRAL_PAGE_SIZE": "5", "NIGRAAN_CENTRAL_TIMEOUT": "30"}  # fmt: skip
+    env = {
+        **os.environ,
+        "NIGRAAN_DATABASE_URL": url,
+        "NIGRAAN_INSTANCE_DIR": str(tmp_path),
+        "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
+        "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
+        "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real",
+        "NIGRAAN_CENTRAL_PROJECT_ID": "1",
+        "NIGRAAN_CENTRAL_PAGE_SIZE": "5",
+        "NIGRAAN_CENTRAL_TIMEOUT": "30",
+    }
     standin.slow(8, count=1, match="skiptoken")  # page 2 hangs
     process = subprocess.Popen(
         [sys.executable, "-c", "from nigraan.cli import main; main()", "sync", "--form", FORM],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     watcher = open_store(url)
     try:
         for _ in range(200):  # page 1 committed with its next link, page 2 asked for
             # (page 2 is fetched while page 1 is stored, so wait for the link to be saved too)
-            if (watcher.live_count(FORM) == 5 and standin.in_flight("skiptoken")
-                    and _resume_link(watcher)):  # fmt: skip
+            if (
+                watcher.live_count(FORM) == 5
+                and standin.in_flight("skiptoken")
+                and _resume_link(watcher)
+            ):
                 break
             time.sleep(0.05)
         else:
@@ -499,11 +553,13 @@ def test_a_killed_sync_process_resumes(standin, new_database, open_store, tmp_pa
 def test_wrong_credentials_are_a_clear_error(standin, runner, tmp_path):
     from nigraan.cli import main
 
-    env = {"NIGRAAN_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
-           "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
-           "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
-           "NIGRAAN_CENTRAL_PASSWORD": "not-the-password",
-           "NIGRAAN_CENTRAL_PROJECT_ID": "1"}  # fmt: skip
+    env = {
+        "NIGRAAN_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+        "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
+        "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
+        "NIGRAAN_CENTRAL_PASSWORD": "not-the-password",
+        "NIGRAAN_CENTRAL_PROJECT_ID": "1",
+    }
     from store.store import Store
 
     Store.open(env["NIGRAAN_DATABASE_URL"], upgrade=True).close()  # as `nigraan store init`
@@ -527,8 +583,9 @@ def test_standin_rest_answers_have_the_recorded_shapes(standin, central_dir):
 
     def call(number, body=None, **kwargs):
         exchange = recorded(number)
-        answer = http.request(exchange["method"], standin.base_url + exchange["path"],
-                              data=body, **kwargs)  # fmt: skip
+        answer = http.request(
+            exchange["method"], standin.base_url + exchange["path"], data=body, **kwargs
+        )
         assert answer.status_code == exchange["status"], (number, answer.text)
         if exchange["response_body_kind"] == "json":
             assert answer.headers["Content-Type"] == "application/json; charset=utf-8"
@@ -540,18 +597,23 @@ def test_standin_rest_answers_have_the_recorded_shapes(standin, central_dir):
     exchange, answer = call("010", xml, headers={"Content-Type": "application/xml"})
     want = exchange["response_body"]
     assert list(answer.json()) == list(want)
-    assert {k: answer.json()[k] for k in ("xmlFormId", "version", "hash", "sha", "sha256",
-                                          "publishedAt")} == {
-        k: want[k] for k in ("xmlFormId", "version", "hash", "sha", "sha256", "publishedAt")
-    }  # fmt: skip
+    assert {
+        k: answer.json()[k]
+        for k in ("xmlFormId", "version", "hash", "sha", "sha256", "publishedAt")
+    } == {k: want[k] for k in ("xmlFormId", "version", "hash", "sha", "sha256", "publishedAt")}
     exchange, answer = call("024", xml, headers={"Content-Type": "application/xml"})
     assert answer.json() == exchange["response_body"]
-    http.post(f"{standin.base_url}/v1/projects/1/forms/rec_visit/draft/attachments/logo.png",
-              data=(central_dir / "forms" / "logo.png").read_bytes())  # fmt: skip
+    http.post(
+        f"{standin.base_url}/v1/projects/1/forms/rec_visit/draft/attachments/logo.png",
+        data=(central_dir / "forms" / "logo.png").read_bytes(),
+    )
     exchange, answer = call("015")
     assert answer.json() == exchange["response_body"]
-    http.post(f"{standin.base_url}/v1/projects/1/forms/rec_visit/draft", data=xml,
-              headers={"Content-Type": "application/xml"})  # fmt: skip
+    http.post(
+        f"{standin.base_url}/v1/projects/1/forms/rec_visit/draft",
+        data=xml,
+        headers={"Content-Type": "application/xml"},
+    )
     exchange, answer = call("026")
     assert answer.json() == exchange["response_body"]
     standin.forms[(1, "rec_visit")] = saved  # the fixture's data set again
@@ -571,15 +633,24 @@ def test_standin_rest_answers_have_the_recorded_shapes(standin, central_dir):
     assert answer.headers["ETag"] == f'"{hashlib.md5(answer.content).hexdigest()}"'
     for header in ("Content-Disposition", "Content-Type"):
         assert answer.headers[header] == exchange["response_headers"][header]
-    exchange, answer = call("186", orjson.dumps(exchange_json := recorded("186")["request_json"]),
-                            headers={"Content-Type": "application/json"})  # fmt: skip
+    exchange, answer = call(
+        "186",
+        orjson.dumps(exchange_json := recorded("186")["request_json"]),
+        headers={"Content-Type": "application/json"},
+    )
     assert list(answer.json()) == list(exchange["response_body"])
     assert answer.json()["reviewState"] == exchange_json["reviewState"]
-    exchange, answer = call("192", orjson.dumps(recorded("192")["request_json"]),
-                            headers={"Content-Type": "application/json"})  # fmt: skip
+    exchange, answer = call(
+        "192",
+        orjson.dumps(recorded("192")["request_json"]),
+        headers={"Content-Type": "application/json"},
+    )
     assert answer.json() == exchange["response_body"]
-    exchange, answer = call("193", orjson.dumps(recorded("193")["request_json"]),
-                            headers={"Content-Type": "application/json"})  # fmt: skip
+    exchange, answer = call(
+        "193",
+        orjson.dumps(recorded("193")["request_json"]),
+        headers={"Content-Type": "application/json"},
+    )
     assert list(answer.json()) == list(exchange["response_body"])
     http.post(standin.base_url + recorded("193")["path"], json={"body": "second"})
     exchange, answer = call("195")
@@ -592,8 +663,9 @@ def test_standin_rest_answers_have_the_recorded_shapes(standin, central_dir):
     standin.delete(FORM, V06)
     gone = http.get(f"{standin.base_url}/v1/projects/1/forms/rec_visit.svc/Submissions('{V06}')")
     assert (gone.status_code, gone.json()) == (404, exchange["response_body"])
-    restored = http.post(f"{standin.base_url}/v1/projects/1/forms/rec_visit/submissions/{V06}"
-                         "/restore")  # fmt: skip
+    restored = http.post(
+        f"{standin.base_url}/v1/projects/1/forms/rec_visit/submissions/{V06}/restore"
+    )
     assert restored.json() == recorded("253")["response_body"]
 
 
@@ -620,8 +692,10 @@ def test_standin_odata_edges_match_the_recordings(standin, central_dir):
     for number in ("305", "307", "310"):
         exchange = recorded(number)
         answer = get(exchange["path"])
-        assert (answer.status_code, answer.json()) == (exchange["status"],
-                                                       exchange["response_body"])  # fmt: skip
+        assert (answer.status_code, answer.json()) == (
+            exchange["status"],
+            exchange["response_body"],
+        )
     assert len(get(recorded("311")["path"]).json()["value"]) == 30
     by_id = get("/v1/projects/1/forms/rec_visit.svc/Submissions?%24filter=__id%20eq%20%27x%27")
     assert (by_id.status_code, by_id.json()["code"]) == (501, 501.5)  # not filterable
@@ -642,8 +716,9 @@ def test_standin_odata_edges_match_the_recordings(standin, central_dir):
 
 
 @pytest.mark.parametrize("single_rows_max", [200, 1])
-def test_rows_committed_later_than_the_overlap_are_found(standin, central, store, recorded_rows,
-                                                         monkeypatch, single_rows_max):  # fmt: skip
+def test_rows_committed_later_than_the_overlap_are_found(
+    standin, central, store, recorded_rows, monkeypatch, single_rows_max
+):
     """A row whose submissionDate is older than watermark - overlap (getodk/central#1074)."""
     monkeypatch.setattr("sync.pull.SINGLE_ROWS_MAX", single_rows_max)
     sync(central, store, [FORM])
@@ -694,8 +769,7 @@ def test_standin_repeats_inside_groups_match_the_recordings(grouprepeat_standin,
     token = requests.post(f"{standin.base_url}/v1/sessions", json=login).json()["token"]
 
     def get(path):
-        answer = requests.get(standin.base_url + path,
-                              headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        answer = requests.get(standin.base_url + path, headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200, answer.text
         return answer.json()
 
@@ -710,20 +784,22 @@ def test_standin_repeats_inside_groups_match_the_recordings(grouprepeat_standin,
         )
     service = get("/v1/projects/1/forms/rec_grouprepeat.svc")["value"]
     assert [s["name"] for s in service] == [
-        "Submissions", "Submissions.people.person", "Submissions.people.person.details.visits",
-    ]  # fmt: skip
+        "Submissions",
+        "Submissions.people.person",
+        "Submissions.people.person.details.visits",
+    ]
 
     [row] = get("/v1/projects/1/forms/rec_grouprepeat.svc/Submissions")["value"]
     [expanded] = recorded("345")["response_body"]["value"]
-    assert row["people"] == {"person@odata.navigationLink":
-                             expanded["people"]["person@odata.navigationLink"]}  # fmt: skip
+    assert row["people"] == {
+        "person@odata.navigationLink": expanded["people"]["person@odata.navigationLink"]
+    }
     link = expanded["people"]["person"][0]["details"]["visits@odata.navigationLink"]
     visits = get(f"/v1/projects/1/forms/rec_grouprepeat.svc/{link}")["value"]
     assert visits == recorded("347")["response_body"]["value"][:2]  # the first person's visits
 
 
-def test_repeat_rows_inside_groups_sync_with_centrals_ids(grouprepeat_standin, store,
-                                                          central_dir):  # fmt: skip
+def test_repeat_rows_inside_groups_sync_with_centrals_ids(grouprepeat_standin, store, central_dir):
     """The typed repeat rows carry the __id Central gives them, so they join with its exports."""
     client = Central(_settings(grouprepeat_standin))
     try:
@@ -784,8 +860,9 @@ def test_standin_versions_answer_like_the_recorded_central(standin, central_dir)
 
 
 def _history(store, root_id) -> list[tuple[str, str | None, bool]]:
-    return [(v["instance_id"], v["deprecated_id"], v["current"])
-            for v in store.versions(FORM, root_id)]  # fmt: skip
+    return [
+        (v["instance_id"], v["deprecated_id"], v["current"]) for v in store.versions(FORM, root_id)
+    ]
 
 
 def _central_history(standin, root_id) -> list[tuple[str, str | None, bool]]:
@@ -800,8 +877,9 @@ def _renamer(name):
     return rename
 
 
-def test_edits_before_the_first_sync_and_between_syncs_are_all_stored(standin, central, store,
-                                                                      central_dir):  # fmt: skip
+def test_edits_before_the_first_sync_and_between_syncs_are_all_stored(
+    standin, central, store, central_dir
+):
     """Every version Central holds, in Central's order, with the current version typed."""
     standin.edit(FORM, V18, _renamer("first edit"))
     standin.edit(FORM, V18, _renamer("second edit"))  # three versions before nigraan looks
@@ -813,8 +891,9 @@ def test_edits_before_the_first_sync_and_between_syncs_are_all_stored(standin, c
     held = {v.instance_id: v.xml for v in standin.form(FORM).subs[V18].versions}
     for version in store.versions(FORM, V18)[:-1]:  # past versions: Central's XML, verbatim
         assert (version["payload_kind"], bytes(version["payload"])) == (
-            "xml", held[version["instance_id"]]
-        )  # fmt: skip
+            "xml",
+            held[version["instance_id"]],
+        )
     [original, _] = store.versions(FORM, V05)  # the recorded XML Collect sent, as Central kept it
     assert bytes(original["payload"]) == _recorded_versions(central_dir)[V05][0]
     [row] = [r for r in store.rows("form_rec_visit") if r["__id"] == V18]
@@ -952,8 +1031,17 @@ def test_a_central_that_stays_down_gives_the_same_clear_error(standin):
         slow.get(slow.path(SUBMISSIONS))
     slow.close()
 
-    nobody = Central(CentralSettings("http://127.0.0.1:9", "admin@example.com", "pw-not-real", 1,
-                                     retries=2, retry_wait=0.01, timeout=1))  # fmt: skip
+    nobody = Central(
+        CentralSettings(
+            "http://127.0.0.1:9",
+            "admin@example.com",
+            "pw-not-real",
+            1,
+            retries=2,
+            retry_wait=0.01,
+            timeout=1,
+        )
+    )
     with pytest.raises(CentralUnavailable, match=r"not reachable for POST /v1/sessions \(2 att"):
         nobody.get(nobody.path(SUBMISSIONS))
     nobody.close()

@@ -52,8 +52,13 @@ def standin(central_dir):
         envelope, files = _parts(central_dir, label)
         envelopes[iid], attachments[iid] = [envelope], files
     attachments[E02] = {**attachments[E02], "submission.xml.enc": None}  # not uploaded yet
-    server.add_rows("rec_encrypted", [r for r in rows if r["__id"] in envelopes],
-                    keep_dates=True, versions=envelopes, attachments=attachments)  # fmt: skip
+    server.add_rows(
+        "rec_encrypted",
+        [r for r in rows if r["__id"] in envelopes],
+        keep_dates=True,
+        versions=envelopes,
+        attachments=attachments,
+    )
     server.encryption_keys[(1, "rec_encrypted")] = _exchange(central_dir, "211")["response_body"]
     managed = (central_dir / "forms" / "rec_managed.central-encrypted.xml").read_bytes()
     server.add_form(managed)
@@ -67,8 +72,15 @@ def standin(central_dir):
 
 @pytest.fixture
 def central(standin):
-    settings = CentralSettings(standin.base_url, "admin@example.com", "pw-not-real", 1,
-                               timeout=5.0, retries=2, retry_wait=0.01)  # fmt: skip
+    settings = CentralSettings(
+        standin.base_url,
+        "admin@example.com",
+        "pw-not-real",
+        1,
+        timeout=5.0,
+        retries=2,
+        retry_wait=0.01,
+    )
     client = Central(settings)
     yield client
     client.close()
@@ -106,8 +118,10 @@ def test_a_part_central_does_not_have_yet_is_a_missing_part(central, private_key
 def test_a_file_altered_in_central_is_not_trusted(central, standin, private_key):
     sub = standin.form("rec_encrypted").subs[E01]
     content, kind = sub.attachments["submission.xml.enc"]
-    sub.attachments["submission.xml.enc"] = (content[:20] + bytes([content[20] ^ 1]) +
-                                             content[21:], kind)  # fmt: skip
+    sub.attachments["submission.xml.enc"] = (
+        content[:20] + bytes([content[20] ^ 1]) + content[21:],
+        kind,
+    )
     with pytest.raises(DecryptionError) as caught:
         decrypt_from_central(central, "rec_encrypted", E01, private_key)
     assert caught.value.reason == DecryptionError.TAMPERED
@@ -189,15 +203,16 @@ def test_identities_synced_from_central_reach_the_register(
             "edits": 0,
             "formVersion": _version(xform),
             "deletedAt": None,
-        }  # fmt: skip  (the shape of exchange 209's encrypted rows)
+        }
         rows.append({"__id": iid, "__system": system})
         versions[iid] = [envelope]
         attachments[iid] = {n: (c, "application/octet-stream") for n, c in files.items()}
     good, bad = rows[0]["__id"], rows[1]["__id"]
     content, kind = attachments[bad]["submission.xml.enc"]
     attachments[bad]["submission.xml.enc"] = (content[:-1] + bytes([content[-1] ^ 1]), kind)
-    standin.add_rows("identity_register", copy.deepcopy(rows), versions=versions,
-                     attachments=attachments)  # fmt: skip
+    standin.add_rows(
+        "identity_register", copy.deepcopy(rows), versions=versions, attachments=attachments
+    )
     register = IdentityRegister(store.engine, DataKey.generate())
     counts = file_identities_from_central(central, store, register, private, [good, bad])
     assert counts == {"created": 1, "tampered": 1}

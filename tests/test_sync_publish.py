@@ -31,18 +31,25 @@ def _build_dir(tmp_path, central_dir, xml: bytes | None = None):
     (build / "rec_visit.xml").write_bytes(xml)
     logo = central_dir / "forms" / "logo.png"
     shutil.copyfile(logo, build / "rec_visit-media" / "logo.png")
-    index = {"rec_visit": {
-        "form_id": "rec_visit", "version": "2026112801", "title": "Recording visit form",
-        "file": "rec_visit.xml", "md5": hashlib.md5(xml).hexdigest(), "encrypted": False,
-        "media": [{"file": "logo.png", "md5": hashlib.md5(logo.read_bytes()).hexdigest()}],
-    }}  # fmt: skip
+    index = {
+        "rec_visit": {
+            "form_id": "rec_visit",
+            "version": "2026112801",
+            "title": "Recording visit form",
+            "file": "rec_visit.xml",
+            "md5": hashlib.md5(xml).hexdigest(),
+            "encrypted": False,
+            "media": [{"file": "logo.png", "md5": hashlib.md5(logo.read_bytes()).hexdigest()}],
+        }
+    }
     (build / "index.json").write_text(json.dumps(index), encoding="utf-8")
     return build
 
 
 def _central(standin) -> Central:
-    return Central(CentralSettings(standin.base_url, "admin@example.com", "pw-not-real", 1,
-                                   retry_wait=0.01))  # fmt: skip
+    return Central(
+        CentralSettings(standin.base_url, "admin@example.com", "pw-not-real", 1, retry_wait=0.01)
+    )
 
 
 def test_publish_creates_then_skips_then_asks_for_a_new_version(standin, tmp_path, central_dir):
@@ -75,17 +82,21 @@ def test_publish_creates_then_skips_then_asks_for_a_new_version(standin, tmp_pat
 
 def test_publish_and_app_users_commands(standin, tmp_path, central_dir, runner):
     build = _build_dir(tmp_path, central_dir)
-    env = {"NIGRAAN_FORMS_BUILD_DIR": str(build), "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
-           "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
-           "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real",
-           "NIGRAAN_CENTRAL_PROJECT_ID": "1"}  # fmt: skip
+    env = {
+        "NIGRAAN_FORMS_BUILD_DIR": str(build),
+        "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
+        "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
+        "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real",
+        "NIGRAAN_CENTRAL_PROJECT_ID": "1",
+    }
     first = runner.invoke(main, ["central", "publish"], env=env)
     assert first.exit_code == 0, first.output
     assert "rec_visit" in first.output and "created" in first.output
     again = runner.invoke(main, ["central", "publish", "rec_visit"], env=env)
     assert "unchanged" in again.output
-    users = runner.invoke(main, ["central", "app-users", "collector-1", "--qr-dir",
-                                 str(tmp_path / "qr")], env=env)  # fmt: skip
+    users = runner.invoke(
+        main, ["central", "app-users", "collector-1", "--qr-dir", str(tmp_path / "qr")], env=env
+    )
     assert users.exit_code == 0, users.output
     [user] = standin.app_users
     assert user["displayName"] == "collector-1"
@@ -104,8 +115,11 @@ def test_publish_and_app_users_commands(standin, tmp_path, central_dir, runner):
     )
     assert settings["project"]["name"] == "nigraan test project"
 
-    more = runner.invoke(main, ["central", "app-users", "collector-1", "collector-2", "--qr-dir",
-                                str(tmp_path / "qr")], env=env)  # fmt: skip
+    more = runner.invoke(
+        main,
+        ["central", "app-users", "collector-1", "collector-2", "--qr-dir", str(tmp_path / "qr")],
+        env=env,
+    )
     assert more.exit_code == 0, more.output
     assert [u["displayName"] for u in standin.app_users] == ["collector-1", "collector-2"]
     for u in standin.app_users:
@@ -113,13 +127,17 @@ def test_publish_and_app_users_commands(standin, tmp_path, central_dir, runner):
     assert "pw-not-real" not in first.output + again.output + users.output
 
 
-def test_app_user_qr_files_stay_in_the_current_folder(standin, tmp_path, central_dir, runner,
-                                                      monkeypatch):  # fmt: skip
+def test_app_user_qr_files_stay_in_the_current_folder(
+    standin, tmp_path, central_dir, runner, monkeypatch
+):
     build = _build_dir(tmp_path, central_dir)
-    env = {"NIGRAAN_FORMS_BUILD_DIR": str(build), "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
-           "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
-           "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real",
-           "NIGRAAN_CENTRAL_PROJECT_ID": "1"}  # fmt: skip
+    env = {
+        "NIGRAAN_FORMS_BUILD_DIR": str(build),
+        "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
+        "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
+        "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real",
+        "NIGRAAN_CENTRAL_PROJECT_ID": "1",
+    }
     assert runner.invoke(main, ["central", "publish"], env=env).exit_code == 0
     here = tmp_path / "here"
     here.mkdir()
@@ -134,19 +152,26 @@ def test_app_user_qr_files_stay_in_the_current_folder(standin, tmp_path, central
 
 
 def test_settings_from_nigraan_or_from_pyodks_file(tmp_path, monkeypatch):
-    config = load_config(overrides={"central.base_url": "https://central.example.org/",
-                                    "central.username": "sync@example.org",
-                                    "central.password": "hunter2-not-real",
-                                    "central.project_id": 3}, environ={})  # fmt: skip
+    config = load_config(
+        overrides={
+            "central.base_url": "https://central.example.org/",
+            "central.username": "sync@example.org",
+            "central.password": "hunter2-not-real",
+            "central.project_id": 3,
+        },
+        environ={},
+    )
     settings = CentralSettings.from_config(config)
     assert (settings.base_url, settings.project_id) == ("https://central.example.org", 3)
     assert "hunter2" not in repr(settings) and "hunter2" not in repr(config)
     assert "hunter2" not in repr(Central(settings))
 
     pyodk_file = tmp_path / "pyodk_config.toml"
-    pyodk_file.write_text('[central]\nbase_url = "https://odk.example.org"\n'
-                          'username = "me@example.org"\npassword = "from-file-not-real"\n'
-                          "default_project_id = 7\n")  # fmt: skip
+    pyodk_file.write_text(
+        '[central]\nbase_url = "https://odk.example.org"\n'
+        'username = "me@example.org"\npassword = "from-file-not-real"\n'
+        "default_project_id = 7\n"
+    )
     monkeypatch.setenv("PYODK_CONFIG_FILE", str(pyodk_file))
     from_file = CentralSettings.from_config(load_config(environ={}))
     assert (from_file.base_url, from_file.username, from_file.project_id) == (
@@ -160,9 +185,12 @@ def test_settings_from_nigraan_or_from_pyodks_file(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="No ODK Central is configured"):
         CentralSettings.from_config(load_config(environ={}))
     with pytest.raises(ConfigError, match=r"central\.password"):
-        CentralSettings.from_config(load_config(
-            overrides={"central.base_url": "https://x.example.org", "central.username": "u"},
-            environ={}))  # fmt: skip
+        CentralSettings.from_config(
+            load_config(
+                overrides={"central.base_url": "https://x.example.org", "central.username": "u"},
+                environ={},
+            )
+        )
 
 
 def test_config_command_hides_the_central_password(runner):

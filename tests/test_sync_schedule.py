@@ -113,8 +113,14 @@ def test_two_processes_racing_for_the_lease_get_it_once(new_database):
     Store.open(url, upgrade=True).close()
     for attempt in range(3):
         start = time.time() + 1.5
-        procs = [subprocess.Popen([sys.executable, "-c", RACE, url, str(start), f"p{i}-{attempt}"],
-                                  stdout=subprocess.PIPE, text=True) for i in range(2)]  # fmt: skip
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", RACE, url, str(start), f"p{i}-{attempt}"],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(2)
+        ]
         answers = [p.communicate(timeout=60)[0].strip() for p in procs]
         assert sorted(answers) == ["False", "True"], answers
         store = Store.open(url)
@@ -126,10 +132,13 @@ def test_two_processes_racing_for_the_lease_get_it_once(new_database):
 def test_nigraan_sync_from_a_shell_waits_for_the_server_s_sync(standin, runner, tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
     store = Store.open(url, upgrade=True)
-    env = {"NIGRAAN_DATABASE_URL": url, "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
-           "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
-           "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real",
-           "NIGRAAN_CENTRAL_PROJECT_ID": "1"}  # fmt: skip
+    env = {
+        "NIGRAAN_DATABASE_URL": url,
+        "NIGRAAN_CENTRAL_BASE_URL": standin.base_url,
+        "NIGRAAN_CENTRAL_USERNAME": "admin@example.com",
+        "NIGRAAN_CENTRAL_PASSWORD": "pw-not-real",
+        "NIGRAAN_CENTRAL_PROJECT_ID": "1",
+    }
     from nigraan.cli import main
 
     try:

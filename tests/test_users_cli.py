@@ -42,8 +42,9 @@ def test_create_list_disable_reset_and_the_audit_of_each(runner, env):
 
     again = runner.invoke(main, ["users", "create", "sara", "--role", "supervisor"], env=env)
     assert again.exit_code == 2 and "already exists" in again.output
-    quiet = runner.invoke(main, ["users", "create", "sara", "--role", "admin", "--if-missing"],
-                          env=env)  # fmt: skip
+    quiet = runner.invoke(
+        main, ["users", "create", "sara", "--role", "admin", "--if-missing"], env=env
+    )
     assert quiet.exit_code == 0 and "exists" in quiet.output and password not in quiet.output
 
     worker = ["users", "create", "zara", "--role", "caseworker"]
@@ -64,9 +65,11 @@ def test_create_list_disable_reset_and_the_audit_of_each(runner, env):
 
     _, audit = people(env)
     assert [(r["record"], r["detail"]) for r in audit] == [
-        ("zara", "disabled"), ("sara", "password reset"),
-        ("zara", "created, role caseworker, unit ssu_lahore"), ("sara", "created, role supervisor"),
-    ]  # fmt: skip
+        ("zara", "disabled"),
+        ("sara", "password reset"),
+        ("zara", "created, role caseworker, unit ssu_lahore"),
+        ("sara", "created, role supervisor"),
+    ]
     shown = runner.invoke(main, ["audit"], env=env)
     assert shown.exit_code == 0 and "password reset" in shown.output
     assert len(shown.output.splitlines()) == 2 + 4

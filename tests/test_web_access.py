@@ -51,9 +51,12 @@ def web(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("web-access")
     server = InProcessServer(tmp / "app", CENTRAL, f"sqlite:///{tmp / 'store.sqlite3'}")
-    passwords = {role: add_person(server.app, f"a-{role}", role,
-                                  "ssu_lahore" if role == "caseworker" else None)
-                 for role in ROLES}  # fmt: skip
+    passwords = {
+        role: add_person(
+            server.app, f"a-{role}", role, "ssu_lahore" if role == "caseworker" else None
+        )
+        for role in ROLES
+    }
     add_person(server.app, "target", "viewer")
     yield server.app, passwords
     server.close()

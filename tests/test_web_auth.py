@@ -39,7 +39,11 @@ def test_sign_in_opens_the_queue_and_writes_an_audit_row(web):
     assert "Review queue" in page and "sara" in page
     (row,) = audit_rows(web, actor="sara")
     assert (row["action"], row["role"], row["actor_kind"], row["address"]) == (
-        "sign-in", "supervisor", "person", "127.0.0.1")  # fmt: skip
+        "sign-in",
+        "supervisor",
+        "person",
+        "127.0.0.1",
+    )
     cookie = answer.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
 
@@ -61,8 +65,9 @@ def test_unknown_name_and_wrong_password_get_the_same_answer_in_similar_time(web
         client = web.test_client()
         token = csrf_token(client)
         start = time.perf_counter()
-        answer = client.post("/sign-in", data={"name": name, "password": "nope-nope",
-                                               "csrf_token": token})  # fmt: skip
+        answer = client.post(
+            "/sign-in", data={"name": name, "password": "nope-nope", "csrf_token": token}
+        )
         return answer, time.perf_counter() - start
 
     timings = {"sara": [], "nobody": []}
@@ -199,8 +204,9 @@ def test_the_admin_makes_disables_and_resets_users_and_every_change_is_audited(w
     client = web.test_client()
     sign_in(client, "amna", password)
     token = csrf_token(client, "/admin/users")
-    answer = client.post("/admin/users", data={"name": "zara", "role": "caseworker",
-                                               "unit": "", "csrf_token": token})  # fmt: skip
+    answer = client.post(
+        "/admin/users", data={"name": "zara", "role": "caseworker", "unit": "", "csrf_token": token}
+    )
     assert answer.status_code == 400 and "support unit" in answer.get_data(as_text=True)
     answer = client.post(
         "/admin/users",

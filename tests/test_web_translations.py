@@ -21,8 +21,9 @@ CATALOGUE = WEB / "translations" / "ur" / "LC_MESSAGES"
 def marked_words() -> set[str]:
     method_map = [("**.py", "python"), ("templates/**.html", "jinja2")]
     keywords = {"_": None, "gettext": None, "N_": None}
-    return {message for _, _, message, _, _ in extract_from_dir(
-        str(WEB), method_map, keywords=keywords)}  # fmt: skip
+    return {
+        message for _, _, message, _, _ in extract_from_dir(str(WEB), method_map, keywords=keywords)
+    }
 
 
 def test_every_word_of_the_interface_has_its_urdu():

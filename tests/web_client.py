@@ -26,8 +26,7 @@ def csrf_token(client, path: str = "/sign-in") -> str:
 
 def sign_in(client, name: str, password: str):
     token = csrf_token(client)
-    return client.post("/sign-in", data={"name": name, "password": password,
-                                         "csrf_token": token})  # fmt: skip
+    return client.post("/sign-in", data={"name": name, "password": password, "csrf_token": token})
 
 
 def audit_rows(app, **where) -> list[dict]:

@@ -43,10 +43,16 @@ class _Commands(click.Group):
             if cause.kind == OTHER or not isinstance(ctx.obj, Config):
                 raise
             location = StoreLocation.from_url(ctx.obj["database.url"])
-            after = ("; the next `nigraan sync` carries on where this one stopped"
-                     if ctx.invoked_subcommand == "sync" else "")  # fmt: skip
-            log.error("%s", explain(cause, location, "cannot use the store", after),
-                      extra={"cause": cause.kind})  # fmt: skip
+            after = (
+                "; the next `nigraan sync` carries on where this one stopped"
+                if ctx.invoked_subcommand == "sync"
+                else ""
+            )
+            log.error(
+                "%s",
+                explain(cause, location, "cannot use the store", after),
+                extra={"cause": cause.kind},
+            )
             sys.exit(FAILED)
 
 
@@ -68,7 +74,20 @@ def main(ctx: click.Context, config_file: str | None) -> None:
     setup_from_config(ctx.obj)
 
 
-for _command in (show_config, forms, keys, store, status_command, serve_command, app_users,
-                 central, sync_command, review_command, report, identity,
-                 users, audit_command):  # fmt: skip
+for _command in (
+    show_config,
+    forms,
+    keys,
+    store,
+    status_command,
+    serve_command,
+    app_users,
+    central,
+    sync_command,
+    review_command,
+    report,
+    identity,
+    users,
+    audit_command,
+):
     main.add_command(_command)

@@ -14,11 +14,15 @@ from nigraan.errors import NigraanError
 log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = (
-    Column("form", 24), Column("new", 6, right=True), Column("changed", right=True),
-    Column("deleted", right=True), Column("restored", right=True),
-    Column("files", 6, right=True), Column("waiting", right=True),
+    Column("form", 24),
+    Column("new", 6, right=True),
+    Column("changed", right=True),
+    Column("deleted", right=True),
+    Column("restored", right=True),
+    Column("files", 6, right=True),
+    Column("waiting", right=True),
     Column("problems", right=True),
-)  # fmt: skip
+)
 
 
 def _central(config):
@@ -61,10 +65,17 @@ def central_publish(config, form_ids) -> None:
 
 @central.command("app-users")
 @click.argument("names", nargs=-1, required=True)
-@click.option("--form", "form_ids", multiple=True, help="Give access to this form (repeatable; "
-              "default: every built form).")  # fmt: skip
-@click.option("--qr-dir", type=click.Path(file_okay=False), help="Write each user's Collect QR "
-              "code here as <name>.png (default: the current folder).")  # fmt: skip
+@click.option(
+    "--form",
+    "form_ids",
+    multiple=True,
+    help="Give access to this form (repeatable; default: every built form).",
+)
+@click.option(
+    "--qr-dir",
+    type=click.Path(file_okay=False),
+    help="Write each user's Collect QR code here as <name>.png (default: the current folder).",
+)
 @click.pass_obj
 def central_app_users(config, names, form_ids, qr_dir) -> None:
     """Create app users NAMES (existing ones are kept), grant form access, print their QR codes.
@@ -116,8 +127,12 @@ def _print_qr(server_url: str, project: str, file_name: str, qr_dir: str | None)
 
 
 @click.command("sync")
-@click.option("--form", "form_ids", multiple=True, help="Only this form (repeatable; default: "
-              "every published form of the project).")  # fmt: skip
+@click.option(
+    "--form",
+    "form_ids",
+    multiple=True,
+    help="Only this form (repeatable; default: every published form of the project).",
+)
 @click.option("--full", is_flag=True, help="Read every submission again, not only what changed.")
 @click.pass_obj
 def sync_command(config, form_ids, full) -> None:
@@ -136,10 +151,13 @@ def sync_command(config, form_ids, full) -> None:
     holder = holder_name("shell")
     if not store.take_sync_lease(holder, LEASE_SECONDS):
         store.close()
-        fail(NigraanError(
-            "Another sync with ODK Central is running (the server's schedule or another shell).",
-            hint="Wait for it to end and run `nigraan sync` again.",
-        ), FAILED)  # fmt: skip
+        fail(
+            NigraanError(
+                "Another sync with ODK Central is running (the server's schedule or another shell).",
+                hint="Wait for it to end and run `nigraan sync` again.",
+            ),
+            FAILED,
+        )
     bars: dict[str, click.progressbar] = {}
 
     def progress(form_id: str, done: int, total: int | None) -> None:
@@ -181,8 +199,19 @@ def sync_command(config, form_ids, full) -> None:
 def _print_summary(results) -> None:
     if not results:
         return
-    rows = [(r.form_id, r.new, r.changed, r.deleted, r.restored, r.attachments,
-             r.attachments_waiting, len(r.problems)) for r in results]  # fmt: skip
+    rows = [
+        (
+            r.form_id,
+            r.new,
+            r.changed,
+            r.deleted,
+            r.restored,
+            r.attachments,
+            r.attachments_waiting,
+            len(r.problems),
+        )
+        for r in results
+    ]
     # One space apart and "  (resumed)" after the row: the summary as it always was.
     header, rule, *lines = format_table(SUMMARY_COLUMNS, rows, gap=1)
     click.echo(header)
@@ -191,11 +220,15 @@ def _print_summary(results) -> None:
         click.echo(line + ("  (resumed)" if r.resumed else ""))
     for r in results:
         if r.versions:
-            click.echo(f"  {r.form_id}: {r.versions} earlier versions of edited submissions read "
-                       "from Central's edit history")  # fmt: skip
+            click.echo(
+                f"  {r.form_id}: {r.versions} earlier versions of edited submissions read "
+                "from Central's edit history"
+            )
         if r.encrypted:
-            click.echo(f"  {r.form_id}: {r.encrypted} encrypted submissions read (stored raw: "
-                       "Central's OData never decrypts)")  # fmt: skip
+            click.echo(
+                f"  {r.form_id}: {r.encrypted} encrypted submissions read (stored raw: "
+                "Central's OData never decrypts)"
+            )
         for line in r.problems[:20]:
             click.echo(f"  {r.form_id}: {line}")
         if len(r.problems) > 20:
@@ -204,12 +237,19 @@ def _print_summary(results) -> None:
 
 @click.command("review")
 @click.argument("submission", required=False)
-@click.option("--state", type=click.Choice(["approved", "hasIssues", "rejected"]),
-              help="The review state to give the submission.")  # fmt: skip
+@click.option(
+    "--state",
+    type=click.Choice(["approved", "hasIssues", "rejected"]),
+    help="The review state to give the submission.",
+)
 @click.option("--comment", help="A comment for the submission's history in Central.")
 @click.option("--form", "form_id", help="The form, when the instanceID is not enough.")
-@click.option("--push/--no-push", default=True, show_default=True,
-              help="Push to Central now (otherwise the next `nigraan sync` does).")  # fmt: skip
+@click.option(
+    "--push/--no-push",
+    default=True,
+    show_default=True,
+    help="Push to Central now (otherwise the next `nigraan sync` does).",
+)
 @click.pass_obj
 def review_command(config, submission, state, comment, form_id, push) -> None:
     """Record a review decision for SUBMISSION (its instanceID) and push it to Central.
@@ -229,16 +269,23 @@ def review_command(config, submission, state, comment, form_id, push) -> None:
             if len(found) != 1:
                 what = "No submission" if not found else "More than one submission"
                 store.close()
-                fail(NigraanError(f"{what} with instanceID {submission}.",
-                                  hint="Check the id (`nigraan store status`), or give --form."),
-                     FAILED)  # fmt: skip
+                fail(
+                    NigraanError(
+                        f"{what} with instanceID {submission}.",
+                        hint="Check the id (`nigraan store status`), or give --form.",
+                    ),
+                    FAILED,
+                )
             sub = found[0]
             from_central = sub["central_submission_date"] is not None
-            store.record_review(sub["form_id"], sub["root_id"], state, comment,
-                                for_central=from_central)  # fmt: skip
+            store.record_review(
+                sub["form_id"], sub["root_id"], state, comment, for_central=from_central
+            )
             if not from_central:
-                click.echo(f"Recorded for {sub['form_id']} {sub['root_id']} (received by this "
-                           "server, not from Central: nothing to push).")  # fmt: skip
+                click.echo(
+                    f"Recorded for {sub['form_id']} {sub['root_id']} (received by this "
+                    "server, not from Central: nothing to push)."
+                )
                 return
             click.echo(f"Recorded for {sub['form_id']} {sub['root_id']}.")
         if not push:
@@ -251,6 +298,8 @@ def review_command(config, submission, state, comment, form_id, push) -> None:
     for failure in result.failures:
         log.warning("review decision not applied: %s", failure)
     if result.unavailable:
-        log.error("Central is not reachable; the decision stays queued for the next "
-                  "`nigraan sync` or `nigraan review --push`.")  # fmt: skip
+        log.error(
+            "Central is not reachable; the decision stays queued for the next "
+            "`nigraan sync` or `nigraan review --push`."
+        )
         sys.exit(FAILED)

@@ -10,9 +10,13 @@ from nigraan.cli.common import USAGE, Column, fail, print_table
 from nigraan.errors import NigraanError
 
 REPORT_COLUMNS = (
-    Column("form", 24), Column("version", 11), Column("fields", right=True),
-    Column("encrypted"), Column("warnings", right=True), Column("status"),
-)  # fmt: skip
+    Column("form", 24),
+    Column("version", 11),
+    Column("fields", right=True),
+    Column("encrypted"),
+    Column("warnings", right=True),
+    Column("status"),
+)
 
 
 @click.group()

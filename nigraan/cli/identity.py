@@ -26,13 +26,15 @@ def _data_key(config, key_file: str | None, key_env: str | None) -> tuple[DataKe
 
 
 key_file_option = click.option(
-    "--key-file", type=click.Path(dir_okay=False),
+    "--key-file",
+    type=click.Path(dir_okay=False),
     help="The identity data key file (default <instance_dir>/keys/identity.key, mode 0600).",
-)  # fmt: skip
+)
 key_env_option = click.option(
-    "--key-env", metavar="VAR",
+    "--key-env",
+    metavar="VAR",
     help=f"Read the data key from this environment variable instead (e.g. {DEFAULT_ENV}).",
-)  # fmt: skip
+)
 
 
 @click.group()
@@ -50,15 +52,20 @@ def key_create(config, key_file: str | None) -> None:
         key = create_data_key_file(path)
     except NigraanError as exc:
         fail(exc, USAGE)
-    click.echo(f"Data key {key.key_id} written to {path} (mode 0600). Keep a copy offline: "
-               "without it the register cannot be read.")  # fmt: skip
+    click.echo(
+        f"Data key {key.key_id} written to {path} (mode 0600). Keep a copy offline: "
+        "without it the register cannot be read."
+    )
 
 
 @identity.command("import")
 @click.option("--form", "form_id", default="identity_register", show_default=True)
-@click.option("--passphrase-env", metavar="VAR",
-              help="Read the form's private key passphrase from this environment variable "
-              "(default: asked for, when the key has one).")  # fmt: skip
+@click.option(
+    "--passphrase-env",
+    metavar="VAR",
+    help="Read the form's private key passphrase from this environment variable "
+    "(default: asked for, when the key has one).",
+)
 @key_file_option
 @key_env_option
 @click.pass_obj
@@ -82,8 +89,9 @@ def import_command(config, form_id, passphrase_env, key_file, key_env) -> None:
         fail(exc, USAGE)
     store = open_store(config)
     try:
-        counts = import_identities(store, IdentityRegister(store.engine, data_key),
-                                   private_key, form_id)  # fmt: skip
+        counts = import_identities(
+            store, IdentityRegister(store.engine, data_key), private_key, form_id
+        )
         flags = decryption_flags(store, form_id)
     finally:
         store.close()
@@ -128,5 +136,7 @@ def rotate_command(config, key_file) -> None:
     finally:
         store.close()
     os.replace(pending, path)
-    click.echo(f"{count} identities re-encrypted under data key {new.key_id}; {path} now holds "
-               f"it and the old key {old.key_id} opens nothing.")  # fmt: skip
+    click.echo(
+        f"{count} identities re-encrypted under data key {new.key_id}; {path} now holds "
+        f"it and the old key {old.key_id} opens nothing."
+    )

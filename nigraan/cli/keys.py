@@ -44,8 +44,9 @@ def keys_create(config, passphrase_env, no_passphrase, if_missing) -> None:
     if passphrase_env:
         passphrase = os.environ.get(passphrase_env, "").encode()
         if not passphrase:
-            fail(NigraanError(f"The environment variable {passphrase_env} is empty or unset."),
-                 USAGE)  # fmt: skip
+            fail(
+                NigraanError(f"The environment variable {passphrase_env} is empty or unset."), USAGE
+            )
     elif no_passphrase:
         passphrase = None
     else:

@@ -45,17 +45,21 @@ def serve_command(config, host, port) -> None:
 
     overrides = {k: v for k, v in (("server.host", host), ("server.port", port)) if v}
     if overrides:
-        config = Config({**config, **overrides},
-                        {**config.sources, **dict.fromkeys(overrides, "command line")})  # fmt: skip
+        config = Config(
+            {**config, **overrides}, {**config.sources, **dict.fromkeys(overrides, "command line")}
+        )
     try:
         serve(config, echo=click.echo)
     except NigraanError as exc:  # a setting (public URL, keys, the store's URL) to fix
         fail(exc, USAGE)
     except OSError as exc:  # the port is taken, or the address is not this machine's: a setting
-        fail(NigraanError(
-            f"Cannot listen on {config['server.host']}:{config['server.port']}: {exc.strerror}.",
-            hint="Choose another port (--port or server.port) or stop what uses it.",
-        ), USAGE)  # fmt: skip
+        fail(
+            NigraanError(
+                f"Cannot listen on {config['server.host']}:{config['server.port']}: {exc.strerror}.",
+                hint="Choose another port (--port or server.port) or stop what uses it.",
+            ),
+            USAGE,
+        )
 
 
 @click.group("app-users")
@@ -84,17 +88,23 @@ def app_users_create(config, name, forms, all_forms, if_missing) -> None:
     if all_forms:
         forms = tuple(built)
     if not forms:
-        fail(NigraanError(
-            "Say which forms the device may fill.",
-            hint=f"Use --form FORM_ID (repeatable) or --all-forms; built forms: "
-            f"{', '.join(built) or 'none (run `nigraan forms build`)'}.",
-        ), USAGE)  # fmt: skip
+        fail(
+            NigraanError(
+                "Say which forms the device may fill.",
+                hint=f"Use --form FORM_ID (repeatable) or --all-forms; built forms: "
+                f"{', '.join(built) or 'none (run `nigraan forms build`)'}.",
+            ),
+            USAGE,
+        )
     unknown = sorted(set(forms) - set(built))
     if unknown:
-        fail(NigraanError(
-            f"No built form {', '.join(map(repr, unknown))}.",
-            hint=f"Built forms: {', '.join(built) or 'none (run `nigraan forms build`)'}.",
-        ), USAGE)  # fmt: skip
+        fail(
+            NigraanError(
+                f"No built form {', '.join(map(repr, unknown))}.",
+                hint=f"Built forms: {', '.join(built) or 'none (run `nigraan forms build`)'}.",
+            ),
+            USAGE,
+        )
     store = open_store(config)
     try:
         if if_missing and store.app_users.by_name(name) is not None:
@@ -117,20 +127,24 @@ def app_users_create(config, name, forms, all_forms, if_missing) -> None:
     png = qr_path(config, name)
     os.makedirs(png.parent, mode=0o700, exist_ok=True)
     drawing = write_qr(collect_settings(token_url, config["server.project_name"]), png)
-    card = "\n".join([
-        f"Device account {name!r} for {len(forms)} form(s): {', '.join(sorted(forms))}",
-        f"  server URL (ODK Collect > Settings > Project > Server): {token_url}",
-        f"  or with Digest: server {url}  username {name}  password {account.password}",
-        f"  QR code (ODK Collect > Configure with QR code): {png}",
-        drawing,
-        "Keep the URL, password and QR code private: they let a tablet send forms. "
-        "`nigraan app-users revoke` cuts them off.",
-    ])  # fmt: skip
+    card = "\n".join(
+        [
+            f"Device account {name!r} for {len(forms)} form(s): {', '.join(sorted(forms))}",
+            f"  server URL (ODK Collect > Settings > Project > Server): {token_url}",
+            f"  or with Digest: server {url}  username {name}  password {account.password}",
+            f"  QR code (ODK Collect > Configure with QR code): {png}",
+            drawing,
+            "Keep the URL, password and QR code private: they let a tablet send forms. "
+            "`nigraan app-users revoke` cuts them off.",
+        ]
+    )
     write_private(card_path(config, name), card.encode("utf-8"))
     click.echo(card)
     if config["server.host"] in ("0.0.0.0", "::") and not config["server.public_url"]:  # noqa: S104 - a check of the configured address, not a bind
-        click.echo("Note: set server.public_url to the address tablets reach; this URL says "
-                   f"{config['server.host']}.")  # fmt: skip
+        click.echo(
+            "Note: set server.public_url to the address tablets reach; this URL says "
+            f"{config['server.host']}."
+        )
 
 
 @app_users.command("list")
@@ -145,11 +159,18 @@ def app_users_list(config) -> None:
     if not users:
         click.echo("No device accounts. Make one: nigraan app-users create NAME --all-forms")
         return
-    rows = [(user.name, "active" if user.active else "revoked",
-             user.created_at.strftime("%Y-%m-%d %H:%M"), ", ".join(sorted(user.forms)))
-            for user in users]  # fmt: skip
-    print_table((Column("name", 24), Column("state", 8), Column("created (UTC)", 17),
-                 Column("forms")), rows)  # fmt: skip
+    rows = [
+        (
+            user.name,
+            "active" if user.active else "revoked",
+            user.created_at.strftime("%Y-%m-%d %H:%M"),
+            ", ".join(sorted(user.forms)),
+        )
+        for user in users
+    ]
+    print_table(
+        (Column("name", 24), Column("state", 8), Column("created (UTC)", 17), Column("forms")), rows
+    )
 
 
 @app_users.command("revoke")
@@ -166,5 +187,6 @@ def app_users_revoke(config, name) -> None:
         store.close()
     qr_path(config, name).unlink(missing_ok=True)
     card_path(config, name).unlink(missing_ok=True)
-    click.echo(f"Revoked {name!r}: its URL and password no longer work. Submissions it sent "
-               "are kept.")  # fmt: skip
+    click.echo(
+        f"Revoked {name!r}: its URL and password no longer work. Submissions it sent are kept."
+    )

@@ -27,11 +27,14 @@ def status_command(config, as_json) -> None:
         click.echo(json.dumps(report, indent=1))
     else:
         click.echo(store_line(config))
-        rows = [(name, check["status"], check_details(name, check))
-                for name, check in report["checks"].items()]  # fmt: skip
+        rows = [
+            (name, check["status"], check_details(name, check))
+            for name, check in report["checks"].items()
+        ]
         # One line per check, as before the table printer: no header, one space apart.
-        print_table((Column("check", 14), Column("state", 5), Column("details")), rows,
-                    gap=1, header=False)  # fmt: skip
+        print_table(
+            (Column("check", 14), Column("state", 5), Column("details")), rows, gap=1, header=False
+        )
         for name, check in report["checks"].items():
             if check["status"] != "ok" and check.get("message"):
                 click.echo(f"  {name}: {check['message']}")

@@ -53,8 +53,12 @@ def store_init(config) -> None:
     build_dir: Path = config["forms.build_dir"]
     xforms = sorted(build_dir.glob("*.xml")) if build_dir.is_dir() else []
     if not xforms:
-        fail(NigraanError(f"No built forms in {build_dir}.",
-                          hint="Run `nigraan forms build` first."), USAGE)  # fmt: skip
+        fail(
+            NigraanError(
+                f"No built forms in {build_dir}.", hint="Run `nigraan forms build` first."
+            ),
+            USAGE,
+        )
     db = open_store(config, upgrade=True)
     warn_and_tighten(config["instance_dir"], config["database.url"], log)  # owner-only files
     click.echo(store_line(config))
@@ -69,8 +73,9 @@ def store_init(config) -> None:
                 rows.append((path.stem, "", "refused", "-", "-"))
                 continue
             tables = len(db.form_tables(result.form_id))
-            rows.append((result.form_id, result.version, result.status, tables or "raw",
-                         result.new_columns))  # fmt: skip
+            rows.append(
+                (result.form_id, result.version, result.status, tables or "raw", result.new_columns)
+            )
     finally:
         db.close()
     print_table(INIT_COLUMNS, rows)
@@ -137,8 +142,9 @@ def store_load(config, files, form_id, media) -> None:
     problems = sum(len(r.problems) for r in results)
     summary = ", ".join(f"{n} {status}" for status, n in sorted(tally.items()))
     click.echo(f"{len(results)} submissions: {summary}; {problems} problems recorded.")
-    refused = [(item.name, r) for item, r in zip(loaded, results, strict=True)
-               if r.status in REJECTED]  # fmt: skip
+    refused = [
+        (item.name, r) for item, r in zip(loaded, results, strict=True) if r.status in REJECTED
+    ]
     for name, result in refused:
         click.echo(f"not stored: {name}: {result.status}: {result.message}", err=True)
     if refused:
@@ -156,8 +162,13 @@ def store_status(config) -> None:
         db.close()
     click.echo(store_line(config))
     rows = [
-        (form_id, row.get("submissions", 0), row.get("versions", 0), row.get("problems", 0),
-         row.get("deleted", 0))
+        (
+            form_id,
+            row.get("submissions", 0),
+            row.get("versions", 0),
+            row.get("problems", 0),
+            row.get("deleted", 0),
+        )
         for form_id, row in sorted(counts.items())
-    ]  # fmt: skip
+    ]
     print_table(STATUS_COLUMNS, rows)

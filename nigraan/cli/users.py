@@ -16,8 +16,14 @@ ROLES = ("admin", "supervisor", "caseworker", "monitor", "viewer")
 
 def _audit(store, name: str, detail: str) -> None:
     """A user change made at the command line: who ran it, from this machine."""
-    store.audit.record("user change", actor=f"cli:{getpass.getuser()}", role="admin",
-                       record=name, address=socket.gethostname(), detail=detail)  # fmt: skip
+    store.audit.record(
+        "user change",
+        actor=f"cli:{getpass.getuser()}",
+        role="admin",
+        record=name,
+        address=socket.gethostname(),
+        detail=detail,
+    )
 
 
 @click.group("users")
@@ -39,13 +45,19 @@ def users_create(config, name, role, unit, if_missing) -> None:
     from store.people import PersonError
 
     if unit is not None and unit not in support_units(config):
-        fail(NigraanError(f"No support unit {unit!r}.",
-                          hint=f"Units: {', '.join(support_units(config))}."), USAGE)  # fmt: skip
+        fail(
+            NigraanError(
+                f"No support unit {unit!r}.", hint=f"Units: {', '.join(support_units(config))}."
+            ),
+            USAGE,
+        )
     store = open_store(config)
     try:
         if if_missing and store.people.by_name(name) is not None:
-            click.echo(f"User {name!r} exists; its password was shown when it was made "
-                       f"(`nigraan users reset-password {name}` makes a new one).")  # fmt: skip
+            click.echo(
+                f"User {name!r} exists; its password was shown when it was made "
+                f"(`nigraan users reset-password {name}` makes a new one)."
+            )
             click.echo(f"Sign in at {server_url(config)}/")
             return
         check_unit(role, unit)
@@ -71,9 +83,20 @@ def users_list(config) -> None:
     finally:
         store.close()
     now = datetime.now(UTC)
-    rows = [(p.name, p.role, p.unit or "",
-             "disabled" if not p.active else "locked" if p.locked_until and p.locked_until > now
-             else "active", p.created_at.strftime("%Y-%m-%d")) for p in people]  # fmt: skip
+    rows = [
+        (
+            p.name,
+            p.role,
+            p.unit or "",
+            "disabled"
+            if not p.active
+            else "locked"
+            if p.locked_until and p.locked_until > now
+            else "active",
+            p.created_at.strftime("%Y-%m-%d"),
+        )
+        for p in people
+    ]
     columns = [Column("name"), Column("role"), Column("unit"), Column("state"), Column("created")]
     for line in format_table(columns, rows):
         click.echo(line)
@@ -128,20 +151,40 @@ def audit_command(config, actor, since) -> None:
         try:
             moment = datetime.fromisoformat(since)
         except ValueError:
-            fail(NigraanError(f"--since {since!r} is not a date.",
-                              hint="Write it as YYYY-MM-DD, e.g. 2026-12-01."), USAGE)  # fmt: skip
+            fail(
+                NigraanError(
+                    f"--since {since!r} is not a date.",
+                    hint="Write it as YYYY-MM-DD, e.g. 2026-12-01.",
+                ),
+                USAGE,
+            )
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
     store = open_store(config)
     try:
         rows = store.audit.entries(actor=actor, since=moment, limit=100_000)
     finally:
         store.close()
-    columns = [Column("when (UTC)"), Column("who"), Column("role"), Column("what"),
-               Column("record"), Column("address")]  # fmt: skip
-    lines = format_table(columns, [(
-        r["at"].strftime("%Y-%m-%d %H:%M:%S"), r["actor"], r["role"] or "",
-        r["action"] + (f" ({r['detail']})" if r["detail"] else ""),
-        "/".join(x for x in (r["form_id"], r["record"]) if x), r["address"] or "",
-    ) for r in rows])  # fmt: skip
+    columns = [
+        Column("when (UTC)"),
+        Column("who"),
+        Column("role"),
+        Column("what"),
+        Column("record"),
+        Column("address"),
+    ]
+    lines = format_table(
+        columns,
+        [
+            (
+                r["at"].strftime("%Y-%m-%d %H:%M:%S"),
+                r["actor"],
+                r["role"] or "",
+                r["action"] + (f" ({r['detail']})" if r["detail"] else ""),
+                "/".join(x for x in (r["form_id"], r["record"]) if x),
+                r["address"] or "",
+            )
+            for r in rows
+        ],
+    )
     for line in lines:
         click.echo(line)

@@ -78,8 +78,11 @@ def init_web(app: Flask, config) -> None:
     @app.context_processor
     def _page_globals():
         language = current_language()
-        return {"language": language, "languages": LANGUAGES,
-                "direction": "rtl" if language in RTL else "ltr"}  # fmt: skip
+        return {
+            "language": language,
+            "languages": LANGUAGES,
+            "direction": "rtl" if language in RTL else "ltr",
+        }
 
     for blueprint in blueprints():
         app.register_blueprint(blueprint)
@@ -164,5 +167,6 @@ bp = web_blueprint(
 
 
 # The base blueprint: templates and the stylesheet, no routes of its own.
-bp = web_blueprint("web", __name__, template_folder="templates", static_folder="static",
-                   static_url_path="/static")  # fmt: skip
+bp = web_blueprint(
+    "web", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
+)

@@ -62,8 +62,9 @@ class Outcome:
     reason: str  # "ok" | "unknown" | "wrong" | "disabled" | "locked" | "too_soon" (the log's)
 
 
-def check_sign_in(people: People, policy: Policy, name: str, password: str,
-                  now: Callable[[], datetime] = t.utcnow) -> Outcome:  # fmt: skip
+def check_sign_in(
+    people: People, policy: Policy, name: str, password: str, now: Callable[[], datetime] = t.utcnow
+) -> Outcome:
     """Whether `name` may sign in with `password` now, the throttle updated either way."""
     person = people.by_name(name)
     if person is None:
@@ -82,8 +83,9 @@ def check_sign_in(people: People, policy: Policy, name: str, password: str,
     if not _matches(person.password_hash, password):
         failures += 1
         locked = moment + timedelta(minutes=policy.lock_minutes)
-        people.set_throttle(name, failures, moment,
-                            locked if failures >= policy.lock_after else None)  # fmt: skip
+        people.set_throttle(
+            name, failures, moment, locked if failures >= policy.lock_after else None
+        )
         return Outcome(None, "wrong")
     if not person.active:
         return Outcome(None, "disabled")

@@ -21,9 +21,14 @@ bp = web_blueprint("admin", __name__, url_prefix="/admin")
 
 
 class UserForm(FlaskForm):
-    name = StringField("name", validators=[
-        DataRequired(), Length(max=100), Regexp(r"^[\w.@-]+$", message="letters, digits, . @ - _"),
-    ])  # fmt: skip
+    name = StringField(
+        "name",
+        validators=[
+            DataRequired(),
+            Length(max=100),
+            Regexp(r"^[\w.@-]+$", message="letters, digits, . @ - _"),
+        ],
+    )
     role = SelectField("role", choices=list(ROLES), default="viewer")  # the least to start
     unit = SelectField("unit", validators=[Optional()])
 
@@ -52,8 +57,14 @@ def users():
                 form.unit.choices = ["", *support_units(services().config)]
         else:
             error = _("Check the name, role and unit.")
-    page = render_template("admin_users.html", form=form, people=people.all(), action=PlainForm(),
-                           shown_password=shown_password, error=error)  # fmt: skip
+    page = render_template(
+        "admin_users.html",
+        form=form,
+        people=people.all(),
+        action=PlainForm(),
+        shown_password=shown_password,
+        error=error,
+    )
     return page, (400 if error else 200)
 
 
@@ -91,8 +102,14 @@ def reset_password(name: str):
     people = services().store.people
     form = UserForm()
     form.unit.choices = ["", *support_units(services().config)]
-    return render_template("admin_users.html", form=form, people=people.all(), action=PlainForm(),
-                           shown_password=(name, password), error=None)  # fmt: skip
+    return render_template(
+        "admin_users.html",
+        form=form,
+        people=people.all(),
+        action=PlainForm(),
+        shown_password=(name, password),
+        error=None,
+    )
 
 
 @bp.get("/audit")
@@ -106,5 +123,6 @@ def audit_log():
         except ValueError:
             abort(400)
     rows = services().store.audit.entries(actor=actor, since=since)
-    return render_template("admin_audit.html", rows=rows, user=actor or "",
-                           since=request.args.get("since", ""))  # fmt: skip
+    return render_template(
+        "admin_audit.html", rows=rows, user=actor or "", since=request.args.get("since", "")
+    )

@@ -59,8 +59,9 @@ def audit(action: str, *, actor: str | None = None, role: str | None = None, **w
     """One audit row for this request: the signed-in person (or `actor`), their address."""
     if actor is None and current_user.is_authenticated:
         actor, role = current_user.name, current_user.role
-    services().store.audit.record(action, actor=actor or "-", role=role,
-                                  address=request.remote_addr, **what)  # fmt: skip
+    services().store.audit.record(
+        action, actor=actor or "-", role=role, address=request.remote_addr, **what
+    )
 
 
 def safe_next(target: str | None) -> str:
@@ -84,9 +85,13 @@ def sign_in():
     if form.validate():
         store = services().store
         clock = current_app.extensions["nigraan_web"].clock
-        outcome = check_sign_in(store.people, Policy.from_config(services().config),
-                                form.name.data, form.password.data,
-                                now=lambda: datetime.fromtimestamp(clock(), UTC))  # fmt: skip
+        outcome = check_sign_in(
+            store.people,
+            Policy.from_config(services().config),
+            form.name.data,
+            form.password.data,
+            now=lambda: datetime.fromtimestamp(clock(), UTC),
+        )
         if outcome.person is not None:
             chosen = session.get("lang")  # picked on the sign-in page: becomes theirs
             session.clear()  # a fresh session: nothing else carried over from before sign-in

@@ -10,6 +10,12 @@ def N_(text: str) -> str:
 
 ROLES = [N_("admin"), N_("supervisor"), N_("caseworker"), N_("monitor"), N_("viewer")]
 ACTIONS = [
-    N_("sign-in"), N_("failed sign-in"), N_("sign-out"), N_("user change"),
-    N_("view"), N_("attachment download"), N_("export"), N_("review decision"),
-]  # fmt: skip
+    N_("sign-in"),
+    N_("failed sign-in"),
+    N_("sign-out"),
+    N_("user change"),
+    N_("view"),
+    N_("attachment download"),
+    N_("export"),
+    N_("review decision"),
+]

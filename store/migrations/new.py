@@ -27,8 +27,11 @@ _REVISION = re.compile(r"""^revision\s*=\s*["'](\d{4})["']""", re.MULTILINE)
 
 def next_revision(versions: Path = VERSIONS) -> str:
     """The next revision id: one more than the highest four-digit id in `versions`."""
-    ids = [int(m.group(1)) for p in versions.glob("*.py")
-           if (m := _REVISION.search(p.read_text(encoding="utf-8")))]  # fmt: skip
+    ids = [
+        int(m.group(1))
+        for p in versions.glob("*.py")
+        if (m := _REVISION.search(p.read_text(encoding="utf-8")))
+    ]
     return f"{max(ids, default=0) + 1:04d}"
 
 
