@@ -9,6 +9,9 @@ import re
 import pytest
 
 from tests.test_report_indicators import instance_xml, registration, visit
+
+# The Central stand-in with the recorded rec_visit rows, and a pyodk client of it (fixtures).
+from tests.test_sync import FORM, V06, central, recorded_rows, standin  # noqa: F401
 from tests.web_client import add_person, audit_rows, csrf_token, sign_in
 
 DEVICE = "tablet-pages"  # the device account's name; the monitor person has the same name
@@ -133,3 +136,35 @@ def test_a_decision_on_a_local_submission_stays_local_and_shows_in_the_queue(pag
     refused = m.post(page + "/decision", data={"csrf_token": csrf_token(m, page),
                                                "state": "rejected"})  # fmt: skip
     assert refused.status_code == 403
+
+
+def test_a_decision_from_the_page_on_a_central_submission_goes_through_the_outbox_once(
+    standin,  # noqa: F811 - the fixture imported above
+    central,  # noqa: F811
+    tmp_path,
+):
+    from sync.pull import sync
+    from sync.review_outbox import push_reviews
+    from tests.conftest import CENTRAL
+    from tests.openrosa_client import InProcessServer
+
+    server = InProcessServer(tmp_path / "app", CENTRAL, f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        store = server.app.extensions["nigraan"].store
+        sync(central, store, [FORM])
+        password = add_person(server.app, "p-super", "supervisor")
+        c = server.app.test_client()
+        assert sign_in(c, "p-super", password).status_code == 302
+        page = f"/submissions/{FORM}/{V06}"
+        shown = c.get(page).get_data(as_text=True)
+        assert "The decision is also sent to ODK Central." in shown
+        answer = c.post(page + "/decision", data={"csrf_token": csrf_token(c, page),
+                                                 "state": "approved", "comment": "ok"})  # fmt: skip
+        assert answer.status_code == 302
+        assert [p["root_id"] for p in store.pending_reviews()] == [V06]
+        pushed = (push_reviews(central, store).applied, push_reviews(central, store).applied)
+        assert pushed == (1, 0)
+        assert standin.form(FORM).subs[V06].row["__system"]["reviewState"] == "approved"
+        assert [x["body"] for x in standin.form(FORM).subs[V06].comments] == ["ok"]
+    finally:
+        server.close()
