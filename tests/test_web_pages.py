@@ -168,3 +168,49 @@ def test_a_decision_from_the_page_on_a_central_submission_goes_through_the_outbo
         assert [x["body"] for x in standin.form(FORM).subs[V06].comments] == ["ok"]
     finally:
         server.close()
+
+
+def test_the_queue_shows_the_sync_and_its_button_starts_one(standin, tmp_path):  # noqa: F811
+    import time
+    from dataclasses import replace
+
+    from sync.central import Central
+    from sync.schedule import SyncScheduler, run_sync
+    from tests.conftest import CENTRAL
+    from tests.openrosa_client import InProcessServer
+    from tests.test_sync import _settings
+
+    server = InProcessServer(tmp_path / "app", CENTRAL, f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    store = server.app.extensions["nigraan"].store
+    scheduler = SyncScheduler(store, lambda: Central(_settings(standin)), 0).start()
+    server.app.extensions["nigraan_sync"] = scheduler
+    try:
+        c = server.app.test_client()
+        assert (
+            sign_in(c, "p-super", add_person(server.app, "p-super", "supervisor")).status_code
+            == 302
+        )
+        assert "Not synced with ODK Central yet." in c.get("/").get_data(as_text=True)
+        answer = c.post("/sync", data={"csrf_token": csrf_token(c, "/")})
+        assert answer.status_code == 302
+        deadline = time.monotonic() + 30
+        while store.sync_status()["last_success"] is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        page = c.get("/").get_data(as_text=True)
+        assert "A sync with ODK Central has started" in page  # the flash, once
+        assert "Last synced with ODK Central:" in page and "rec_visit: 30 new" in page
+        assert len(roots(page)) == 25  # the first page of the 30 that came in
+        assert 'rel="next"' in page
+
+        # A failure is told in words: Central cannot be reached.
+        gone = replace(_settings(standin), base_url="http://127.0.0.1:9", retries=1)
+        assert run_sync(store, lambda: Central(gone), "shell").ok is False
+        page = c.get("/").get_data(as_text=True)
+        assert "The last sync failed:" in page and "could not be reached" in page
+        assert "Sync now" in page
+        cw = server.app.test_client()
+        assert sign_in(cw, "p-mon", add_person(server.app, "p-mon", "monitor")).status_code == 302
+        assert 'id="sync-now"' not in cw.get("/").get_data(as_text=True)
+    finally:
+        scheduler.stop()
+        server.close()
