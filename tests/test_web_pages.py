@@ -214,3 +214,53 @@ def test_the_queue_shows_the_sync_and_its_button_starts_one(standin, tmp_path): 
     finally:
         scheduler.stop()
         server.close()
+
+
+def test_a_file_download_is_audited_and_a_non_image_comes_as_an_attachment(tmp_path):
+    from tests.conftest import CENTRAL
+    from tests.openrosa_client import InProcessServer
+    from tests.test_openrosa_server import visit_xml
+
+    server = InProcessServer(tmp_path / "app", CENTRAL, f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    try:
+        server.add_account("tablet-files")
+        device = server.collect(server.token_url)
+        note, photo = (
+            "uuid:00000000-0000-4000-8000-00000000f001",
+            "uuid:00000000-0000-4000-8000-00000000f002",
+        )
+        assert (
+            device.send(visit_xml(note, "n.txt"), [("n.txt", b"a note", "text/plain")]).status_code
+            == 201
+        )
+        png = (CENTRAL / "forms" / "logo.png").read_bytes()
+        assert (
+            device.send(visit_xml(photo, "p.png"), [("p.png", png, "image/png")]).status_code == 201
+        )
+        c = server.app.test_client()
+        assert (
+            sign_in(c, "p-super", add_person(server.app, "p-super", "supervisor")).status_code
+            == 302
+        )
+        text = c.get(f"/submissions/rec_visit/{note}/files/n.txt")
+        assert text.status_code == 200 and text.data == b"a note"
+        assert text.headers["Content-Disposition"] == 'attachment; filename="n.txt"'
+        assert text.headers["X-Content-Type-Options"] == "nosniff"
+        image = c.get(f"/submissions/rec_visit/{photo}/files/p.png")
+        assert image.status_code == 200 and image.mimetype == "image/png"
+        assert "Content-Disposition" not in image.headers
+        assert c.get(f"/submissions/rec_visit/{photo}/files/other.png").status_code == 404
+        downloads = [
+            (r["action"], r["record"]) for r in audit_rows(server.app) if r["action"] == "download"
+        ]
+        assert downloads == [("download", photo), ("download", note)]
+        cw = server.app.test_client()
+        assert (
+            sign_in(
+                cw, "p-cw", add_person(server.app, "p-cw", "caseworker", "ssu_lahore")
+            ).status_code
+            == 302
+        )
+        assert cw.get(f"/submissions/rec_visit/{note}/files/n.txt").status_code == 403
+    finally:
+        server.close()
