@@ -136,11 +136,13 @@ def test_a_supervisor_on_a_phone_approves_in_urdu_a_visit_sent_by_collect(
     try:
         sign_in(page, server.base, "sara", "sara-password-123")
         assert page.locator(f'tr[data-root="{root}"]').count() == 1
+        page.click("#show-filters")  # folded away until a filter is set
         page.select_option("select[name=form]", "rec_visit")
         page.select_option("select[name=state]", "received")
         page.click("#apply-filters")
         page.wait_for_url("**/?form=rec_visit*")
         row = page.locator(f'tr[data-root="{root}"]')
+        assert page.locator("details.filter-box[open]").count() == 1
         assert row.locator("td.state").inner_text() == "received"
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         keep(page, tmp_path, "web-wire-0-queue-filtered")
