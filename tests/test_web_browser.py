@@ -125,7 +125,14 @@ def test_a_supervisor_on_a_phone_approves_in_urdu_a_visit_sent_by_collect(
     server = serve_openrosa(url)
     root = "uuid:00000000-0000-4000-8000-0000000b0b01"
     photo = (CENTRAL / "forms" / "logo.png").read_bytes()
-    sent = CollectClient(server.token_url).send(visit_xml(root, "p.png"),
+    detainees = "".join(
+        f"<detainee><detainee_name>{name}</detainee_name><detainee_info><detainee_age>{age}"
+        "</detainee_age><detainee_gender>female</detainee_gender></detainee_info>"
+        "<released>no</released></detainee>"
+        for name, age in (("Detainee A", 30), ("Detainee B", 41))
+    )
+    xml = visit_xml(root, "p.png").replace(b"<meta>", detainees.encode() + b"<meta>")
+    sent = CollectClient(server.token_url).send(xml,
                                                 [("p.png", photo, "image/png")])  # fmt: skip
     assert sent.status_code == 201, sent.text
     store = Store.open(url)
@@ -153,6 +160,9 @@ def test_a_supervisor_on_a_phone_approves_in_urdu_a_visit_sent_by_collect(
         page.click("button[data-lang=ur]")
         page.wait_for_selector("html[dir=rtl]")
         assert page.inner_text("h2 >> nth=0") == "معلومات"
+        detainees = page.locator('section.repeat-section[data-path="detainee"] table.repeat').first
+        assert detainees.locator(":scope > tbody > tr").count() == 2  # injuries nest inside
+        assert "عورت" in detainees.inner_text()  # the choice by its Urdu label
         page.check("input[name=state][value=approved]")
         page.fill("#comment", "تصویر واضح ہے")
         page.click("form.decision button[type=submit]")
