@@ -264,3 +264,18 @@ def test_a_file_download_is_audited_and_a_non_image_comes_as_an_attachment(tmp_p
         assert cw.get(f"/submissions/rec_visit/{note}/files/n.txt").status_code == 403
     finally:
         server.close()
+
+
+def test_a_caseworker_decides_on_her_units_survivor_forms_only(pages):
+    server, sent, client = pages
+    store = server.app.extensions["nigraan"].store
+    c = client("caseworker")
+    mine, other = url(sent["lahore"]), url(sent["rawalpindi"])
+    token = csrf_token(c, mine)
+    answer = c.post(mine + "/decision", data={"csrf_token": token, "state": "hasIssues",
+                                              "comment": "age missing"})  # fmt: skip
+    assert answer.status_code == 302
+    assert store.submission(*sent["lahore"])["review_state"] == "hasIssues"
+    refused = c.post(other + "/decision", data={"csrf_token": token, "state": "approved"})
+    assert refused.status_code == 403
+    assert store.reviews(*sent["rawalpindi"]) == []
