@@ -16,6 +16,10 @@ from store.people import ROLES
 from tests.web_client import add_person, csrf_token, sign_in
 
 ADMIN = ("admin",)
+REVIEW = ("admin", "supervisor")  # a recorded-form submission: not a caseworker's or monitor's
+ROOT = "uuid:00000000-0000-4000-8000-00000000a11c"
+SUBMISSION = f"/submissions/rec_visit/{ROOT}"
+PHOTO = b"\xff\xd8\xff\xe0 a photo"
 
 # (method, path, who may, their status). "target" is a viewer made for the admin's actions.
 ROUTES = [
@@ -30,6 +34,10 @@ ROUTES = [
     ("POST", "/admin/users/target/disable", ADMIN, 302),
     ("POST", "/admin/users/target/reset-password", ADMIN, 200),
     ("GET", "/admin/audit", ADMIN, 200),
+    ("POST", "/sync", REVIEW, 302),  # Central not configured: said so, back to the queue
+    ("GET", SUBMISSION, REVIEW, 200),
+    ("GET", f"{SUBMISSION}/files/p.jpg", REVIEW, 200),
+    ("POST", f"{SUBMISSION}/decision", REVIEW, 302),  # nothing chosen: refused in a flash
 ]
 WHO = ("anonymous", *ROLES)
 
@@ -58,6 +66,13 @@ def web(tmp_path_factory):
         for role in ROLES
     }
     add_person(server.app, "target", "viewer")
+    from tests.test_openrosa_server import visit_xml
+
+    server.add_account("tablet-access")
+    sent = server.collect(server.token_url).send(
+        visit_xml(ROOT, "p.jpg"), [("p.jpg", PHOTO, "image/jpeg")]
+    )
+    assert sent.status_code == 201, sent.text
     yield server.app, passwords
     server.close()
 
@@ -94,7 +109,9 @@ def test_every_web_route_is_in_the_table(web):
     for rule in app.url_map.iter_rules():
         if rule.endpoint.split(".")[0] not in names:
             continue
-        path = rule.rule.replace("<name>", "target").replace("<path:filename>", "style.css")
+        path = rule.rule.replace("/files/<name>", "/files/p.jpg").replace("<name>", "target")
+        path = path.replace("<form_id>", "rec_visit").replace("<root_id>", ROOT)
+        path = path.replace("<instance_id>", ROOT).replace("<path:filename>", "style.css")
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             if (method, path) not in in_table:
                 missing.append(f"{method} {rule.rule}")

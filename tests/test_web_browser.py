@@ -116,3 +116,72 @@ def test_an_admin_makes_a_supervisor_who_signs_in_on_a_phone_in_urdu_and_out(
         ("amna", "user change"),
         ("amna", "sign-in"),
     ]
+
+
+def test_a_supervisor_on_a_phone_approves_in_urdu_a_visit_sent_by_collect(
+    chromium, serve_openrosa, tmp_path
+):
+    from tests.conftest import CENTRAL
+    from tests.openrosa_client import CollectClient
+    from tests.test_openrosa_server import visit_xml
+
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    server = serve_openrosa(url)
+    root = "uuid:00000000-0000-4000-8000-0000000b0b01"
+    photo = (CENTRAL / "forms" / "logo.png").read_bytes()
+    detainees = "".join(
+        f"<detainee><detainee_name>{name}</detainee_name><detainee_info><detainee_age>{age}"
+        "</detainee_age><detainee_gender>female</detainee_gender></detainee_info>"
+        "<released>no</released></detainee>"
+        for name, age in (("Detainee A", 30), ("Detainee B", 41))
+    )
+    xml = visit_xml(root, "p.png").replace(b"<meta>", detainees.encode() + b"<meta>")
+    sent = CollectClient(server.token_url).send(xml, [("p.png", photo, "image/png")])
+    assert sent.status_code == 201, sent.text
+    store = Store.open(url)
+    store.people.create("sara", hash_password("sara-password-123"), "supervisor")
+    context = chromium.new_context(viewport=PHONE, device_scale_factor=2)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        sign_in(page, server.base, "sara", "sara-password-123")
+        assert page.locator(f'tr[data-root="{root}"]').count() == 1
+        page.click("#show-filters")  # folded away until a filter is set
+        page.select_option("select[name=form]", "rec_visit")
+        page.select_option("select[name=state]", "received")
+        page.click("#apply-filters")
+        page.wait_for_url("**/?form=rec_visit*")
+        row = page.locator(f'tr[data-root="{root}"]')
+        assert page.locator("details.filter-box[open]").count() == 1
+        assert row.locator("td.state").inner_text() == "received"
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        keep(page, tmp_path, "web-wire-0-queue-filtered")
+
+        row.locator("a").first.click()
+        page.wait_for_selector("article.submission")
+        assert page.evaluate("document.querySelector('img.photo').naturalWidth") > 0
+        page.click("button[data-lang=ur]")
+        page.wait_for_selector("html[dir=rtl]")
+        assert page.inner_text("h2 >> nth=0") == "معلومات"
+        detainees = page.locator('section.repeat-section[data-path="detainee"] table.repeat').first
+        assert detainees.locator(":scope > tbody > tr").count() == 2  # injuries nest inside
+        assert "عورت" in detainees.inner_text()  # the choice by its Urdu label
+        page.check("input[name=state][value=approved]")
+        page.fill("#comment", "تصویر واضح ہے")
+        page.click("form.decision button[type=submit]")
+        page.wait_for_selector(".flash")
+        assert page.inner_text(".flash") == "فیصلہ محفوظ ہو گیا۔"
+        assert page.get_attribute("dd.state", "data-state") == "approved"
+        assert page.inner_text("dd.state") == "منظور"
+        assert "تصویر واضح ہے" in page.inner_text("ol.reviews")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        keep(page, tmp_path, "web-wire-1-approved-ur")
+        page.goto(server.base + "/?state=approved")
+        assert page.locator(f'tr[data-root="{root}"] td.state').inner_text() == "منظور"
+        keep(page, tmp_path, "web-wire-2-queue-ur")
+    finally:
+        context.close()
+    rows = [(r["actor"], r["action"], r["record"]) for r in store.audit.entries()]
+    store.close()
+    assert ("sara", "review", root) in rows
+    assert ("sara", "download", root) in rows  # the photo shown inline
