@@ -14,20 +14,18 @@ from forms.reference import CHOICE_NAME, FROM_FILE, LANGUAGES, ReferenceList
 from forms.workbook import Row, Workbook
 from nigraan.xform import (
     IDENTIFYING,
+    IDENTITY_FORM,
     NAMESPACE_DECLARATION,
     NS,
     SENSITIVITY_ATTRIBUTE,
     SENSITIVITY_CLASSES,
     SENSITIVITY_COLUMN,
+    SURVIVOR_FORMS,
     XFORMS,
 )
 
 DEFAULT_LANGUAGE = LANGUAGES[0]
 TEXT_COLUMNS = ("label", "hint", "guidance_hint", "required_message", "constraint_message")
-IDENTITY_FORM = "identity_register"
-SURVIVOR_FORMS = frozenset(
-    {IDENTITY_FORM, "survivor_registration", "survivor_intake", "service_contact", "case_closure"}
-)
 VERSION_FORMAT = re.compile(r"^\d{10}$")
 NO_DATA_TYPES = re.compile(r"^(begin|end)[ _](group|repeat)$|^note$")
 NO_LABEL_TYPES = re.compile(

@@ -118,3 +118,11 @@ def is_note(bind, control) -> bool:
         and bind.get(f"{{{JAVAROSA}}}preload") is None
         and bind_type(bind) not in BIND_KINDS
     )
+
+
+# The programme's forms that hold survivor data: written once here for the form rules (forms/),
+# the web app's access and audit (server/web/), and anything else that must know them.
+IDENTITY_FORM = "identity_register"
+SURVIVOR_FORMS = frozenset(
+    {IDENTITY_FORM, "survivor_registration", "survivor_intake", "service_contact", "case_closure"}
+)

@@ -93,7 +93,7 @@ def test_english_page_shows_fields_groups_repeats_photo_files_history_and_review
     assert text(tree, "//section[@data-path='visit']//tbody/tr[2]/td") == ["2026-11-08", "Lahore"]
     assert tree.xpath("//section[@data-path='visit']/div[@class='repeat-scroll']/table")
     [img] = tree.xpath("//img[@class='photo']")
-    assert img.get("src") == "/files/survivor_intake/uuid:2/face.jpg"
+    assert img.get("src") == "/submissions/survivor_intake/uuid:2/files/face.jpg"
     assert text(tree, "//ul[@class='downloads']/li") == ["letter.pdf (file not received yet)"]
     assert text(tree, "//li[@data-version='2']//tbody/tr[1]/td") == [
         "Services",

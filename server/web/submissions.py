@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from forms.rules import SURVIVOR_FORMS
+from nigraan.xform import SURVIVOR_FORMS
 from server.web import current_language, web_blueprint
 from server.web.access import EVERYONE, allow
 from server.web.auth import audit
