@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from nigraan.config import load_config
 from store.review_queue import QueueFilter
 from tests.test_report_indicators import instance_xml
 
@@ -24,20 +23,9 @@ FORMS = [
 
 
 @pytest.fixture(scope="module")
-def build_dir(tmp_path_factory, public_key_file):
-    from forms.build import build_forms
-
-    tmp = tmp_path_factory.mktemp("checks")
-    config = load_config(
-        overrides={
-            "instance_dir": str(tmp / "instance"),
-            "forms.lock_file": str(tmp / "lock.json"),
-            "forms.public_key_file": str(public_key_file),
-            "forms.validate": False,
-        },
-        environ={},
-    )
-    build_forms(config)
+def build_dir(built_programme_forms):
+    """The programme's forms, built once for the whole run (conftest)."""
+    config, _ = built_programme_forms
     return config["forms.build_dir"]
 
 
