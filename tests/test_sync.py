@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import time
@@ -119,6 +120,18 @@ def fresh_full_sync(standin, open_store):
 
 
 # ---------------------------------------------------------------- the stand-in
+
+
+def _recorded_exchange(central_dir, number: str) -> dict:
+    """The recorded exchange whose file name starts with `number`."""
+    [path] = (central_dir / "exchanges").glob(f"{number}-*.json")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _standin_token(standin) -> str:
+    """A session token from the stand-in, signed in as the tests' Central web user."""
+    login = {"email": "admin@example.com", "password": "pw-not-real"}
+    return requests.post(f"{standin.base_url}/v1/sessions", json=login).json()["token"]
 
 
 def test_standin_answers_like_the_recorded_central(standin, central_dir):
@@ -572,12 +585,8 @@ def test_wrong_credentials_are_a_clear_error(standin, runner, tmp_path):
 def test_standin_rest_answers_have_the_recorded_shapes(standin, central_dir):
     """Forms, drafts, publish, submissions, attachments, reviews, comments, restores."""
 
-    def recorded(number):
-        [path] = (central_dir / "exchanges").glob(f"{number}-*.json")
-        return json.loads(path.read_text(encoding="utf-8"))
-
-    login = {"email": "admin@example.com", "password": "pw-not-real"}
-    token = requests.post(f"{standin.base_url}/v1/sessions", json=login).json()["token"]
+    recorded = functools.partial(_recorded_exchange, central_dir)
+    token = _standin_token(standin)
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {token}"
 
@@ -672,12 +681,8 @@ def test_standin_rest_answers_have_the_recorded_shapes(standin, central_dir):
 def test_standin_odata_edges_match_the_recordings(standin, central_dir):
     """Repeat tables, $skip, $select, errors for $expand, $top, $format; $search ignored."""
 
-    def recorded(number):
-        [path] = (central_dir / "exchanges").glob(f"{number}-*.json")
-        return json.loads(path.read_text(encoding="utf-8"))
-
-    login = {"email": "admin@example.com", "password": "pw-not-real"}
-    token = requests.post(f"{standin.base_url}/v1/sessions", json=login).json()["token"]
+    recorded = functools.partial(_recorded_exchange, central_dir)
+    token = _standin_token(standin)
 
     def get(path):
         return requests.get(standin.base_url + path, headers={"Authorization": f"Bearer {token}"})
@@ -761,12 +766,8 @@ def test_standin_repeats_inside_groups_match_the_recordings(grouprepeat_standin,
     """Table names, parent keys and navigation links through groups [345-347, fact 42]."""
     standin = grouprepeat_standin
 
-    def recorded(number):
-        [path] = (central_dir / "exchanges").glob(f"{number}-*.json")
-        return json.loads(path.read_text(encoding="utf-8"))
-
-    login = {"email": "admin@example.com", "password": "pw-not-real"}
-    token = requests.post(f"{standin.base_url}/v1/sessions", json=login).json()["token"]
+    recorded = functools.partial(_recorded_exchange, central_dir)
+    token = _standin_token(standin)
 
     def get(path):
         answer = requests.get(standin.base_url + path, headers={"Authorization": f"Bearer {token}"})
@@ -828,12 +829,8 @@ V11 = "uuid:07d5c861-efd7-42e5-8e45-b69fb5c4406a"
 def test_standin_versions_answer_like_the_recorded_central(standin, central_dir):
     """`…/submissions/<root>/versions` and `…/versions/<instanceID>.xml` [174, 176, 177, 201]."""
 
-    def recorded(number):
-        [path] = (central_dir / "exchanges").glob(f"{number}-*.json")
-        return json.loads(path.read_text(encoding="utf-8"))
-
-    login = {"email": "admin@example.com", "password": "pw-not-real"}
-    token = requests.post(f"{standin.base_url}/v1/sessions", json=login).json()["token"]
+    recorded = functools.partial(_recorded_exchange, central_dir)
+    token = _standin_token(standin)
 
     def get(path):
         return requests.get(standin.base_url + path, headers={"Authorization": f"Bearer {token}"})
