@@ -82,6 +82,12 @@ def _under_instance(*parts: str) -> Callable[[dict[str, Any]], Path]:
     return lambda values: Path(values["instance_dir"]).joinpath(*parts)
 
 
+def _private_key_beside(public_path: Path) -> Path:
+    from nigraan.keys import private_key_path_for  # here: reading settings needs no cryptography
+
+    return private_key_path_for(public_path)
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "instance_dir",
@@ -337,6 +343,36 @@ SETTINGS: tuple[Setting, ...] = (
         "path",
         Path(__file__).resolve().parent.parent / "reports" / "targets.csv",
         "The indicator targets (CSV: indicator, period, district, target), edited without code.",
+    ),
+    Setting(
+        "identity.key",
+        "str",
+        "",
+        "The identity register's data key itself (URL-safe base64 of 32 bytes), usually from "
+        "the environment only; empty: read from identity.key_file. Never shown.",
+        secret=True,
+    ),
+    Setting(
+        "identity.key_file",
+        "path",
+        _under_instance("keys", "identity.key"),
+        "File holding the identity register's data key (owner-only, mode 0600; "
+        "`nigraan identity key-create` makes it).",
+    ),
+    Setting(
+        "identity.private_key_file",
+        "path",
+        lambda values: _private_key_beside(values["forms.public_key_file"]),
+        "The encrypted forms' RSA private key (PEM, 0600), which decrypts their submissions "
+        "inside nigraan; `nigraan keys create` puts it beside forms.public_key_file.",
+    ),
+    Setting(
+        "identity.passphrase",
+        "str",
+        "",
+        "That private key's passphrase, usually from the environment only; empty with a "
+        "protected key: `nigraan serve` asks for it at start. Never written, logged or shown.",
+        secret=True,
     ),
 )
 BY_NAME = {s.name: s for s in SETTINGS}

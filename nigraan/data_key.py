@@ -128,3 +128,13 @@ def create_data_key_file(path: Path) -> DataKey:
         out.write(encode(secret) + "\n")
     os.chmod(path, 0o600)  # os.open's mode is filtered by the umask; 0600 exactly
     return DataKey(secret)
+
+
+def data_key_from_config(config) -> DataKey:
+    """The data key the settings name: `identity.key` (NIGRAAN_IDENTITY_KEY) when set, else the
+    owner-only file at `identity.key_file`."""
+    if config["identity.key"]:
+        return DataKey.from_text(
+            config["identity.key"], f"The setting identity.key ({DEFAULT_ENV})"
+        )
+    return DataKey.from_file(Path(config["identity.key_file"]))

@@ -137,3 +137,17 @@ def load_private_key(path: Path, passphrase: bytes | None) -> rsa.RSAPrivateKey:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise KeyFileError(f"{path} holds a {type(key).__name__}; ODK needs RSA.")
     return key
+
+
+def form_private_key_from_config(config, prompt=None) -> rsa.RSAPrivateKey:
+    """The encrypted forms' private key the settings name (`identity.private_key_file`), opened
+    with `identity.passphrase` (NIGRAAN_IDENTITY_PASSPHRASE) when set; else, for a protected
+    key, with what `prompt` returns (None: the KeyFileError saying a passphrase is needed)."""
+    path = Path(config["identity.private_key_file"])
+    passphrase = config["identity.passphrase"].encode("utf-8") or None
+    try:
+        return load_private_key(path, passphrase)
+    except KeyFileError:
+        if passphrase is not None or prompt is None or b"ENCRYPTED" not in path.read_bytes():
+            raise
+    return load_private_key(path, passphrase_from(None, prompt=prompt))

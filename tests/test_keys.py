@@ -61,3 +61,40 @@ def test_unusable_keys_are_refused_with_a_hint(tmp_path):
     )
     with pytest.raises(KeyFileError, match="ODK needs RSA"):
         public_key_for_form(ec_key)
+
+
+def test_the_settings_name_the_private_key_and_its_passphrase(tmp_path):
+    from nigraan.config import load_config
+    from nigraan.keys import form_private_key_from_config
+
+    public = tmp_path / "keys" / "form-public.pem"
+    create_key_pair(public, passphrase=b"s3cret")
+    config = load_config(overrides={"instance_dir": tmp_path}, environ={})
+    assert config["identity.private_key_file"] == tmp_path / "keys" / "form-private.pem"
+    with pytest.raises(KeyFileError, match="protected by a passphrase"):
+        form_private_key_from_config(config)
+    asked = form_private_key_from_config(config, prompt=lambda text: "s3cret")
+    assert asked.key_size == 2048
+    config = load_config(
+        overrides={"instance_dir": tmp_path}, environ={"NIGRAAN_IDENTITY_PASSPHRASE": "not-it-7q"}
+    )
+    with pytest.raises(KeyFileError, match="does not open") as failure:
+        form_private_key_from_config(config, prompt=lambda text: "s3cret")
+    assert "not-it-7q" not in str(failure.value) and "not-it-7q" not in repr(config)
+
+
+def test_the_data_key_comes_from_the_environment_or_the_key_file(tmp_path):
+    from nigraan.config import load_config
+    from nigraan.data_key import DataKey, create_data_key_file, data_key_from_config, encode
+
+    config = load_config(overrides={"instance_dir": tmp_path}, environ={})
+    with pytest.raises(KeyFileError, match="No identity data key"):
+        data_key_from_config(config)
+    made = create_data_key_file(tmp_path / "keys" / "identity.key")
+    assert data_key_from_config(config).key_id == made.key_id
+    secret = encode(bytes(range(32)))
+    config = load_config(
+        overrides={"instance_dir": tmp_path}, environ={"NIGRAAN_IDENTITY_KEY": secret}
+    )
+    assert data_key_from_config(config).key_id == DataKey(bytes(range(32))).key_id
+    assert secret not in repr(config)

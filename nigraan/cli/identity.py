@@ -9,18 +9,20 @@ from pathlib import Path
 import click
 
 from nigraan.cli.common import FAILED, USAGE, fail, open_store
-from nigraan.data_key import DEFAULT_ENV, DataKey, create_data_key_file
+from nigraan.data_key import DEFAULT_ENV, DataKey, create_data_key_file, data_key_from_config
 from nigraan.errors import KeyFileError, NigraanError
 from nigraan.keys import load_private_key, passphrase_from, private_key_path_for
 
 
 def default_key_file(config) -> Path:
-    return Path(config["instance_dir"]) / "keys" / "identity.key"
+    return Path(config["identity.key_file"])
 
 
 def _data_key(config, key_file: str | None, key_env: str | None) -> tuple[DataKey, Path | None]:
     if key_env:
         return DataKey.from_env(key_env), None
+    if config["identity.key"] and not key_file:
+        return data_key_from_config(config), None
     path = Path(key_file) if key_file else default_key_file(config)
     return DataKey.from_file(path), path
 
@@ -28,7 +30,7 @@ def _data_key(config, key_file: str | None, key_env: str | None) -> tuple[DataKe
 key_file_option = click.option(
     "--key-file",
     type=click.Path(dir_okay=False),
-    help="The identity data key file (default <instance_dir>/keys/identity.key, mode 0600).",
+    help="The identity data key file (default: the identity.key_file setting, mode 0600).",
 )
 key_env_option = click.option(
     "--key-env",
