@@ -168,6 +168,8 @@ def test_each_role_opens_and_reveals_only_what_it_may(survivors, role):
     assert [(r["action"], r["record"]) for r in mine if "reveal" in r["action"]][::-1] == list(
         zip(wanted, (OWN, OTHER), strict=True)
     )
+    why = "not her unit" if NAMES[role][1] == "caseworker" else "role"
+    assert {r["detail"] for r in mine if r["action"] == "refused reveal"} <= {why}
     views = [r["record"] for r in mine if r["action"] == "survivor view"]
     assert sorted(views) == sorted(
         code for code, s in zip((OWN, OTHER), statuses[:2], strict=True) if s == 200

@@ -175,7 +175,7 @@ def _refused(exc):
     403 page."""
     if request.endpoint == "survivors.reveal" and request.method == "POST":
         code = (request.view_args or {}).get("code")
-        why = "role" if current_user.role not in MAY_REVEAL else "another unit"
+        why = "role" if current_user.role not in MAY_REVEAL else "not her unit"
         audit("refused reveal", form_id=IDENTITY_FORM, record=code, detail=why)
     return render_template("error.html", code=403, name=exc.name), 403
 
