@@ -113,6 +113,9 @@ def test_a_caseworker_reveals_an_identity_on_a_phone_and_it_leaves_the_screen(
         page.wait_for_selector("html[dir=rtl]")
         assert page.url == survivor_page
         assert NAME not in page.content()
+        assert page.inner_text("h2 >> nth=0") == "اس کے ریکارڈ"
+        assert wide(page) <= PHONE["width"]
+        keep(page, tmp_path, "reveal-2b-survivor-ur")
         page.fill("#reason", "عدالت کی تاریخ کے بارے میں فون کرنا ہے")
         page.click("#reveal")
         page.wait_for_selector("#identity")

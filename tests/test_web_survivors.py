@@ -110,8 +110,8 @@ def survivors(tmp_path_factory, built_programme_forms):
     server.close()
 
 
-def reveal(c, code, reason=REASON, page=None):
-    token = csrf_token(c, page or f"/survivors/{OWN}")
+def reveal(c, code, reason=REASON):
+    token = csrf_token(c, "/")
     return c.post(f"/survivors/{code}/reveal", data={"csrf_token": token, "reason": reason})
 
 
@@ -223,6 +223,9 @@ def test_a_reveal_shows_her_identity_never_cached_and_writes_one_audit_row_with_
     text = answer.get_data(as_text=True)
     assert "Shazia Bibi Qureshi" in text and "35202-1234567-1" in text and "0300-1234567" in text
     assert "Full name" in text and "Wife of" in text  # labels and choices from the form
+    shown = re.findall(r'<div data-path="([^"]+)">', text)
+    assert shown[:3] == ["caseworker_code", "person/full_name", "person/relation_kind"]
+    assert shown.index("person/cnic") < shown.index("contact/mobile")  # the form's order
     headers = answer.headers
     assert headers["Cache-Control"].startswith("no-store")
     assert (headers["Pragma"], headers["Expires"]) == ("no-cache", "0")
