@@ -286,6 +286,14 @@ def test_a_reveal_without_a_fit_reason_is_refused_with_a_clear_message(survivors
     assert_no_identity(repr(audit_rows(survivors.app)))
 
 
+def test_a_reason_naming_her_district_or_a_code_is_still_a_reason(survivors):
+    c = survivors.client("admin")
+    mark = last_row(survivors)
+    reason = "Her hearing in Lahore moved; CW-01 is away"
+    assert reveal(c, OWN, reason).status_code == 200
+    assert [r["detail"] for r in rows(survivors, "reveal", after=mark)] == [reason]
+
+
 def test_a_reveal_without_the_csrf_token_is_refused(survivors):
     c = survivors.client("caseworker")
     mark = last_row(survivors)

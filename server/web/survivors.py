@@ -23,6 +23,7 @@ from flask_login import current_user
 
 from nigraan.data_key import data_key_from_config
 from nigraan.errors import KeyFileError
+from nigraan.xform import SELECT_MULTIPLE, SELECT_ONE
 from server.web import current_language, web_blueprint
 from server.web.access import allow
 from server.web.auth import audit
@@ -42,6 +43,7 @@ MAY_REVEAL = ("admin", "caseworker")  # a caseworker only for her own unit's sur
 REASON_MIN, REASON_MAX = 10, 500
 # The register's fields that are not her identity: the form's metadata.
 NOT_SHOWN = {"start", "end", "today", "deviceid", "username"}
+CHOICES = (SELECT_ONE, SELECT_MULTIPLE)
 NO_STORE = {
     "Cache-Control": "no-store, max-age=0",
     "Pragma": "no-cache",
@@ -219,7 +221,7 @@ def _names_identity(reason: str, fields: dict, schema) -> bool:
     said = _normalised(reason)
     for path, value in fields.items():
         field = by_path.get(path)
-        if field is not None and (field.choices or field.sensitivity != "identifying"):
+        if field is not None and (field.kind in CHOICES or field.sensitivity != "identifying"):
             continue
         if isinstance(value, str) and len(v := _normalised(value)) >= 4 and v in said:
             return True
@@ -258,4 +260,4 @@ def _choice(field, value: str, lang: str) -> str:
     if field is None or not field.choices:
         return value
     labels = {c.name: _label(c.labels, lang) or c.name for c in field.choices}
-    return " ".join(labels.get(v, v) for v in value.split())
+    return " ".join(labels.get(v, v) for v in str(value).split())
