@@ -245,6 +245,13 @@ SETTINGS: tuple[Setting, ...] = (
         check=_between(1, 7 * 24 * 60),
     ),
     Setting(
+        "web.reveal_seconds",
+        "int",
+        60,
+        "Seconds a revealed survivor identity stays on the screen before the page removes it.",
+        check=_between(1, 3600),
+    ),
+    Setting(
         "log.level",
         "str",
         "INFO",

@@ -185,6 +185,13 @@ class IdentityRegister:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(t.sealed_identities)).scalar()
 
+    def key_ids(self) -> set[str]:
+        """The data keys the register's records were written under (a key that finds nothing
+        when the register is not empty is the wrong key, not a missing identity)."""
+        reg = t.sealed_identities
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(reg.c.key_id).distinct()).scalars())
+
     def rotate(self, new_key: DataKey) -> int:
         """Re-encrypt every record under `new_key`, in one transaction (all or nothing), and
         use it from now on; returns the number of records. The old key then opens nothing."""

@@ -17,6 +17,7 @@ problems are derived from the raw layer and can be re-derived at any time (`rebu
     sync_state.py      watermarks of the Central sync
     review_outbox.py   review decisions waiting for Central
     queries.py         the read side
+    survivors.py       a survivor's records by her code, her support unit
     outcomes.py        the statuses (str-valued enums)
 """
 
@@ -37,6 +38,7 @@ from store import (
     queries,
     review_outbox,
     review_queue,  # web-queue
+    survivors,
     sync_runs,  # web-queue
     sync_state,
 )
@@ -337,6 +339,21 @@ class Store:
         return review_queue.queue(
             self.engine, filter, page=page, per_page=per_page, sort=sort, descending=descending
         )
+
+    # ------------------------------------------------------- a survivor's records
+
+    def survivor(self, code: str) -> survivors.Survivor | None:
+        """A survivor's live submissions of the survivor forms and her support unit (her
+        registration's), by her code; None when none carries it."""
+        return survivors.survivor(self.engine, code)
+
+    def survivor_code(self, form_id: str, root_id: str) -> str | None:
+        """The survivor code of a survivor-form submission (None for other forms)."""
+        return survivors.survivor_code(self.engine, form_id, root_id)
+
+    def support_unit(self, form_id: str, root_id: str) -> str | None:
+        """The support unit a submission belongs to; a case closure's is her registration's."""
+        return survivors.support_unit(self.engine, form_id, root_id)
 
     # ------------------------------------------- web-queue: the scheduled sync's lease and log
 

@@ -17,6 +17,9 @@ from tests.web_client import add_person, csrf_token, sign_in
 
 ADMIN = ("admin",)
 REVIEW = ("admin", "supervisor")  # a recorded-form submission: not a caseworker's or monitor's
+SURVIVOR_PAGE = ("admin", "supervisor", "caseworker")
+REVEAL = ("admin", "caseworker")  # of her unit: tests/test_web_survivors.py has the survivors
+CODE = "LHR-0001"  # no survivor of that code here: those who may look find nothing (404)
 ROOT = "uuid:00000000-0000-4000-8000-00000000a11c"
 SUBMISSION = f"/submissions/rec_visit/{ROOT}"
 PHOTO = b"\xff\xd8\xff\xe0 a photo"
@@ -38,6 +41,9 @@ ROUTES = [
     ("GET", SUBMISSION, REVIEW, 200),
     ("GET", f"{SUBMISSION}/files/p.jpg", REVIEW, 200),
     ("POST", f"{SUBMISSION}/decision", REVIEW, 302),  # nothing chosen: refused in a flash
+    ("GET", f"/survivors/{CODE}", SURVIVOR_PAGE, 404),
+    ("GET", f"/survivors/{CODE}/reveal", SURVIVOR_PAGE, 302),  # a GET reveals nothing
+    ("POST", f"/survivors/{CODE}/reveal", REVEAL, 404),
 ]
 WHO = ("anonymous", *ROLES)
 
@@ -112,6 +118,7 @@ def test_every_web_route_is_in_the_table(web):
         path = rule.rule.replace("/files/<name>", "/files/p.jpg").replace("<name>", "target")
         path = path.replace("<form_id>", "rec_visit").replace("<root_id>", ROOT)
         path = path.replace("<instance_id>", ROOT).replace("<path:filename>", "style.css")
+        path = path.replace("<code>", CODE)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             if (method, path) not in in_table:
                 missing.append(f"{method} {rule.rule}")

@@ -13,14 +13,12 @@ import mimetypes
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
 from nigraan.xform import SURVIVOR_FORMS
 from server.web import current_language, web_blueprint
 from server.web.access import EVERYONE, allow
 from server.web.auth import audit
 from server.web.queue import scope, store
-from store import tables as t
 from store.review_outbox import DecisionError
 from store.submission_view import read_submission_view
 
@@ -39,14 +37,8 @@ def may_open(person, form_id: str, submission: dict) -> bool:
     ):
         return False
     if allowed.support_unit is not None:
-        ss = t.submission_summary
-        with store().engine.connect() as conn:
-            unit = conn.execute(
-                select(ss.c.support_unit).where(
-                    ss.c.form_id == form_id, ss.c.root_id == submission["root_id"]
-                )
-            ).scalar()
-        return unit == allowed.support_unit
+        # A case closure names no unit: it is her registration's (store.survivors).
+        return store().support_unit(form_id, submission["root_id"]) == allowed.support_unit
     return True
 
 
@@ -83,7 +75,16 @@ def show(form_id: str, root_id: str):
         if current_user.role in REVIEWERS
         else None
     )
-    return render_template("submission.html", view=view, decision_url=decision_url, switch_url=None)
+    code = store().survivor_code(form_id, root_id)  # None but for the survivor forms
+    survivor_url = url_for("survivors.show", code=code) if code else None
+    return render_template(
+        "submission.html",
+        view=view,
+        decision_url=decision_url,
+        switch_url=None,
+        survivor_code=code,
+        survivor_url=survivor_url,
+    )
 
 
 @bp.get("/submissions/<form_id>/<instance_id>/files/<name>")

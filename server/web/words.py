@@ -18,4 +18,8 @@ ACTIONS = [
     N_("attachment download"),
     N_("export"),
     N_("review decision"),
+    N_("survivor view"),
+    N_("reveal"),
+    N_("refused reveal"),
+    N_("reveal not possible"),
 ]
