@@ -1,7 +1,7 @@
 """The scheduled retention: `nigraan serve` erases identities past `identity.retention_days`.
 
-`RetentionScheduler` runs store.erasure.run_retention in a thread at start and then every
-`identity.retention_check_hours`, so a server that runs for months erases on time without a
+`RetentionScheduler` runs `Store.run_retention` (store/erasure.py) in a thread at start and then
+every `identity.retention_check_hours`, so a server that runs for months erases on time without a
 cron job; `nigraan retention run` does the same from a shell. The day is read from `today`
 (injectable, for tests); a run that fails is logged and the next one tries again.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nigraan.data_key import DataKey, data_key_from_config
 from nigraan.errors import NigraanError
-from store.erasure import RetentionRun, run_retention
+from store.store import RetentionRun
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class RetentionScheduler:
 
     def run_once(self) -> RetentionRun | None:
         try:
-            run = run_retention(self.store, self.key, self.days, today=self.today())
+            run = self.store.run_retention(self.key, self.days, today=self.today())
         except Exception:  # the store failed: logged, and the schedule goes on
             log.exception("scheduled retention could not run")
             return None

@@ -21,7 +21,9 @@ checkpointed and truncated afterwards, so the bytes leave the files too.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -302,9 +304,19 @@ def _erase_in(
     return erasure_id, erased
 
 
-def _overwriting(engine):
-    """On SQLite: have the erasing connection overwrite what it deletes."""
-    return engine.dialect.name == "sqlite"
+@contextmanager
+def _overwriting(conn: Connection):
+    """On SQLite, the erasing connection overwrites what it deletes with zeros (many builds
+    do by default, not all); the connection's own setting is restored afterwards."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA secure_delete").scalar()
+    conn.exec_driver_sql("PRAGMA secure_delete=ON")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA secure_delete={int(before or 0)}")
 
 
 def _checkpoint(engine) -> None:
@@ -312,8 +324,6 @@ def _checkpoint(engine) -> None:
     file (a reader holding an old snapshot can delay it: retried a few times)."""
     if engine.dialect.name != "sqlite":
         return
-    import time
-
     for attempt in range(5):
         with engine.connect() as conn:
             busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
@@ -328,15 +338,9 @@ def _erase_many(
 ) -> list[tuple[int, tuple[str, ...]]]:
     register = IdentityRegister(store.engine, key)
     out = []
-    with store.engine.begin() as conn:
-        if _overwriting(store.engine):
-            conn.exec_driver_sql("PRAGMA secure_delete=ON")
-        try:
-            for code in codes:
-                out.append(_erase_in(conn, register, code, reason, actor, role))
-        finally:
-            if _overwriting(store.engine):
-                conn.exec_driver_sql("PRAGMA secure_delete=OFF")
+    with store.engine.begin() as conn, _overwriting(conn):
+        for code in codes:
+            out.append(_erase_in(conn, register, code, reason, actor, role))
     _checkpoint(store.engine)
     return out
 
@@ -463,20 +467,12 @@ def file_unless_erased(
         except IdentityErased:
             pass
     # one more envelope of an erased survivor: erased too, under her tombstone
-    with engine.begin() as conn:
-        if _overwriting(engine):
-            conn.exec_driver_sql("PRAGMA secure_delete=ON")
-        try:
-            code_hmac = register.code_hmac(code)
-            erasure = conn.execute(
-                select(t.erasures)
-                .where(t.erasures.c.code_hmac == code_hmac)
-                .order_by(t.erasures.c.id)
-            ).first()
-            erased = _erase_raw(conn, erasure.id, [source])
-            _audit(conn, RETENTION, None, code_hmac, erased, erasure.reason, source[0])
-        finally:
-            if _overwriting(engine):
-                conn.exec_driver_sql("PRAGMA secure_delete=OFF")
+    with engine.begin() as conn, _overwriting(conn):
+        code_hmac = register.code_hmac(code)
+        erasure = conn.execute(
+            select(t.erasures).where(t.erasures.c.code_hmac == code_hmac).order_by(t.erasures.c.id)
+        ).first()
+        erased = _erase_raw(conn, erasure.id, [source])
+        _audit(conn, RETENTION, None, code_hmac, erased, erasure.reason, source[0])
     _checkpoint(engine)
     return "erased"

@@ -193,6 +193,11 @@ def test_erasure_removes_the_envelope_and_enc_bytes_from_the_database(programme)
     assert {h.split(" in ")[0] for h in _found_anywhere(programme.store, gone)} == {
         f"secret {n}" for n in range(len(gone))
     }  # the grep sees every one of them before
+    if programme.store.engine.dialect.name == "sqlite":
+        # as in a store that has run a while: the envelope is in the database file, not only
+        # in the WAL, so deleting the rows alone would leave its bytes in free pages
+        with programme.store.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     run_retention(programme.store, programme.key, DAYS, today=TODAY)
     assert _found_anywhere(programme.store, gone) == []
     assert len({h.split(" in ")[0] for h in _found_anywhere(programme.store, kept)}) == len(kept)
@@ -445,3 +450,78 @@ def test_serve_runs_the_retention_and_a_resend_stays_erased(
     finally:
         store.close()
         server.stop()
+
+
+# ------------------------------------------------------------------ a sync meets it again
+
+
+def test_a_sync_from_central_does_not_bring_an_erased_identity_back(programme):
+    """The Central stand-in holds her identity_register submission (OData row `notDecrypted`,
+    envelope and `.enc` files through REST): synced, filed, erased; a full sync and filing
+    from Central again store and file nothing of it."""
+    from sync.central import Central, CentralSettings
+    from sync.encrypted import file_identities_from_central
+    from sync.pull import sync
+    from tests.central_standin import CentralStandin
+
+    code = "LHR-1501"
+    programme.send(
+        "case_closure",
+        {"survivor_code": code, "closure_date": str(TODAY - timedelta(days=DAYS + 1))},
+    )
+    instance_id = f"uuid:{uuid.uuid4()}"
+    xml = identity_xml(programme.version, instance_id, code)
+    envelope, files = encrypt_submission(programme.public, xml, {"document.jpg": PHOTO})
+    programme.envelopes[code] = [(instance_id, envelope, files)]
+    system = {
+        "submissionDate": "2026-11-30T10:00:00.000Z",
+        "updatedAt": None,
+        "submitterId": "7",
+        "submitterName": "collector-1",
+        "attachmentsPresent": 2,
+        "attachmentsExpected": 2,
+        "status": "notDecrypted",
+        "reviewState": None,
+        "deviceId": None,
+        "edits": 0,
+        "formVersion": programme.version,
+        "deletedAt": None,
+    }
+    standin = CentralStandin().serve()
+    central = None
+    try:
+        standin.add_form((programme.build_dir / "identity_register.xml").read_bytes())
+        standin.add_rows(
+            "identity_register",
+            [{"__id": instance_id, "__system": system}],
+            versions={instance_id: [envelope]},
+            attachments={
+                instance_id: {n: (c, "application/octet-stream") for n, c in files.items()}
+            },
+        )
+        settings = CentralSettings(
+            standin.base_url, "admin@example.com", "pw-not-real", 1, timeout=5.0, retries=2
+        )
+        central = Central(settings)
+        store = programme.store
+        sync(central, store, ["identity_register"])
+        assert store.submission("identity_register", instance_id) is not None
+        filed = file_identities_from_central(
+            central, store, programme.register, programme.private, [instance_id]
+        )
+        assert filed == {"created": 1} and programme.filed(code)
+        [erasure] = run_retention(store, programme.key, DAYS, today=TODAY).erasures
+        assert erasure.code == code and not programme.filed(code)
+        before = store.counts()
+        [again] = sync(central, store, ["identity_register"], full=True)
+        assert again.new == 0 and store.counts() == before
+        assert store.missing_attachments("identity_register") == {}
+        filed = file_identities_from_central(
+            central, store, programme.register, programme.private, [instance_id]
+        )
+        assert filed == {"erased": 1} and not programme.filed(code)
+        assert _found_anywhere(store, programme.secrets_of(code)) == []
+    finally:
+        if central is not None:
+            central.close()
+        standin.stop()

@@ -38,13 +38,11 @@ def retention() -> None:
 def run_command(config, dry_run: bool, key_file, key_env) -> None:
     """Erase the identities of survivors whose case closed more than identity.retention_days
     days ago: register entry, envelopes and .enc files; their pseudonymous records stay."""
-    from store.erasure import run_retention
-
     key = _key(config, key_file, key_env)
     days = config["identity.retention_days"]
     store = open_store(config)
     try:
-        run = run_retention(store, key, days, dry_run=dry_run)
+        run = store.run_retention(key, days, dry_run=dry_run)
     except NigraanError as exc:
         fail(exc, FAILED)
     finally:
@@ -78,12 +76,12 @@ def survivors() -> None:
 def erase_command(config, code: str, reason: str, key_file, key_env) -> None:
     """Erase one survivor's identity now (her register entry, envelopes and .enc files) and
     keep it erased; her pseudonymous records stay."""
-    from store.erasure import UnknownSurvivor, erase_identity
+    from store.store import UnknownSurvivor
 
     key = _key(config, key_file, key_env)
     store = open_store(config)
     try:
-        erasure = erase_identity(store, key, code, reason=reason, actor=_shell_actor())
+        erasure = store.erase_identity(key, code, reason=reason, actor=_shell_actor())
     except UnknownSurvivor as exc:
         fail(exc, USAGE)
     except NigraanError as exc:
