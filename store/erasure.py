@@ -78,11 +78,21 @@ def _chunks(items: list, size: int = BATCH) -> Iterable[list]:
 # ------------------------------------------------------------------ who is due
 
 
-def _closures(conn: Connection) -> dict[str, date]:
-    """{survivor code: her latest case closure date} from the case_closure form's typed table."""
+# (form, survivor code field, date field): the closure, and the records that show she came back
+CLOSURE = (CLOSURE_FORM, CODE_FIELD, CLOSURE_DATE_FIELD)
+SEEN_AGAIN = (
+    ("survivor_registration", "survivor_code", "date_first_contact"),
+    ("survivor_intake", "admin/survivor_code", "admin/date_interview"),
+    ("service_contact", "survivor_code", "service_date"),
+)
+
+
+def _latest_days(conn: Connection, form_id: str, code_path: str, day_path: str) -> dict[str, date]:
+    """{survivor code: her latest day in the form} from the form's typed table (by the fields'
+    paths, as `form_columns` records them); {} when the form or a field is not there."""
     ft, fc = t.form_tables, t.form_columns
     table_name = conn.execute(
-        select(ft.c.table_name).where(ft.c.form_id == CLOSURE_FORM, ft.c.repeat_path == "")
+        select(ft.c.table_name).where(ft.c.form_id == form_id, ft.c.repeat_path == "")
     ).scalar()
     if table_name is None:
         return {}
@@ -93,23 +103,34 @@ def _closures(conn: Connection) -> dict[str, date]:
             )
         ).all()
     )
-    code_col, date_col = columns.get(CODE_FIELD), columns.get(CLOSURE_DATE_FIELD)
+    code_col, date_col = columns.get(code_path), columns.get(day_path)
     if not code_col or not date_col:
         return {}
-    closures = table(table_name, column(code_col), column(date_col))
+    rows_of = table(table_name, column(code_col), column(date_col))
+    code, day = rows_of.c[code_col], rows_of.c[date_col]
     rows = conn.execute(
-        select(closures.c[code_col], func.max(closures.c[date_col]))
-        .where(closures.c[code_col].is_not(None), closures.c[date_col].is_not(None))
-        .group_by(closures.c[code_col])
+        select(code, func.max(day)).where(code.is_not(None), day.is_not(None)).group_by(code)
     ).all()
-    out = {}
-    for code, closed in rows:
-        if isinstance(closed, str):  # SQLite hands back the stored ISO text
-            closed = date.fromisoformat(closed[:10])
-        elif isinstance(closed, datetime):
-            closed = closed.date()
-        out[code.strip()] = closed
+    out: dict[str, date] = {}
+    for value, latest in rows:
+        if isinstance(latest, str):  # SQLite hands back the stored ISO text
+            latest = date.fromisoformat(latest[:10])
+        elif isinstance(latest, datetime):
+            latest = latest.date()
+        key = value.strip()
+        out[key] = max(latest, out.get(key, latest))
     return out
+
+
+def _closures(conn: Connection) -> dict[str, date]:
+    """{survivor code: her latest case closure} for cases still closed: a registration, intake
+    or service dated after it means she came back, and her identity is kept."""
+    closures = _latest_days(conn, *CLOSURE)
+    for source in SEEN_AGAIN:
+        for code, day in _latest_days(conn, *source).items():
+            if code in closures and day > closures[code]:
+                del closures[code]
+    return closures
 
 
 def _filed_hmacs(conn: Connection) -> set[str]:

@@ -58,8 +58,9 @@ class Programme:
 
     def survivor(self, code: str, closed_on: date | None, ssu: str = "ssu_lahore") -> str:
         """Registration, a service, her closure (if any), and her encrypted identity, filed."""
-        self.send(*registration(code, ssu, "2026-07-05", "jail"))
-        self.send(*service(code, ssu, "2026-07-06", "legal_aid"))
+        start = (closed_on or TODAY) - timedelta(days=40)
+        self.send(*registration(code, ssu, str(start), "jail"))
+        self.send(*service(code, ssu, str(start + timedelta(days=1)), "legal_aid"))
         if closed_on is not None:
             self.send(
                 "case_closure",
@@ -337,6 +338,19 @@ def test_a_later_closure_or_no_register_entry(programme):
     )  # closed long ago, but no identity was ever filed
     programme.file_all()
     assert due(programme.store, programme.key, DAYS, TODAY) == []
+
+
+def test_a_survivor_who_came_back_after_closure_is_kept(programme):
+    code = "LHR-1601"
+    programme.survivor(code, TODAY - timedelta(days=DAYS + 50))
+    programme.file_all()
+    assert [e.code for e in due(programme.store, programme.key, DAYS, TODAY)] == [code]
+    programme.send(
+        *service(code, "ssu_lahore", str(TODAY - timedelta(days=DAYS + 20)), "legal_aid")
+    )
+    assert due(programme.store, programme.key, DAYS, TODAY) == []
+    assert run_retention(programme.store, programme.key, DAYS, today=TODAY).erasures == []
+    assert programme.filed(code)
 
 
 # ------------------------------------------------------------------ the commands
