@@ -249,7 +249,8 @@ def _erase_raw(
         known = set(
             conn.execute(
                 select(t.erased_submissions.c.instance_id).where(
-                    t.erased_submissions.c.form_id == form_id
+                    t.erased_submissions.c.form_id == form_id,
+                    t.erased_submissions.c.instance_id.in_(ids),
                 )
             ).scalars()
         )
