@@ -374,6 +374,23 @@ SETTINGS: tuple[Setting, ...] = (
         "inside nigraan; `nigraan keys create` puts it beside forms.public_key_file.",
     ),
     Setting(
+        "identity.retention_days",
+        "int",
+        365,
+        "Days a survivor's identity is kept after her case_closure date; then `nigraan "
+        "retention run` (and `nigraan serve`, daily) erases it. 0: kept until erased by hand "
+        "(`nigraan survivors erase`).",
+        check=_between(0, 36_500),
+    ),
+    Setting(
+        "identity.retention_check_hours",
+        "float",
+        24.0,
+        "How often `nigraan serve` runs the retention (hours; 0: never on its own, only "
+        "`nigraan retention run`).",
+        check=lambda value: None if 0 <= value <= 8760 else "must be from 0 to 8760",
+    ),
+    Setting(
         "identity.passphrase",
         "str",
         "",

@@ -28,6 +28,9 @@ def serve(config: Config, echo=print) -> None:
 
     scheduler = scheduler_from_config(config, services.store)
     app.extensions["nigraan_sync"] = scheduler
+    from server.retention_schedule import retention_scheduler_from_config
+
+    retention = retention_scheduler_from_config(config, services.store)
     forms = services.forms.refresh()
     accounts = [u for u in services.store.app_users.all() if u.active]
     echo(f"nigraan OpenRosa server for ODK Collect on {server_url(config)}")
@@ -62,6 +65,12 @@ def serve(config: Config, echo=print) -> None:
             else "  syncing with ODK Central only when asked (sync.interval_minutes = 0)"
         )
         scheduler.start()
+    if retention is not None:
+        echo(
+            f"  erasing identities {config['identity.retention_days']} days after case "
+            f"closure, checked every {config['identity.retention_check_hours']:g} hours"
+        )
+        retention.start()
     echo("  Ctrl-C stops it.")
     # A service manager stops servers with SIGTERM: shut down as on Ctrl-C, so the store
     # process finishes its batch and stops cleanly.
@@ -90,6 +99,8 @@ def serve(config: Config, echo=print) -> None:
     finally:
         if scheduler is not None:
             scheduler.stop()
+        if retention is not None:
+            retention.stop()
         services.close()
 
 

@@ -20,6 +20,7 @@ from store import tables as t
 from store.document import SubmissionDocument, from_openrosa_xml
 from store.identity_register import IdentityRegister, IdentityRegisterError
 from store.odk_decrypt import DecryptedSubmission, DecryptionError, decrypt_submission
+from store.outcomes import ERASED
 
 log = logging.getLogger(__name__)
 
@@ -137,24 +138,31 @@ def identity_fields(doc: SubmissionDocument) -> tuple[str, dict[str, str | None]
 
 
 def file_identity(register: IdentityRegister, decrypted: DecryptedSubmission) -> str:
-    """File a decrypted identity_register submission in the register; 'created'/'updated'."""
+    """File a decrypted identity_register submission in the register; 'created'/'updated',
+    or 'erased' for an erased survivor's (store/erasure.py: it stays erased)."""
+    from store.erasure import file_unless_erased
+
     doc = from_openrosa_xml(decrypted.xml)
     code, fields = identity_fields(doc)
-    return register.put(code, fields)
+    source = (decrypted.form_id, decrypted.instance_id)
+    return file_unless_erased(register, code, fields, source)
 
 
 def import_identities(
     store, register: IdentityRegister, private_key: rsa.RSAPrivateKey, form_id: str = IDENTITY_FORM
 ) -> dict[str, int]:
     """Decrypt every current stored submission of the identity form and file it; returns
-    counts by outcome ('created', 'updated', and the DecryptionError reasons)."""
+    counts by outcome ('created', 'updated', 'erased' and the DecryptionError reasons)."""
     sub = t.submissions
     with store.engine.connect() as conn:
         current = (
             conn.execute(
                 select(sub.c.current_instance_id)
                 .where(
-                    sub.c.form_id == form_id, sub.c.encrypted.is_(True), sub.c.deleted_at.is_(None)
+                    sub.c.form_id == form_id,
+                    sub.c.encrypted.is_(True),
+                    sub.c.deleted_at.is_(None),
+                    sub.c.normalised != ERASED,  # nothing of it is left to decrypt
                 )
                 .order_by(sub.c.id)
             )

@@ -43,6 +43,13 @@ class IdentityNotFound(IdentityRegisterError):
     status = 404
 
 
+class IdentityErased(IdentityRegisterError):
+    """The survivor's identity was erased (store/erasure.py): it is never filed again."""
+
+    code = "identity.erased"
+    status = 410
+
+
 @dataclass(frozen=True)
 class IdentityEntry:
     """What the register shows without decrypting: which fields a survivor has, and when."""
@@ -100,47 +107,68 @@ class IdentityRegister:
             ) from None
         return json.loads(data)
 
-    def put(self, code: str, fields: Fields) -> str:
+    def put(self, code: str, fields: Fields, source: tuple[str, str] | None = None) -> str:
         """File a survivor's identity fields under her code, replacing any filed before;
-        'created' or 'updated'."""
+        'created' or 'updated'. `source` (form id, instanceID): the submission they came from,
+        recorded so an erasure removes it too. An erased code is refused (IdentityErased)."""
+        with self.engine.begin() as conn:
+            return self.put_in(conn, code, fields, source)
+
+    def put_in(self, conn, code: str, fields: Fields, source: tuple[str, str] | None = None) -> str:
+        """`put` inside the caller's transaction."""
         code = _code_of(code)
         key = self.key
         code_hmac = key.code_hmac(code)
         now = t.utcnow()
         reg, fld = t.sealed_identities, t.sealed_values
-        with self.engine.begin() as conn:
-            existing = conn.execute(
-                select(reg.c.key_id).where(reg.c.code_hmac == code_hmac)
-            ).first()
-            sealed_code = self._seal(key, code_hmac, "", code)
-            if existing is None:
-                conn.execute(
-                    insert(reg).values(
-                        code_hmac=code_hmac,
-                        code_sealed=sealed_code,
-                        key_id=key.key_id,
-                        created_at=now,
-                        updated_at=now,
-                    )
+        if conn.execute(
+            select(t.erasures.c.id).where(t.erasures.c.code_hmac == code_hmac).limit(1)
+        ).first():
+            raise IdentityErased(
+                f"The identity {code_hmac[:12]}… was erased; it is not filed again.",
+                hint="An erased identity stays erased; a survivor who comes back is "
+                "registered under a new survivor code.",
+            )
+        existing = conn.execute(select(reg.c.key_id).where(reg.c.code_hmac == code_hmac)).first()
+        sealed_code = self._seal(key, code_hmac, "", code)
+        if existing is None:
+            conn.execute(
+                insert(reg).values(
+                    code_hmac=code_hmac,
+                    code_sealed=sealed_code,
+                    key_id=key.key_id,
+                    created_at=now,
+                    updated_at=now,
                 )
-            else:
-                conn.execute(delete(fld).where(fld.c.code_hmac == code_hmac))
-                conn.execute(
-                    update(reg)
-                    .where(reg.c.code_hmac == code_hmac)
-                    .values(code_sealed=sealed_code, key_id=key.key_id, updated_at=now)
+            )
+        else:
+            conn.execute(delete(fld).where(fld.c.code_hmac == code_hmac))
+            conn.execute(
+                update(reg)
+                .where(reg.c.code_hmac == code_hmac)
+                .values(code_sealed=sealed_code, key_id=key.key_id, updated_at=now)
+            )
+        rows = [
+            {
+                "code_hmac": code_hmac,
+                "field": name,
+                "key_id": key.key_id,
+                "sealed": self._seal(key, code_hmac, name, value),
+            }
+            for name, value in fields.items()
+        ]
+        if rows:
+            conn.execute(insert(fld), rows)
+        if source is not None:
+            src = t.sealed_sources
+            form_id, instance_id = source
+            where = (src.c.form_id == form_id, src.c.instance_id == instance_id)
+            conn.execute(delete(src).where(*where))
+            conn.execute(
+                insert(src).values(
+                    form_id=form_id, instance_id=instance_id, code_hmac=code_hmac, filed_at=now
                 )
-            rows = [
-                {
-                    "code_hmac": code_hmac,
-                    "field": name,
-                    "key_id": key.key_id,
-                    "sealed": self._seal(key, code_hmac, name, value),
-                }
-                for name, value in fields.items()
-            ]
-            if rows:
-                conn.execute(insert(fld), rows)
+            )
         return "created" if existing is None else "updated"
 
     def find(self, code_hmac: str) -> IdentityEntry | None:
@@ -237,5 +265,32 @@ class IdentityRegister:
                 conn.execute(insert(reg), new_records)
             if new_fields:
                 conn.execute(insert(fld), new_fields)
+            self._rotate_lookups(conn, old, new_key)
         self.key = new_key
         return len(new_records)
+
+    def _rotate_lookups(self, conn, old: DataKey, new_key: DataKey) -> None:
+        """The sources and the tombstones of erased identities follow the new lookup keys, so
+        an erased identity stays erased and a filed one keeps its envelopes after rotation."""
+        er, src = t.erasures, t.sealed_sources
+        moved: dict[str, str] = {}
+        for r in conn.execute(select(er)).all():
+            code = self._open(old, r.key_id, r.code_hmac, "", r.code_sealed)
+            new_hmac = new_key.code_hmac(code)
+            moved[r.code_hmac] = new_hmac
+            conn.execute(
+                update(er)
+                .where(er.c.id == r.id)
+                .values(
+                    code_hmac=new_hmac,
+                    key_id=new_key.key_id,
+                    code_sealed=self._seal(new_key, new_hmac, "", code),
+                )
+            )
+        for r in conn.execute(
+            select(t.sealed_identities.c.code_sealed, t.sealed_identities.c.code_hmac)
+        ).all():
+            code = self._open(new_key, new_key.key_id, r.code_hmac, "", r.code_sealed)
+            moved[old.code_hmac(code)] = r.code_hmac
+        for old_hmac, new_hmac in moved.items():
+            conn.execute(update(src).where(src.c.code_hmac == old_hmac).values(code_hmac=new_hmac))

@@ -21,6 +21,7 @@ from store.attachments import fill_attachment
 from store.bulk_insert import BATCH
 from store.derived_rows import DerivedRows
 from store.document import SubmissionDocument
+from store.erasure import erased_ids
 from store.incoming import (
     MAX_ID,
     Incoming,
@@ -39,6 +40,7 @@ from store.outcomes import (
     DELETED_RESEND,
     DUPLICATE,
     EDITED,
+    ERASED,
     REFUSED,
     STALE_EDIT,
     UNKNOWN_DEPRECATED,
@@ -94,6 +96,7 @@ class BatchWriter(DerivedRows):
         super().__init__(forms, conn)
         self.known_instances: set[tuple[str, str]] = set()
         self.known_roots: set[tuple[str, str]] = set()
+        self.erased: set[tuple[str, str]] = set()  # erased identities' (form id, id)
 
     def prefetch(self, parsed: list[ParsedSubmission]) -> None:
         """Which of the batch's instanceIDs and root ids are stored already (two queries)."""
@@ -103,6 +106,8 @@ class BatchWriter(DerivedRows):
         sv, sub = t.submission_versions, t.submissions
         self.known_instances |= self._stored(sv.c.form_id, sv.c.instance_id, instance_ids)
         self.known_roots |= self._stored(sub.c.form_id, sub.c.root_id, root_ids)
+        named = [(d.form_id, i) for d in docs for i in (d.instance_id, d.root_id, d.deprecated_id)]
+        self.erased |= erased_ids(self.conn, named)
 
     def _stored(self, form_column, id_column, ids: list[str]) -> set[tuple[str, str]]:
         """(form id, id) pairs among `ids` that the table holds, in chunks of BATCH."""
@@ -120,6 +125,17 @@ class BatchWriter(DerivedRows):
         doc = parsed.doc
         key = (doc.form_id, doc.instance_id)
         root_key = (doc.form_id, doc.root_id) if doc.root_id else None
+        if self.erased and self._names_erased(doc):
+            # An erased identity (store/erasure.py) is not stored again: a device resending it
+            # is told it arrived (so it stops), a sync counts it unchanged.
+            return IngestResult(
+                DUPLICATE,
+                doc.form_id,
+                doc.instance_id,
+                doc.root_id or doc.instance_id,
+                ERASED,
+                message="This submission was erased; it is not stored again.",
+            )
         if (
             doc.deprecated_id is None
             and doc.instance_id
@@ -135,6 +151,13 @@ class BatchWriter(DerivedRows):
         if result.root_id:
             self.known_roots.add((doc.form_id, result.root_id))
         return result
+
+    def _names_erased(self, doc: SubmissionDocument) -> bool:
+        return any(
+            (doc.form_id, i) in self.erased
+            for i in (doc.instance_id, doc.root_id, doc.deprecated_id)
+            if i
+        )
 
     def _unreadable(self, parsed: ParsedSubmission, received) -> IngestResult:
         item = parsed.item

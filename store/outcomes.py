@@ -39,6 +39,7 @@ class Normalised(StrEnum):
     UNKNOWN_FORM = "unknown_form"  # typed once its form is registered
     NOT_TYPED = "not_typed"  # a nigraan bug; the raw submission is kept
     DELETED = "deleted"  # deleted in Central: kept raw, no typed rows until restored
+    ERASED = "erased"  # an identity erased (store/erasure.py): no raw version left, never again
 
 
 class Registration(StrEnum):
@@ -57,4 +58,4 @@ REFUSED = Outcome.REFUSED
 # The sender keeps its copy and is told why: nothing of these was stored.
 REJECTED = frozenset({CONFLICT, STALE_EDIT, UNKNOWN_DEPRECATED, DELETED_RESEND, REFUSED})
 TYPED, RAW_ONLY, UNKNOWN_FORM = Normalised.TYPED, Normalised.RAW_ONLY, Normalised.UNKNOWN_FORM
-NOT_TYPED, DELETED = Normalised.NOT_TYPED, Normalised.DELETED
+NOT_TYPED, DELETED, ERASED = Normalised.NOT_TYPED, Normalised.DELETED, Normalised.ERASED

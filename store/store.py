@@ -16,6 +16,7 @@ problems are derived from the raw layer and can be re-derived at any time (`rebu
     attachments.py     files, stored once by sha256
     sync_state.py      watermarks of the Central sync
     review_outbox.py   review decisions waiting for Central
+    erasure.py         identities erased after retention or on request, and kept erased
     queries.py         the read side
     survivors.py       a survivor's records by her code, her support unit
     outcomes.py        the statuses (str-valued enums)
@@ -35,6 +36,7 @@ from store import (
     central_history,
     deletions,
     derive,
+    erasure,
     queries,
     review_outbox,
     review_queue,  # web-queue
@@ -45,6 +47,7 @@ from store import (
 from store.app_users import AppUsers
 from store.bulk_insert import BATCH, BulkInserts
 from store.database import create_store_engine, migrate, require_current_schema
+from store.erasure import RETENTION, Erasure, RetentionRun, UnknownSurvivor
 from store.form_registry import FormRegistry, FormVersions, RegisterResult
 from store.incoming import MAX_ID, Incoming, IngestResult
 from store.ingest import ingest_many
@@ -87,16 +90,20 @@ __all__ = [
     "RAW_ONLY",
     "REFUSED",
     "REJECTED",
+    "RETENTION",
     "STALE_EDIT",
     "TYPED",
     "UNKNOWN_DEPRECATED",
     "UNKNOWN_FORM",
     "UNREADABLE",
+    "Erasure",
     "FormVersions",
     "Incoming",
     "IngestResult",
     "RegisterResult",
+    "RetentionRun",
     "Store",
+    "UnknownSurvivor",
 ]
 
 
@@ -265,6 +272,20 @@ class Store:
             done=done,
             error=error,
         )
+
+    # ------------------------------------------------- identities: retention and erasure
+
+    def run_retention(self, key, days: int, *, dry_run: bool = False, today=None, actor=None):
+        """Erase the identities of survivors whose case closed more than `days` days ago
+        (store/erasure.py); a dry run only lists them. A RetentionRun."""
+        return erasure.run_retention(
+            self, key, days, dry_run=dry_run, today=today, actor=actor or RETENTION
+        )
+
+    def erase_identity(self, key, code: str, *, reason: str, actor: str, role=None):
+        """Erase one survivor's identity now, on her request (store/erasure.py); an Erasure.
+        UnknownSurvivor when none is filed under `code`."""
+        return erasure.erase_identity(self, key, code, reason=reason, actor=actor, role=role)
 
     # ---------------------------------------------------------------- reads
 

@@ -329,6 +329,48 @@ sealed_values = Table(
     Column("key_id", String(16), nullable=False),
 )
 
+# Which stored submission versions filed which survivor's identity (store/erasure.py): the
+# lookup key of the code, so erasing her identity also erases the envelopes it came from.
+sealed_sources = Table(
+    "sealed_sources",
+    metadata,
+    Column("form_id", ID, primary_key=True),
+    Column("instance_id", ID, primary_key=True),
+    Column("code_hmac", String(64), nullable=False),
+    Column("filed_at", UTCDateTime, nullable=False),
+    Index(None, "code_hmac"),
+)
+
+# Tombstones of erased identities: the lookup key of the code (and the code sealed under the
+# data key, so a key rotation can recompute it), when, why and by whom; never an identity.
+# An erased code is never filed again, and its submissions never stored again.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("code_hmac", String(64), nullable=False),
+    Column("code_sealed", LargeBinary, nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("erased_at", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False),  # "retention" or the survivor's request, in words
+    Column("actor", String(100), nullable=False),
+    Index(None, "code_hmac"),
+)
+
+# The submissions an erasure removed (every version's instanceID, and its root): ingest answers
+# a resend of any of them, or an edit of one, as a duplicate and stores nothing.
+erased_submissions = Table(
+    "erased_submissions",
+    metadata,
+    Column("form_id", ID, primary_key=True),
+    Column("instance_id", ID, primary_key=True),
+    Column("root_id", ID, nullable=True),
+    Column("erasure_id", BigInteger, ForeignKey("erasures.id"), nullable=False),
+    Index(None, "form_id", "root_id"),
+)
+
 # Encrypted submissions that would not decrypt (wrong key, missing part, signature mismatch):
 # they stay encrypted in the raw layer and are never trusted; the flag goes when one decrypts.
 decryption_flags = Table(

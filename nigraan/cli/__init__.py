@@ -17,6 +17,7 @@ from nigraan.cli.config import show_config
 from nigraan.cli.forms import forms
 from nigraan.cli.identity import identity
 from nigraan.cli.keys import keys
+from nigraan.cli.retention import retention, survivors
 from nigraan.cli.serve import app_users, serve_command
 from nigraan.cli.status import status_command
 from nigraan.cli.store import store
@@ -87,6 +88,8 @@ for _command in (
     review_command,
     report,
     identity,
+    retention,
+    survivors,
     users,
     audit_command,
 ):
