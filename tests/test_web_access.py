@@ -17,6 +17,9 @@ from tests.web_client import add_person, csrf_token, sign_in
 
 ADMIN = ("admin",)
 REVIEW = ("admin", "supervisor")  # a recorded-form submission: not a caseworker's or monitor's
+# The indicators add up every unit's survivors and every monitor's visits: beyond a caseworker's
+# unit and a monitor's own submissions. A viewer reads them suppressed.
+READERS = ("admin", "supervisor", "viewer")
 ROOT = "uuid:00000000-0000-4000-8000-00000000a11c"
 SUBMISSION = f"/submissions/rec_visit/{ROOT}"
 PHOTO = b"\xff\xd8\xff\xe0 a photo"
@@ -38,6 +41,8 @@ ROUTES = [
     ("GET", SUBMISSION, REVIEW, 200),
     ("GET", f"{SUBMISSION}/files/p.jpg", REVIEW, 200),
     ("POST", f"{SUBMISSION}/decision", REVIEW, 302),  # nothing chosen: refused in a flash
+    ("GET", "/reports", READERS, 200),  # no programme forms in this store: every figure 0
+    ("GET", "/reports/indicators.xlsx", READERS, 200),
 ]
 WHO = ("anonymous", *ROLES)
 
