@@ -57,10 +57,10 @@ class _Canvas:
     def x(self, logical: float, length: float = 0.0) -> float:
         return self.width - logical - length if self.rtl else logical
 
-    def text(self, logical: float, body: str, y: float, *, after: bool = True, **attrs) -> str:
-        """Text starting at `logical` and running away from the start side (after=True) or
-        ending there (after=False), whichever the writing direction."""
-        anchor = "start" if after else "end"
+    def text(self, logical: float, body: str, y: float, **attrs) -> str:
+        """Text starting at `logical` and running away from the start side, whichever the
+        writing direction (the svg's `direction` makes "start" the right end in Urdu)."""
+        anchor = "start"
         extra = "".join(f" {k.rstrip('_')}={_attr(v)}" for k, v in attrs.items())
         return (
             f'<text x="{_num(self.x(logical))}" y="{_num(y)}" text-anchor="{anchor}"{extra}>'
@@ -94,23 +94,29 @@ def bar_chart(
 ) -> str:
     """Horizontal bars, one per category: label at the start side, the bar, its text after it;
     a target as a dark tick across the bar. `track` draws the scale's full length faintly
-    behind each bar (for shares, whose scale is 0 to 100%)."""
+    behind each bar (for shares, whose scale is 0 to 100%). When a label would not fit beside
+    its bar, every label goes on its own line above its bar (a phone is narrow)."""
     canvas = _Canvas(WIDTH, rtl)
     text_room = 92
+    beside = max((len(b.label) for b in bars), default=0) <= int(label_width / (FONT * 0.55))
+    if not beside:
+        label_width = 0
     length = WIDTH - label_width - text_room
     shown = [b.value for b in bars if b.value is not None] + [
         b.target for b in bars if b.target is not None
     ]
     top = scale_max if scale_max is not None else max(shown, default=0)
-    height = len(bars) * (BAR + GAP) + GAP
+    row = BAR + GAP + (0 if beside else FONT + PAD)
+    height = len(bars) * row + GAP
     out = _open(chart_id, title, desc, WIDTH, height, rtl, "bars")
-    limit = int(label_width / (FONT * 0.55))
+    limit = int((label_width or WIDTH) / (FONT * 0.55))
     for i, b in enumerate(bars):
-        y = GAP + i * (BAR + GAP)
+        y = GAP + i * row + (0 if beside else FONT + PAD)
         middle = y + BAR / 2 + FONT * 0.35
         out.append(f"<g class={_attr('bar' if b.value is not None else 'bar hidden')}>")
         out.append(f"<title>{escape(b.label)}: {escape(b.text)}</title>")
-        out.append(canvas.text(0, _short(b.label, limit), middle, class_="label"))
+        label_y = middle if beside else y - PAD - 1
+        out.append(canvas.text(0, _short(b.label, limit), label_y, class_="label"))
         start = label_width
         if track and top > 0:
             out.append(

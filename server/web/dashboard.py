@@ -203,7 +203,8 @@ def share_text(row: Row) -> str:
 @dataclass
 class Chart:
     svg: str
-    caption: str
+    heading: str  # shown above the drawing: "by district"
+    caption: str  # the table's: the indicator and the breakdown
     head: tuple[str, ...]
     table: list[tuple[str, ...]]
 
@@ -216,6 +217,7 @@ class Panel:
     unit_name: str
     figure: str
     target: float | None = None
+    programme_target: float | None = None  # when the period has none of its own
     progress: str = ""
     charts: list[Chart] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -234,7 +236,12 @@ def _category(labels: dict, breakdown: str, name: str) -> str:
 def _breakdown_chart(
     panel_id: str, title: str, breakdown: str, rows: list[Row], labels, rtl: bool
 ) -> Chart:
-    caption = f"{title}, {_(BREAKDOWNS.get(breakdown, breakdown))}"
+    heading = (
+        _("by quarter (whole programme)")
+        if breakdown == "quarter"
+        else _(BREAKDOWNS.get(breakdown, breakdown))
+    )
+    caption = f"{title}, {heading}"
     share = rows[0].unit == "share"
     bars = []
     table = []
@@ -268,14 +275,21 @@ def _breakdown_chart(
     )
     if not share and all(r.target is None for r in rows):
         head, table = head[:2], [t[:2] for t in table]
-    return Chart(svg, caption, head, table)
+    return Chart(svg, heading, caption, head, table)
 
 
 def _describe(bars: list[Bar]) -> str:
     return "; ".join(f"{b.label}: {b.text}" for b in bars)
 
 
-def panels(rows: list[Row], quarter_rows: list[Row], lang: str, labels, group: str) -> list[Panel]:
+def panels(
+    rows: list[Row],
+    quarter_rows: list[Row],
+    lang: str,
+    labels,
+    group: str,
+    programme_targets: dict[str, float] | None = None,
+) -> list[Panel]:
     """One panel per indicator of the group: its headline figure against its target, a chart
     per breakdown (districts and, from the whole programme, quarters; an outcome's every
     breakdown)."""
@@ -300,6 +314,7 @@ def panels(rows: list[Row], quarter_rows: list[Row], lang: str, labels, group: s
             unit_name=_(UNITS.get(total.unit, total.unit)),
             figure=share_text(total) if total.unit == "share" else shown(total.value),
             target=total.target,
+            programme_target=(programme_targets or {}).get(indicator),
         )
         if total.unit != "share" and total.target is not None:
             panel.progress = progress_bar(
@@ -376,6 +391,7 @@ def index():
     if period != "all" and period not in quarters:
         quarters = sorted([*quarters, period])
     records, lines = left_out(report)
+    targets = {r.indicator.id: r.target for r in everything.results if r.target is not None}
     audit(
         "view",
         record="indicators",
@@ -387,8 +403,8 @@ def index():
             period=period,
             quarters=quarters,
             exact=exact,
-            outputs=panels(rows, quarter_rows, lang, labels, "output"),
-            outcomes=panels(rows, quarter_rows, lang, labels, "outcome"),
+            outputs=panels(rows, quarter_rows, lang, labels, "output", targets),
+            outcomes=panels(rows, quarter_rows, lang, labels, "outcome", targets),
             left_out=records,
             left_out_lines=lines,
             download=url_for("dashboard.workbook", period=period),
