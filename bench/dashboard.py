@@ -28,25 +28,6 @@ from pathlib import Path
 from sqlalchemy import text
 
 HERE = Path(__file__).resolve().parent
-# Python puts bench/ first on sys.path, where bench/queue.py would shadow the stdlib's queue.
-sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
-
-from forms.build import build_forms
-from nigraan.config import load_config
-from nigraan.keys import create_key_pair
-from reports.indicators import compute, load_definitions, load_targets, parse_period
-from reports.indicators import support_unit_districts
-from reports.publish import report_rows
-from server import create_app, store_process_options
-from server.store_process import InProcessWriter
-from server.web.accounts import hash_password
-from store.indicator_queries import indicator_rows
-from store.store import Store
-
-# bench/report.py's store filler, loaded by its path.
-_spec = importlib.util.spec_from_file_location("bench_report", HERE / "report.py")
-report_bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(report_bench)
 CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
 
 
@@ -68,6 +49,31 @@ def best_of(runs: int, fn) -> float:
 
 
 def main() -> None:
+    # Python put bench/ first on sys.path, where bench/queue.py shadows the stdlib's queue
+    # module the server needs: the repository instead, and nigraan's modules imported here.
+    sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
+    from forms.build import build_forms
+    from nigraan.config import load_config
+    from nigraan.keys import create_key_pair
+    from reports.indicators import (
+        compute,
+        load_definitions,
+        load_targets,
+        parse_period,
+        support_unit_districts,
+    )
+    from reports.publish import report_rows
+    from server import create_app, store_process_options
+    from server.store_process import InProcessWriter
+    from server.web.accounts import hash_password
+    from store.indicator_queries import indicator_rows
+    from store.store import Store
+
+    # bench/report.py's store filler, loaded by its path.
+    spec = importlib.util.spec_from_file_location("bench_report", HERE / "report.py")
+    report_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report_bench)
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--database-url")
