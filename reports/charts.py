@@ -45,6 +45,10 @@ def _short(label: str, limit: int) -> str:
 
 
 def _ltr(text: str) -> str:
+    """A figure ("<5", "12%", "5 of 370") kept left to right inside Urdu; a phrase in an
+    right-to-left script is left to the caller, who isolates the numbers in it."""
+    if any("\u0590" <= c <= "\u08ff" for c in text):
+        return text
     return f"{LRI}{text}{PDI}"
 
 
@@ -57,10 +61,9 @@ class _Canvas:
     def x(self, logical: float, length: float = 0.0) -> float:
         return self.width - logical - length if self.rtl else logical
 
-    def text(self, logical: float, body: str, y: float, **attrs) -> str:
-        """Text starting at `logical` and running away from the start side, whichever the
-        writing direction (the svg's `direction` makes "start" the right end in Urdu)."""
-        anchor = "start"
+    def text(self, logical: float, body: str, y: float, anchor: str = "start", **attrs) -> str:
+        """Text starting (anchor="start") or ending ("end") at `logical`, whichever the writing
+        direction: the svg's `direction` makes "start" the right end in Urdu."""
         extra = "".join(f" {k.rstrip('_')}={_attr(v)}" for k, v in attrs.items())
         return (
             f'<text x="{_num(self.x(logical))}" y="{_num(y)}" text-anchor="{anchor}"{extra}>'
@@ -98,9 +101,13 @@ def bar_chart(
     its bar, every label goes on its own line above its bar (a phone is narrow)."""
     canvas = _Canvas(WIDTH, rtl)
     text_room = 92
-    beside = max((len(b.label) for b in bars), default=0) <= int(label_width / (FONT * 0.55))
-    if not beside:
-        label_width = 0
+    chars = FONT * 0.55  # about the width of a character
+    beside = (
+        max((len(b.label) for b in bars), default=0) <= label_width / chars
+        and max((len(b.text) for b in bars), default=0) <= (text_room - PAD) / chars
+    )
+    if not beside:  # the label, and the text at the far end, on a line above a full bar
+        label_width, text_room = 0, PAD
     length = WIDTH - label_width - text_room
     shown = [b.value for b in bars if b.value is not None] + [
         b.target for b in bars if b.target is not None
@@ -109,14 +116,18 @@ def bar_chart(
     row = BAR + GAP + (0 if beside else FONT + PAD)
     height = len(bars) * row + GAP
     out = _open(chart_id, title, desc, WIDTH, height, rtl, "bars")
-    limit = int((label_width or WIDTH) / (FONT * 0.55))
     for i, b in enumerate(bars):
         y = GAP + i * row + (0 if beside else FONT + PAD)
         middle = y + BAR / 2 + FONT * 0.35
         out.append(f"<g class={_attr('bar' if b.value is not None else 'bar hidden')}>")
         out.append(f"<title>{escape(b.label)}: {escape(b.text)}</title>")
-        label_y = middle if beside else y - PAD - 1
-        out.append(canvas.text(0, _short(b.label, limit), label_y, class_="label"))
+        if beside:
+            out.append(
+                canvas.text(0, _short(b.label, int(label_width / chars)), middle, class_="label")
+            )
+        else:
+            room = int((WIDTH - len(b.text) * chars - 2 * PAD) / chars)
+            out.append(canvas.text(0, _short(b.label, room), y - PAD - 1, class_="label"))
         start = label_width
         if track and top > 0:
             out.append(
@@ -137,8 +148,11 @@ def bar_chart(
                 f'<line class="target" x1="{_num(canvas.x(at))}" x2="{_num(canvas.x(at))}" '
                 f'y1="{_num(y - 3)}" y2="{_num(y + BAR + 3)}"/>'
             )
-        after = start + (length if track else drawn) + PAD
-        out.append(canvas.text(after, _ltr(b.text), middle, class_="value"))
+        if beside:
+            after = start + (length if track else drawn) + PAD
+            out.append(canvas.text(after, _ltr(b.text), middle, class_="value"))
+        else:
+            out.append(canvas.text(WIDTH, _ltr(b.text), y - PAD - 1, anchor="end", class_="value"))
         out.append("</g>")
     out.append("</svg>")
     return "".join(out)
@@ -197,13 +211,13 @@ def column_chart(
     lines, e.g. `Q3` and `2026`, when the label is `2026-Q3`). Time runs from the start side:
     left to right in English, right to left in Urdu."""
     canvas = _Canvas(width, rtl)
-    height = 110.0
-    base = height - 2 * FONT - PAD
-    room = base - FONT - 2 * PAD
+    top = max((c.value for c in columns if c.value is not None), default=0)
+    room = 60.0 if top > 0 else 0.0  # every figure hidden: their markers only, no empty plot
+    base = room + FONT + 2 * PAD
+    height = base + 2 * FONT + PAD
     n = max(len(columns), 1)
     slot = (width - 2 * PAD) / n
     column = min(slot * 0.7, 28)
-    top = max((c.value for c in columns if c.value is not None), default=0)
     out = _open(chart_id, title, desc, width, height, rtl, "columns")
     out.append(
         f'<line class="axis" x1="{PAD}" x2="{_num(width - PAD)}" y1="{_num(base)}" '

@@ -114,3 +114,20 @@ def test_text_is_escaped():
     root = parsed(bar_chart("e", "a < b & c", "<script>", [Bar("<b>", 1, "1 & 2")]))
     assert root.findtext(f"{NS}desc") == "<script>"
     assert root.find(f".//{NS}script") is None
+
+
+def test_a_label_too_long_for_its_place_goes_above_a_full_width_bar():
+    short = parsed(bar_chart("a", "t", "d", [Bar("Lahore", 10, "10")]))
+    long = parsed(bar_chart("a", "t", "d", [Bar("Islamabad Capital Territory", 10, "10")]))
+    (beside,), (above,) = fills(short), fills(long)
+    assert float(above.get("width")) > float(beside.get("width")) * 1.3
+    label = long.find(f".//{NS}text[@class='label']")
+    value = long.find(f".//{NS}text[@class='value']")
+    assert label.text == "Islamabad Capital Territory"  # whole, not cut
+    assert float(label.get("y")) < float(above.get("y"))  # on the line above its bar
+    assert value.get("text-anchor") == "end" and value.get("y") == label.get("y")
+
+
+def test_an_urdu_phrase_is_not_forced_left_to_right():
+    root = parsed(bar_chart("u", "t", "d", [Bar("لاہور", 0.5, "50% (2 میں سے 1)")], rtl=True))
+    assert root.find(f".//{NS}text[@class='value']").text == "50% (2 میں سے 1)"

@@ -34,7 +34,7 @@ from reports.indicators import (
 )
 from reports.publish import TOTAL, Row, report_rows
 from reports.suppression import HIDDEN, SMALL
-from server.web import current_language, web_blueprint
+from server.web import RTL, current_language, web_blueprint
 from server.web.access import allow
 from server.web.auth import audit
 from server.web.words import N_
@@ -153,6 +153,11 @@ def category_labels(lang: str) -> dict[str, dict[str, str]]:
     return out
 
 
+def isolated(figure: str) -> str:
+    """A figure kept left to right inside an Urdu phrase ("<5" would turn into "5>")."""
+    return f"\u2066{figure}\u2069" if current_language() in RTL else figure
+
+
 def shown(value) -> str:
     """A published figure as the page writes it."""
     if value is None:
@@ -160,10 +165,10 @@ def shown(value) -> str:
     if value == HIDDEN:
         return _("hidden")
     if value == SMALL:
-        return SMALL
+        return isolated(SMALL)
     if isinstance(value, float) and not value.is_integer():
-        return f"{value:,.3g}"
-    return f"{int(value):,}"
+        return isolated(f"{value:,.3g}")
+    return isolated(f"{int(value):,}")
 
 
 def percent(share) -> str:
@@ -171,7 +176,7 @@ def percent(share) -> str:
         return "–"
     if share == HIDDEN:
         return _("hidden")
-    return f"{float(share):.0%}"
+    return isolated(f"{float(share):.0%}")
 
 
 def length(value) -> float | None:
@@ -184,7 +189,7 @@ def of_target(value, target) -> str:
         return shown(value)
     text = _("%(achieved)s of %(target)s", achieved=shown(value), target=shown(target))
     if length(value) is not None and target:
-        text += f" ({value / target:.0%})"
+        text += f" ({isolated(f'{value / target:.0%}')})"
     return text
 
 
