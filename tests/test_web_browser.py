@@ -260,6 +260,12 @@ def test_the_indicators_page_on_a_phone_in_english_and_urdu(
         with page.expect_download() as download:
             page.click("#download")
         assert download.value.suggested_filename == "nigraan-indicators-2026-Q3.xlsx"
+        page.select_option("#period", "all")  # the whole programme: against its targets
+        page.click("#show-period")
+        page.wait_for_url("**/reports?period=all")
+        assert page.locator("#ind-women_reached svg.progress").count() == 1
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        keep(page, tmp_path, f"dashboard-{who}-ur-all")
     finally:
         context.close()
     rows = [(r["action"], r["detail"]) for r in store.audit.entries(actor=who)]
