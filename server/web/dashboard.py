@@ -1,9 +1,9 @@
 """The programme's indicators at /reports: targets against achieved by quarter and district, the
 outcome indicators, the survivor records left out for want of consent, and the XLSX report.
 
-Admins and supervisors read exact figures; a viewer reads what a funder does: the page is
-built only from reports.publish's suppressed rows (the funder export's path), so a hidden count
-never reaches the template or a chart. Caseworkers and monitors get 403: the page adds up every
+Admins and supervisors read exact figures, for any quarter; a viewer reads what a funder does,
+for the whole programme: the page is built only from reports.publish's suppressed rows (the
+funder export's path), so a hidden count never reaches the template or a chart. Caseworkers and monitors get 403: the page adds up every
 support unit's survivors and every monitor's visits, beyond a caseworker's own unit and a
 monitor's own submissions. The XLSX download is the suppressed workbook for every role (the
 rule of `nigraan report indicators`: files that leave nigraan are always suppressed). Every
@@ -15,6 +15,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +47,7 @@ bp = web_blueprint("dashboard", __name__)
 READERS = ("admin", "supervisor", "viewer")
 EXACT = ("admin", "supervisor")  # every other reader gets the suppressed figures
 QUARTER = re.compile(r"\d{4}-Q[1-4]")
+REUSE_SECONDS = 60
 
 # Where a breakdown's categories get their English and Urdu labels: a form's choices.
 CHOICES = {
@@ -119,10 +122,17 @@ def quarters_in(report: Report) -> list[str]:
 
 
 def chosen_period() -> str:
-    """`?period=` as a quarter (`2026-Q3`) or `all`; anything else is not a page (404)."""
+    """`?period=` as a quarter (`2026-Q3`) or `all`; anything else is not a page (404).
+
+    A viewer reads the whole programme only (403 for a quarter): each period's figures are
+    suppressed on their own, so two periods side by side could give a hidden count away (the
+    programme's 8 sessions less a quarter's 7 shown leaves the other quarter's 1). The whole
+    programme's quarter breakdown, suppressed with its total, shows her the quarters."""
     text = request.args.get("period") or "all"
     if text != "all" and not QUARTER.fullmatch(text):
         abort(404)
+    if text != "all" and current_user.role not in EXACT:
+        abort(403)
     return text
 
 
@@ -373,12 +383,26 @@ def left_out(report: Report) -> tuple[int, list[tuple[str, str, int, int]]]:
 
 def _computed(period: str) -> Report:
     """The report, or 500 with the cause in the server log (a targets file that does not read
-    is the administrator's to fix, not the reader's)."""
+    is the administrator's to fix, not the reader's).
+
+    Kept for REUSE_SECONDS per period: a page for a quarter needs the whole programme's report
+    too, and the page, its download and the next reader would each compute it again; figures
+    a minute old are fine for a report."""
+    reports = current_app.extensions.setdefault("nigraan_reports", ({}, threading.Lock()))
+    kept, lock = reports
+    moment = time.monotonic()
+    with lock:
+        hit = kept.get(period)
+    if hit is not None and moment - hit[0] < REUSE_SECONDS:
+        return hit[1]
     try:
-        return build_report(None if period == "all" else period)
+        report = build_report(None if period == "all" else period)
     except ConfigError:
         current_app.logger.exception("the indicator report could not be made")
         abort(500)
+    with lock:
+        kept[period] = (moment, report)
+    return report
 
 
 @bp.get("/reports")
