@@ -25,7 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 HERE = Path(__file__).resolve().parent
 CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
@@ -85,10 +85,10 @@ def main() -> None:
     schema = None
     if url.startswith("postgresql"):
         schema = f"bench_{uuid.uuid4().hex[:10]}"
-        store = Store.open(url)
-        with store.engine.begin() as conn:
+        engine = create_engine(url)  # the bare database: no store in it to open
+        with engine.begin() as conn:
             conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        store.close()
+        engine.dispose()
         url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
     config = load_config(
         overrides={
@@ -175,10 +175,10 @@ def main() -> None:
             app.extensions["nigraan"].close()
         store.close()
         if schema:
-            store = Store.open(args.database_url)
-            with store.engine.begin() as conn:
+            engine = create_engine(args.database_url)
+            with engine.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            store.close()
+            engine.dispose()
 
 
 if __name__ == "__main__":
