@@ -401,6 +401,8 @@ def _computed(period: str) -> Report:
         current_app.logger.exception("the indicator report could not be made")
         abort(500)
     with lock:
+        for stale in [p for p, (at, _) in kept.items() if moment - at >= REUSE_SECONDS]:
+            del kept[stale]  # any quarter may be asked for: keep only the last minute's
         kept[period] = (moment, report)
     return report
 
