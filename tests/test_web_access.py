@@ -20,6 +20,9 @@ REVIEW = ("admin", "supervisor")  # a recorded-form submission: not a caseworker
 SURVIVOR_PAGE = ("admin", "supervisor", "caseworker")
 REVEAL = ("admin", "caseworker")  # of her unit: tests/test_web_survivors.py has the survivors
 CODE = "LHR-0001"  # no survivor of that code here: those who may look find nothing (404)
+# The indicators add up every unit's survivors and every monitor's visits: beyond a caseworker's
+# unit and a monitor's own submissions. A viewer reads them suppressed.
+READERS = ("admin", "supervisor", "viewer")
 ROOT = "uuid:00000000-0000-4000-8000-00000000a11c"
 SUBMISSION = f"/submissions/rec_visit/{ROOT}"
 PHOTO = b"\xff\xd8\xff\xe0 a photo"
@@ -44,6 +47,8 @@ ROUTES = [
     ("GET", f"/survivors/{CODE}", SURVIVOR_PAGE, 404),
     ("GET", f"/survivors/{CODE}/reveal", SURVIVOR_PAGE, 302),  # a GET reveals nothing
     ("POST", f"/survivors/{CODE}/reveal", REVEAL, 404),
+    ("GET", "/reports", READERS, 200),  # no programme forms in this store: every figure 0
+    ("GET", "/reports/indicators.xlsx", READERS, 200),
 ]
 WHO = ("anonymous", *ROLES)
 

@@ -185,3 +185,93 @@ def test_a_supervisor_on_a_phone_approves_in_urdu_a_visit_sent_by_collect(
     store.close()
     assert ("sara", "review", root) in rows
     assert ("sara", "download", root) in rows  # the photo shown inline
+
+
+@pytest.fixture(scope="module")
+def programme_server(built_programme_forms, tmp_path_factory):
+    """`nigraan serve` over the programme's forms, holding the hand-counted indicator dataset
+    of test_report_indicators (sent by a Collect-like client), a supervisor and a viewer."""
+    from server.device_accounts import create_account
+    from tests.openrosa_client import CollectClient, ServerProcess
+    from tests.test_report_indicators import DATASET, FORMS, instance_xml
+
+    config, _ = built_programme_forms
+    build_dir = config["forms.build_dir"]
+    tmp_path = tmp_path_factory.mktemp("dashboard-browser")
+    url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    (tmp_path / "instance").mkdir()
+    server = ServerProcess(
+        {
+            "NIGRAAN_INSTANCE_DIR": str(tmp_path / "instance"),
+            "NIGRAAN_FORMS_BUILD_DIR": str(build_dir),
+            "NIGRAAN_DATABASE_URL": url,
+        }
+    ).start()
+    store = Store.open(url)
+    try:
+        account = create_account(store.app_users, "report-tablet", FORMS)
+        client = CollectClient(server.base, username=account.user.name, password=account.password)
+        for form_id, answers in DATASET:
+            sent = client.send(instance_xml(build_dir / f"{form_id}.xml", answers))
+            assert sent.status_code == 201, (form_id, sent.text)
+        store.people.create("sara", hash_password("sara-password-123"), "supervisor")
+        store.people.create("funder", hash_password("funder-password-123"), "viewer")
+        yield server, store
+    finally:
+        store.close()
+        server.stop()
+
+
+@pytest.mark.parametrize("who", ["sara", "funder"])
+def test_the_indicators_page_on_a_phone_in_english_and_urdu(
+    chromium, programme_server, tmp_path, who
+):
+    server, store = programme_server
+    context = chromium.new_context(viewport=PHONE, device_scale_factor=2)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        sign_in(page, server.base, who, f"{who}-password-123")
+        page.click("#nav-reports")
+        page.wait_for_selector("#outputs")
+        period = "all"
+        if who == "sara":  # a viewer reads the whole programme only: no period to choose
+            period = "2026-Q3"
+            page.select_option("#period", period)
+            page.click("#show-period")
+            page.wait_for_url("**/reports?period=2026-Q3")
+        lahore = page.locator(
+            '#ind-women_reached table.figures tr:has(bdi:text-is("Lahore")) td'
+        ).first
+        assert lahore.text_content() == ("2" if who == "sara" else "<5")
+        for language in ("en", "ur"):
+            if language == "ur":
+                page.click("button[data-lang=ur]")
+                page.wait_for_selector("html[dir=rtl]")
+            assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            # Every chart is drawn inside the phone's width.
+            boxes = page.evaluate(
+                "[...document.querySelectorAll('svg.chart')].map(s => {"
+                " const r = s.getBoundingClientRect(); return [r.left, r.right, r.height]; })"
+            )
+            assert len(boxes) > 20
+            assert all(left >= 0 and right <= PHONE["width"] and h > 0 for left, right, h in boxes)
+            keep(page, tmp_path, f"dashboard-{who}-{language}")
+        assert page.inner_text("h1") == "پروگرام کے اشاریے"
+        page.locator("#ind-women_reached details summary").first.click()
+        keep(page, tmp_path, f"dashboard-{who}-ur-table")
+        with page.expect_download() as download:
+            page.click("#download")
+        assert download.value.suggested_filename == f"nigraan-indicators-{period}.xlsx"
+        if who == "sara":
+            page.select_option("#period", "all")  # the whole programme: against its targets
+            page.click("#show-period")
+            page.wait_for_url("**/reports?period=all")
+        assert page.locator("#ind-women_reached svg.progress").count() == 1
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        keep(page, tmp_path, f"dashboard-{who}-ur-all")
+    finally:
+        context.close()
+    rows = [(r["action"], r["detail"]) for r in store.audit.entries(actor=who)]
+    period = "2026-Q3" if who == "sara" else "all"
+    assert ("export", f"xlsx; period={period}; profile=funder") in rows

@@ -42,9 +42,9 @@ def web_blueprint(name: str, import_name: str, **options) -> Blueprint:
 
 def blueprints() -> list[Blueprint]:
     """Every web blueprint: add a new area's here (one line)."""
-    from server.web import admin, auth, queue, submissions, survivors
+    from server.web import admin, auth, dashboard, queue, submissions, survivors
 
-    return [bp, auth.bp, admin.bp, queue.bp, submissions.bp, survivors.bp]
+    return [bp, auth.bp, admin.bp, queue.bp, submissions.bp, survivors.bp, dashboard.bp]
 
 
 class WebState:
@@ -158,12 +158,6 @@ def _instance_secret(instance: Path) -> str:
     with os.fdopen(fd, "w", encoding="ascii") as out:
         out.write(key + "\n")
     return key
-
-
-# The base blueprint: templates and the stylesheet, no routes of its own.
-bp = web_blueprint(
-    "web", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
-)
 
 
 # The base blueprint: templates and the stylesheet, no routes of its own.
