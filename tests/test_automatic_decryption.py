@@ -145,6 +145,8 @@ def keyed_server(serve_openrosa, identity_form, recorded_private_key_file, data_
         finally:
             store.close()
         server.device = CollectClient(account.token_url(server.base))
+        # as Collect, the form list first (the server registers a newly built form then)
+        assert server.device.get("/formList").status_code == 200
         return server
 
     return start
