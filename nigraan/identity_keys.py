@@ -1,6 +1,6 @@
 """The two keys that let nigraan decrypt identity submissions by itself, loaded once at start.
 
-`nigraan serve` (and `nigraan central sync`) need the encrypted forms' RSA private key
+`nigraan serve` (and `nigraan sync`) need the encrypted forms' RSA private key
 (`identity.private_key_file`, its passphrase from `identity.passphrase` /
 NIGRAAN_IDENTITY_PASSPHRASE or asked for at a terminal) and the identity register's data key
 (`identity.key` or `identity.key_file`). When either is missing or does not open, nigraan still
