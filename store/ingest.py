@@ -350,11 +350,11 @@ class BatchWriter(DerivedRows):
         kind = same.payload_kind
         stored = json.loads(same.payload) if kind == "json" else bytes(same.payload)
         other = self.parse(Incoming(stored, same.source, same.form_id)).doc
-        # OData shows an envelope only as a placeholder (no data, no files): the same
-        # submission (found by its instanceID), its envelope kept (keep_envelope).
-        placeholder = not (other is None or (other.files and parsed.doc.files))
-        if placeholder and other.encrypted and parsed.doc.encrypted:
-            return True
+        # OData shows an envelope only as a placeholder (no data, no files): read again, it is
+        # the stored envelope's submission (found by its instanceID). Not the other way: an
+        # envelope sent to a stored placeholder stays a conflict, so the device keeps it.
+        if parsed.kind == "json" and other is not None and other.encrypted and other.files:
+            return parsed.doc.encrypted and not parsed.doc.files
         form = self.forms.form(self.conn, parsed.doc.form_id)
         if other is None or form is None or not form.schemas:
             return False
