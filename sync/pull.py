@@ -321,7 +321,12 @@ class FormPuller:
         from store.encrypted_submissions import IDENTITY_FORM, file_exported_identities
         from sync.encrypted import encryption_keys, managed_export
 
-        if self.form_id != IDENTITY_FORM or self.identity_keys is None:
+        if self.form_id != IDENTITY_FORM:
+            return
+        if self.identity_keys is None:  # the register's data key comes with them
+            self.result.problems.append(
+                "managed-key submissions not decrypted: the identity keys are not loaded"
+            )
             return
         if not self.managed_passphrase:
             self.result.problems.append(

@@ -582,3 +582,30 @@ def test_a_data_key_is_never_pickled():
 
     with pytest.raises(TypeError):
         pickle.dumps(DataKey.generate())
+
+
+def test_an_envelope_sent_after_centrals_placeholder_is_kept_and_decrypts(
+    open_store, identity_form, recorded_key, data_key
+):
+    """A tablet sends nigraan the envelope of a submission the sync stored from Central's
+    OData (a placeholder): one submission, the envelope and its files kept, not a conflict."""
+    store = open_store()
+    store.register_form(identity_form)
+    iid, envelope, files = identity_envelope(identity_form, recorded_key, CODES[0])
+    row = placeholder_row(iid, _version(identity_form), len(files), "2026-12-01T10:00:00.000Z")
+    assert store.ingest(row, source="central", form_id="identity_register").status == "created"
+    parts = {name: (content, None) for name, content in files.items()}
+    assert store.ingest(envelope, attachments=parts).status == "duplicate"
+    assert (
+        store.attachment("identity_register", iid, "submission.xml.enc")
+        == files["submission.xml.enc"]
+    )
+    from store.encrypted_submissions import decrypt_and_file
+
+    assert decrypt_and_file(
+        store, IdentityKeys(recorded_key, data_key), "identity_register", iid
+    ) == ("created")
+    assert IdentityRegister(store.engine, data_key).reveal(CODES[0])["person/cnic"] == CNIC
+    # and Central's placeholder read again after it: the same one still
+    assert store.ingest(row, source="central", form_id="identity_register").status == "duplicate"
+    assert store.counts()["identity_register"]["submissions"] == 1
