@@ -45,6 +45,7 @@ class DataKey:
                 f"The identity data key is {len(secret)} bytes; it must be {KEY_BYTES}.",
                 hint=CREATE_HINT,
             )
+        self._secret = secret  # only for handing the key to the store process (to_wire)
         self._aead = AESGCM(_derive(secret, b"nigraan identity-register field aes-256-gcm"))
         self._hmac_key = _derive(secret, b"nigraan identity-register survivor-code hmac")
         self.key_id = _derive(secret, b"nigraan identity-register key id")[:8].hex()
@@ -53,6 +54,13 @@ class DataKey:
         return f"DataKey(id={self.key_id})"
 
     __str__ = __repr__
+
+    def to_wire(self) -> bytes:
+        """The secret, for the store process's pipe (in memory); never to be written."""
+        return self._secret
+
+    def __reduce__(self):  # a DataKey is never pickled by accident (a log, a queue, a file)
+        raise TypeError("A DataKey is not pickled; send DataKey.to_wire() over a pipe.")
 
     def code_hmac(self, code: str) -> str:
         """The register's lookup key for a survivor code (hex HMAC-SHA256)."""

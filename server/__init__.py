@@ -13,6 +13,7 @@ from flask import Flask, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from nigraan.config import Config, load_config
+from nigraan.identity_keys import IdentityKeys
 from server.device_accounts import DeviceDigestAuth, TokenAccounts
 from server.health import ServerHealth
 from server.openrosa_xml import openrosa_response
@@ -49,12 +50,15 @@ def create_app(
     config: Config | None = None,
     writer: StoreWriterClient | None = None,
     test_config: dict[str, Any] | None = None,
+    identity_keys: IdentityKeys | None = None,
 ) -> Flask:
     """The Flask app: settings checked, store migrated, built forms registered.
 
     Every write goes through `writer`: by default a store process started here
     (server/store_process.py); tests may pass an InProcessWriter, the same writer without the
-    process boundary. The app closes it (Services.close) either way.
+    process boundary. The app closes it (Services.close) either way. With `identity_keys`
+    (loaded by `nigraan serve`), the store process decrypts each complete encrypted envelope
+    after it is stored and files identity_register submissions in the identity register.
     """
     config = config if config is not None else load_config(overrides=test_config)
     app = Flask(__name__, instance_path=str(config["instance_dir"].resolve()), static_folder=None)
@@ -66,7 +70,9 @@ def create_app(
     store = Store.from_config(config, upgrade=True)  # migrated here; writes in the store process
     try:
         if writer is None:
-            writer = StoreProcess(config["database.url"], store_process_options(config))
+            writer = StoreProcess(
+                config["database.url"], store_process_options(config), identity_keys
+            )
     except Exception:
         store.close()
         raise

@@ -9,24 +9,29 @@ import waitress
 from waitress.server import BaseWSGIServer
 
 from nigraan.config import Config
+from nigraan.identity_keys import load_identity_keys
 from nigraan.logs import setup_from_config
 from nigraan.private_files import warn_and_tighten
 from server import create_app, server_url
 from server.channel import guarded_channel
 
 
-def serve(config: Config, echo=print) -> None:
+def serve(config: Config, echo=print, prompt=None) -> None:
     """Serve until interrupted. Waitress reads each request whole before the app sees it, so an
-    upload cut off half-way never reaches the store."""
+    upload cut off half-way never reaches the store.
+
+    `prompt` asks for the private key's passphrase (the CLI passes click.prompt with hidden
+    input when stdin is a terminal); without the keys, identity submissions stay encrypted."""
     setup_from_config(config)  # the same lines as every command (nigraan/logs.py)
-    app = create_app(config)
+    identity_keys = load_identity_keys(config, prompt, logging.getLogger("nigraan.identity"))
+    app = create_app(config, identity_keys=identity_keys)
     # Survivor data: the store, its WAL and the keys readable by their owner only.
     warn_and_tighten(config["instance_dir"], config["database.url"], logging.getLogger("nigraan"))
     services = app.extensions["nigraan"]
     # web-queue: the scheduled Central sync; the queue page's button calls run_now() on it.
     from sync.schedule import scheduler_from_config
 
-    scheduler = scheduler_from_config(config, services.store)
+    scheduler = scheduler_from_config(config, services.store, identity_keys)
     app.extensions["nigraan_sync"] = scheduler
     from server.retention_schedule import retention_scheduler_from_config
 
@@ -56,6 +61,11 @@ def serve(config: Config, echo=print) -> None:
             "server.connections_per_address to server.connection_limit "
             f"({config['server.connection_limit']})."
         )
+    echo(
+        "  identity submissions: decrypted here and filed in the identity register"
+        if identity_keys is not None
+        else "  identity submissions: kept encrypted (no key loaded; see the warning above)"
+    )
     echo(f"  health for monitoring: {server_url(config)}/health (JSON; 503 when failing)")
     if scheduler is not None:
         minutes = config["sync.interval_minutes"]

@@ -27,11 +27,16 @@ from concurrent.futures import Future
 from typing import Any, Protocol
 
 from nigraan.errors import NigraanError
+from nigraan.identity_keys import IdentityKeys
 from nigraan.logs import STORE_PROCESS, explain_store_failure
 from store.store import Incoming, IngestResult
 
 log = logging.getLogger(__name__)
 INGEST, REGISTER_FORM, HEALTH, STOP = "ingest", "register_form", "health", "stop"
+IDENTITY_KEYS = "identity_keys"
+# Ingest outcomes after which an envelope may be complete: new, a new version, or a resend
+# (a split upload's last part, which fills in the files the first part lacked).
+STORED = ("created", "edited", "duplicate")
 
 
 class StoreProcessError(RuntimeError):
@@ -64,10 +69,18 @@ class StoreWriterClient(Protocol):
 class StoreProcess:
     """Client side: `write` and `register_form` block until the store process has done them."""
 
-    def __init__(self, database_url: str, options: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        database_url: str,
+        options: dict[str, Any] | None = None,
+        identity_keys: IdentityKeys | None = None,
+    ):
         self.database_url = database_url
         # log.level, log.format, health.min_free_mb, health.max_wal_mb: plain values, picklable
         self.options = dict(options or {})
+        # Sent down the pipe after each start (a restarted process needs them again), never
+        # in the process's arguments: in memory only.
+        self._identity_wire = identity_keys.to_wire() if identity_keys is not None else None
         self._context = multiprocessing.get_context("spawn")  # a clean interpreter, no threads
         self._ids = itertools.count()
         self._lock = threading.Lock()
@@ -90,6 +103,10 @@ class StoreProcess:
         if ready[0] != "ready":
             self._process.join(5)
             raise StoreProcessError(ready[1])
+        if self._identity_wire is not None:
+            parent.send((None, IDENTITY_KEYS, self._identity_wire))
+            if parent.recv()[1] is not True:
+                raise StoreProcessError("the store process could not take the identity keys")
         self._reader = threading.Thread(
             target=self._read, args=(parent,), daemon=True, name="store-process-reader"
         )
@@ -160,7 +177,12 @@ class StoreWriter:
     commit, and the store checks. The store process runs one; InProcessWriter runs the same in
     the calling process (tests, without the process boundary)."""
 
-    def __init__(self, store, options: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        store,
+        options: dict[str, Any] | None = None,
+        identity_keys: IdentityKeys | None = None,
+    ):
         from nigraan.logs import StoreLocation
         from server.submission_writer import SubmissionWriter
         from store.health import WalWatch
@@ -174,18 +196,53 @@ class StoreWriter:
         )
         self.writer = SubmissionWriter(store, after_commit=self.watch.after_commit)
         self.min_free_mb = options.get("health.min_free_mb", 500)
+        self.identity_keys = identity_keys
 
     def submit(self, kind: str, payload: Any) -> Future:
         """Queue one request (INGEST, HEALTH or REGISTER_FORM) on the writer thread."""
         from store.health import store_checks
 
         if kind == INGEST:
-            return self.writer.submit(payload)
+            done = self.writer.submit(payload)
+            if self.identity_keys is not None and _may_be_envelope(payload):
+                done.add_done_callback(self._decrypt_when_stored)
+            return done
         if kind == HEALTH:
             return self.writer.submit_call(
                 lambda: store_checks(self.store.engine, self.watch, self.min_free_mb)
             )
         return self.writer.submit_call(lambda: self.store.register_form(payload))
+
+    def _decrypt_when_stored(self, done: Future) -> None:
+        """After the device has its answer: decrypt the envelope on the writer thread, between
+        batches (one SQLite writer, no lock to wait for), so no upload waits for it."""
+        if done.exception() is not None:
+            return
+        result = done.result()
+        if result.status not in STORED or not result.form_id or not result.instance_id:
+            return
+        form_id, instance_id = result.form_id, result.instance_id
+        try:
+            self.writer.submit_call(lambda: self._decrypt(form_id, instance_id))
+        except RuntimeError:  # stopping: `nigraan identity import` decrypts it later
+            log.warning("%s %s left encrypted: the server is stopping", form_id, instance_id)
+
+    def _decrypt(self, form_id: str, instance_id: str) -> str | None:
+        from store.encrypted_submissions import decrypt_and_file
+
+        try:
+            outcome = decrypt_and_file(self.store, self.identity_keys, form_id, instance_id)
+        except Exception as exc:  # never stops the writer; the envelope stays stored
+            log.error(  # noqa: TRY400 - no traceback: its text could quote a value
+                "%s %s not decrypted: %s; it stays encrypted (`nigraan identity import` "
+                "tries again)",
+                form_id,
+                instance_id,
+                type(exc).__name__,
+            )
+            return None
+        log.info("%s %s: %s", form_id, instance_id, outcome)
+        return outcome
 
     def failure_reply(self, error: BaseException) -> tuple | dict:
         """What the store process sends back for a failed request (plain, picklable)."""
@@ -207,6 +264,13 @@ def failure_from_reply(value: Any) -> Exception:
     return StoreProcessError(value)
 
 
+def _may_be_envelope(item: Any) -> bool:
+    """A cheap test on the bytes, so ordinary uploads pay nothing: an envelope's root says
+    encrypted="yes" (a plain submission that merely contains the text costs one lookup)."""
+    payload = getattr(item, "payload", None)
+    return isinstance(payload, (bytes, bytearray)) and b"encrypted=" in payload
+
+
 class InProcessWriter:
     """StoreProcess's interface with no process boundary: the same StoreWriter over its own
     Store, called in this process; failures come back exactly as over the pipe. For tests
@@ -215,9 +279,15 @@ class InProcessWriter:
     Like the store process, it opens its store when the server first uses it, after
     create_app has opened (and migrated) the database."""
 
-    def __init__(self, database_url: str, options: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        database_url: str,
+        options: dict[str, Any] | None = None,
+        identity_keys: IdentityKeys | None = None,
+    ):
         self.database_url = database_url
         self.options = dict(options or {})
+        self.identity_keys = identity_keys
         self._lock = threading.Lock()
         self._writer: StoreWriter | None = None
 
@@ -226,7 +296,9 @@ class InProcessWriter:
             if self._writer is None:
                 from store.store import Store
 
-                self._writer = StoreWriter(Store.open(self.database_url), self.options)
+                self._writer = StoreWriter(
+                    Store.open(self.database_url), self.options, self.identity_keys
+                )
             return self._writer
 
     def _call(self, kind: str, payload: Any, timeout: float):
@@ -297,6 +369,12 @@ def run_store_process(database_url: str, conn, options: dict[str, Any] | None = 
             break
         if kind == STOP:
             break
+        if kind == IDENTITY_KEYS:
+            writer.identity_keys = IdentityKeys.from_wire(payload)
+            del payload  # the unencrypted key bytes go as soon as the key object exists
+            with send_lock:
+                conn.send((request_id, True, None))
+            continue
         done = writer.submit(kind, payload)
         done.add_done_callback(lambda d, rid=request_id: answer(rid, d))
     writer.close()  # commits what was queued before the server went away

@@ -10,15 +10,17 @@ gets a row in `decryption_flags`, which goes when it later decrypts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import delete, insert, select, update
 
 from store import tables as t
-from store.document import SubmissionDocument, from_openrosa_xml
+from store.attachments import fill_attachment
+from store.document import SubmissionDocument, SubmissionError, from_openrosa_xml
 from store.identity_register import IdentityRegister, IdentityRegisterError
+from store.incoming import sha256
 from store.odk_decrypt import DecryptedSubmission, DecryptionError, decrypt_submission
 from store.outcomes import ERASED
 
@@ -174,4 +176,176 @@ def import_identities(
         outcome = decrypt_stored_submission(store, form_id, instance_id, private_key)
         key = file_identity(register, outcome.submission) if outcome.decrypted else outcome.reason
         counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+WAITING = "waiting"  # a split upload (or a sync) whose other `.enc` parts have not come yet
+DECRYPTED = "decrypted"  # another encrypted form's submission: checked, its plaintext dropped
+NOT_ENCRYPTED = "not_encrypted"
+NOT_FILED = "not_filed"  # decrypted, but the register refused it (no survivor code)
+
+
+PLACEHOLDER, INCOMPLETE, COMPLETE = "placeholder", "incomplete", "complete"
+
+
+def envelope_state(store, form_id: str, instance_id: str) -> str | None:
+    """What the store holds of an encrypted version: PLACEHOLDER (Central's OData row, no
+    envelope yet), INCOMPLETE (the envelope, some `.enc` part still to come), COMPLETE; None
+    when it is not an encrypted submission (or not stored)."""
+    sv = t.submission_versions
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            select(sv.c.payload_kind, t.submissions.c.encrypted)
+            .join(
+                t.submissions,
+                (t.submissions.c.form_id == sv.c.form_id)
+                & (t.submissions.c.root_id == sv.c.root_id),
+            )
+            .where(sv.c.form_id == form_id, sv.c.instance_id == instance_id)
+        ).first()
+    if row is None or not row.encrypted:
+        return None
+    if row.payload_kind != "xml":
+        return PLACEHOLDER
+    files = store.attachments(form_id, instance_id)
+    return COMPLETE if files and all(a["exists"] for a in files) else INCOMPLETE
+
+
+def decrypt_and_file(store, keys, form_id: str, instance_id: str) -> str:
+    """Decrypt one stored envelope once all its parts are here and, for the identity form,
+    file it in the register (`keys`: nigraan.identity_keys.IdentityKeys). The outcome:
+    'created'/'updated' (filed), DECRYPTED (another form: only checked), WAITING,
+    NOT_ENCRYPTED, NOT_FILED, or the DecryptionError reason it was flagged with.
+
+    Never raises for a submission that does not decrypt, and never logs a value: what was
+    decrypted exists only in memory, then in the register, encrypted field by field."""
+    state = envelope_state(store, form_id, instance_id)
+    if state is None:
+        return NOT_ENCRYPTED
+    if state != COMPLETE:
+        return WAITING
+    outcome = decrypt_stored_submission(store, form_id, instance_id, keys.private_key)
+    if not outcome.decrypted:
+        return outcome.reason or "not_decrypted"
+    if form_id != IDENTITY_FORM:
+        return DECRYPTED
+    try:
+        return file_identity(IdentityRegister(store.engine, keys.data_key), outcome.submission)
+    except (IdentityRegisterError, SubmissionError) as exc:  # their messages name no value
+        log.warning("%s %s decrypted but not filed: %s", form_id, instance_id, exc.message)
+        return NOT_FILED
+
+
+def keep_envelope(
+    engine, form_id: str, instance_id: str, envelope: bytes, files: Mapping[str, bytes]
+) -> bool:
+    """Keep an encrypted submission's envelope and `.enc` files (from Central's REST) for the
+    version the sync stored as OData's encrypted placeholder, which holds neither: the
+    version's payload becomes the envelope, and a row per file it names (filled in as they
+    come; the sync's attachment step fetches the rest). True if the envelope was new here.
+
+    Ingesting the envelope as a submission would be a conflict (same instanceID, other
+    content). The placeholder carries only Central's `__system`, which `submissions` keeps."""
+    doc = from_openrosa_xml(envelope)
+    if not doc.encrypted or doc.form_id != form_id or doc.instance_id != instance_id:
+        raise SubmissionError(
+            f"The envelope Central gave for {instance_id} of {form_id} is not its encrypted "
+            "submission (another form or instanceID, or not encrypted).",
+            hint="Sync again; if it persists, compare the submission in Central.",
+        )
+    sv, sa = t.submission_versions, t.submission_attachments
+    now = t.utcnow()
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(sv.c.id, sv.c.payload_kind).where(
+                sv.c.form_id == form_id, sv.c.instance_id == instance_id
+            )
+        ).first()
+        if row is None:
+            raise SubmissionError(
+                f"No stored submission {instance_id} of {form_id} to keep its envelope with.",
+                hint="Store its OData row first (the sync does).",
+            )
+        new = row.payload_kind != "xml"
+        if new:
+            conn.execute(
+                update(sv)
+                .where(sv.c.id == row.id)
+                .values(payload=envelope, payload_kind="xml", payload_sha256=sha256(envelope))
+            )
+        named = set(
+            conn.execute(
+                select(sa.c.name).where(sa.c.form_id == form_id, sa.c.instance_id == instance_id)
+            ).scalars()
+        )
+        rows = [
+            {"form_id": form_id, "instance_id": instance_id, "name": name}
+            for name in doc.files
+            if name not in named
+        ]
+        if rows:
+            conn.execute(insert(sa), rows)
+        for name in doc.files:
+            if name in files:
+                fill_attachment(
+                    conn, form_id, instance_id, name, files[name], "application/octet-stream", now
+                )
+    return new
+
+
+# Columns of Central's CSV export that are Central's, not the form's (README facts 31, 34).
+EXPORT_SYSTEM_COLUMNS = frozenset(
+    {
+        "SubmissionDate",
+        "KEY",
+        "SubmitterID",
+        "SubmitterName",
+        "AttachmentsPresent",
+        "AttachmentsExpected",
+        "Status",
+        "ReviewState",
+        "DeviceID",
+        "Edits",
+        "FormVersion",
+    }
+)
+
+
+def exported_identity_fields(row: Mapping[str, str]) -> tuple[str, dict[str, str | None]]:
+    """(survivor code, fields by path) of one row of Central's decrypted CSV export (a
+    Central-managed key): its group paths joined by '-' become '/', empty cells None."""
+    fields = {
+        name.replace("-", "/"): (value if value != "" else None)
+        for name, value in row.items()
+        if name not in EXPORT_SYSTEM_COLUMNS and not name.startswith("meta-")
+    }
+    code = fields.pop(CODE_FIELD, None)
+    if not code or not code.strip():
+        raise IdentityRegisterError(
+            f"The exported identity register row {row.get('KEY', '')} has no {CODE_FIELD}.",
+            hint="The form requires one; check the submission in Central.",
+        )
+    return code, fields
+
+
+def file_exported_identities(
+    store, data_key, rows, instance_ids: set[str] | None = None
+) -> dict[str, int]:
+    """File the rows of Central's decrypting export (those of `instance_ids`, or all) in the
+    register; counts by outcome."""
+    register = IdentityRegister(store.engine, data_key)
+    counts: dict[str, int] = {}
+    for row in rows:
+        instance_id = row.get("meta-instanceID") or row.get("KEY")
+        if instance_ids is not None and instance_id not in instance_ids:
+            continue
+        try:
+            code, fields = exported_identity_fields(row)
+            outcome = register.put(code, fields)
+        except IdentityRegisterError as exc:
+            log.warning("%s not filed: %s", instance_id, exc.message)
+            outcome = NOT_FILED
+        else:
+            record_decryption(store, IDENTITY_FORM, instance_id, None)
+        counts[outcome] = counts.get(outcome, 0) + 1
     return counts

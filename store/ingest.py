@@ -373,6 +373,14 @@ class BatchWriter(DerivedRows):
         kind = same.payload_kind
         stored = json.loads(same.payload) if kind == "json" else bytes(same.payload)
         other = self.parse(Incoming(stored, same.source, same.form_id)).doc
+        # OData shows an envelope only as a placeholder (no data, no files), so a placeholder
+        # and an envelope of one instanceID are one submission, whichever came first (an
+        # envelope after its placeholder is kept: _resend).
+        if other is not None and other.encrypted and parsed.doc.encrypted:
+            envelope, placeholder = (
+                (other, parsed.doc) if parsed.kind == "json" else (parsed.doc, other)
+            )
+            return bool(envelope.files) and not placeholder.files
         form = self.forms.form(self.conn, parsed.doc.form_id)
         if other is None or form is None or not form.schemas:
             return False
@@ -422,6 +430,16 @@ class BatchWriter(DerivedRows):
         """Identical resend: fill in attachments that were missing; Central metadata refreshed."""
         conn = self.conn
         sa = t.submission_attachments
+        if parsed.kind == "xml" and same.payload_kind == "json" and doc.encrypted:
+            # The envelope of a submission the sync stored as Central's placeholder (see
+            # _same_content): the version's payload becomes the envelope, with its files.
+            conn.execute(
+                update(t.submission_versions)
+                .where(t.submission_versions.c.id == same.id)
+                .values(payload=parsed.payload, payload_kind="xml", payload_sha256=parsed.digest)
+            )
+            self._attachment_rows(doc, parsed.item, received)
+            self.flush()
         missing = (
             conn.execute(
                 select(sa.c.name).where(

@@ -192,6 +192,15 @@ class Store:
         """Fill in an attachment the submission names; False if it names no such file."""
         return files.add_attachment(self.engine, form_id, instance_id, name, content, content_type)
 
+    def keep_envelope(
+        self, form_id: str, instance_id: str, envelope: bytes, files: Mapping[str, bytes]
+    ) -> bool:
+        """Keep the envelope and `.enc` files of a submission stored from OData's encrypted
+        placeholder (see store.encrypted_submissions.keep_envelope); True if it was new."""
+        from store.encrypted_submissions import keep_envelope
+
+        return keep_envelope(self.engine, form_id, instance_id, envelope, files)
+
     def add_history(
         self,
         form_id: str,

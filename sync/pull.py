@@ -14,7 +14,14 @@ Per form, in this order:
    (a restore does not touch updatedAt, so no incremental filter would see it);
 4. a cheap reconciliation: when Central's live count differs from ours, the REST listing of
    every id settles what was missed (purged, deleted before we ever saw it, ...);
-5. attachments the stored submissions name but do not hold yet, over REST, by name.
+5. attachments the stored submissions name but do not hold yet, over REST, by name;
+6. encrypted submissions (OData shows them only as placeholders, `__system/status`
+   `notDecrypted`): the envelope and `.enc` files come over REST and are kept in the raw layer
+   (`Store.keep_envelope`), right after the page that brought the row; once all the parts are
+   here and the keys are loaded (`identity_keys`), each is decrypted in memory and an
+   identity_register submission filed in the identity register (a submission that does not
+   decrypt is flagged, `decryption_flags`, and stays encrypted). Central-managed keys never
+   leave Central: with `managed_passphrase`, Central's decrypting export is read instead.
 
 Edits: a row is the newest version only. When its `__system/edits` says Central holds more
 versions than the store (an edit before the first sync, two edits between syncs), the
@@ -37,6 +44,8 @@ from typing import Any
 import orjson
 
 from nigraan.errors import FormError
+from nigraan.identity_keys import IdentityKeys
+from store.document import ENCRYPTED_STATUSES, SubmissionError
 from store.store import CENTRAL, CREATED, DUPLICATE, EDITED, UNREADABLE, Incoming, Store
 from sync.central import Central, CentralError, CentralUnavailable
 from sync.odata import read_pages, same_origin, submissions_path
@@ -57,6 +66,8 @@ class FormSync:
     attachments: int = 0
     attachments_waiting: int = 0
     encrypted: int = 0
+    decrypted: int = 0  # decrypted in memory (identities filed in the register)
+    not_decrypted: int = 0  # flagged: wrong key, tampered, ... (kept encrypted)
     versions: int = 0  # past versions read from Central's history
     problems: list[str] = field(default_factory=list)
     resumed: bool = False
@@ -110,12 +121,18 @@ class FormPuller:
         form_id: str,
         progress: Progress = _no_progress,
         prefetch: bool = True,
+        identity_keys: IdentityKeys | None = None,
+        managed_passphrase: str | None = None,
     ):
         self.central = central
         self.store = store
         self.form_id = form_id
         self.progress = progress
         self.prefetch = prefetch
+        self.identity_keys = identity_keys
+        self.managed_passphrase = managed_passphrase or None
+        self.to_decrypt: dict[str, None] = {}  # instanceIDs whose envelope changed this run
+        self._managed: bool | None = None
         settings = central.settings
         self.scope = f"{settings.shown_url}|project {central.project_id}|{form_id}"
         self.result = FormSync(form_id)
@@ -129,6 +146,7 @@ class FormPuller:
         self.deletions()
         self.reconcile()
         self.attachments()
+        self.decrypt()
         return self.result
 
     def register_versions(self) -> None:
@@ -235,6 +253,94 @@ class FormPuller:
                 f"{row.get('__id')}: {p.code} {p.path or ''}".rstrip() for p in outcome.problems
             ]
         self.history(rows)
+        self.envelopes(rows, results)
+
+    def envelopes(self, rows: list[dict[str, Any]], results) -> None:
+        """Keep the envelope and `.enc` files of the encrypted rows whose store holds only
+        OData's placeholder (fetched through the REST attachment listing)."""
+        from store.encrypted_submissions import PLACEHOLDER, envelope_state
+        from store.odk_decrypt import DecryptionError
+        from sync.encrypted import fetch_encrypted_files
+
+        for row, outcome in zip(rows, results, strict=True):
+            system = row.get("__system") or {}
+            if system.get("status") not in ENCRYPTED_STATUSES or system.get("deletedAt"):
+                continue
+            if outcome.status not in (CREATED, EDITED, DUPLICATE) or not outcome.instance_id:
+                continue
+            instance_id = outcome.instance_id
+            if envelope_state(self.store, self.form_id, instance_id) != PLACEHOLDER:
+                continue
+            try:
+                parts = fetch_encrypted_files(self.central, self.form_id, instance_id)
+                self.store.keep_envelope(self.form_id, instance_id, parts.envelope, parts.files)
+            except (CentralError, DecryptionError, SubmissionError) as exc:
+                self.result.problems.append(f"{instance_id}: envelope not kept ({exc.message})")
+                continue
+            self.to_decrypt[instance_id] = None
+
+    def decrypt(self) -> None:
+        """Decrypt the envelopes completed in this run and file the identities."""
+        from store.encrypted_submissions import (
+            COMPLETE,
+            DECRYPTED,
+            WAITING,
+            decrypt_and_file,
+            envelope_state,
+        )
+
+        if not self.to_decrypt:
+            return
+        if self.managed():
+            self.decrypt_managed()
+            return
+        if self.identity_keys is None:
+            return
+        for instance_id in self.to_decrypt:
+            if envelope_state(self.store, self.form_id, instance_id) != COMPLETE:
+                continue
+            outcome = decrypt_and_file(self.store, self.identity_keys, self.form_id, instance_id)
+            if outcome in ("created", "updated", DECRYPTED):
+                self.result.decrypted += 1
+            elif outcome != WAITING:
+                self.result.not_decrypted += 1
+                self.result.problems.append(f"{instance_id}: not decrypted ({outcome})")
+
+    def managed(self) -> bool:
+        """Does the form use a Central-managed key (whose private half never leaves Central)?"""
+        if self._managed is None:
+            from sync.encrypted import encryption_keys
+
+            self._managed = any(
+                k.get("managed") for k in encryption_keys(self.central, self.form_id)
+            )
+        return self._managed
+
+    def decrypt_managed(self) -> None:
+        """Central-managed key: Central's decrypting export, with identity.passphrase."""
+        from store.encrypted_submissions import IDENTITY_FORM, file_exported_identities
+        from sync.encrypted import encryption_keys, managed_export
+
+        if self.form_id != IDENTITY_FORM:
+            return
+        if self.identity_keys is None:  # the register's data key comes with them
+            self.result.problems.append(
+                "managed-key submissions not decrypted: the identity keys are not loaded"
+            )
+            return
+        if not self.managed_passphrase:
+            self.result.problems.append(
+                "managed-key submissions not decrypted: identity.passphrase is not set"
+            )
+            return
+        keys = [k["id"] for k in encryption_keys(self.central, self.form_id) if k.get("managed")]
+        export = managed_export(
+            self.central, self.form_id, dict.fromkeys(keys, self.managed_passphrase)
+        )
+        counts = file_exported_identities(
+            self.store, self.identity_keys.data_key, export.rows, set(self.to_decrypt)
+        )
+        self.result.decrypted += counts.get("created", 0) + counts.get("updated", 0)
 
     def history(self, rows: list[dict[str, Any]]) -> None:
         """Store the versions Central holds of these rows' submissions that the store lacks."""
@@ -360,6 +466,8 @@ class FormPuller:
                     self.form_id, instance_id, name, response.content, content_type
                 ):
                     self.result.attachments += 1
+                    if name.endswith(".enc"):  # an encrypted part: the envelope may be whole
+                        self.to_decrypt[instance_id] = None
 
 
 def published_forms(central: Central) -> list[str]:
@@ -375,15 +483,20 @@ def pull_forms(
     full: bool = False,
     progress: Progress = _no_progress,
     prefetch: bool = True,
+    identity_keys: IdentityKeys | None = None,
+    managed_passphrase: str | None = None,
 ) -> Iterator[FormSync]:
     """Mirror the given forms (default: every published form of the project) into the store,
     yielding what each form's sync did as it ends.
 
     A form Central refuses (unknown, no rights) is `refused`, its reason in `problems`, and the
     others go on; Central unreachable after retries (`CentralUnavailable`) stops the sync.
+    With `identity_keys`, encrypted submissions are decrypted and identities filed (module doc).
     """
     for form_id in form_ids or published_forms(central):
-        puller = FormPuller(central, store, form_id, progress, prefetch)
+        puller = FormPuller(
+            central, store, form_id, progress, prefetch, identity_keys, managed_passphrase
+        )
         try:
             yield puller.run(full)
         except CentralUnavailable:
@@ -401,6 +514,12 @@ def sync(
     full: bool = False,
     progress: Progress = _no_progress,
     prefetch: bool = True,
+    identity_keys: IdentityKeys | None = None,
+    managed_passphrase: str | None = None,
 ) -> list[FormSync]:
     """Every form's `FormSync` of `pull_forms`, once all are done."""
-    return list(pull_forms(central, store, form_ids, full, progress, prefetch))
+    return list(
+        pull_forms(
+            central, store, form_ids, full, progress, prefetch, identity_keys, managed_passphrase
+        )
+    )

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nigraan.errors import NigraanError
+from nigraan.identity_keys import IdentityKeys
 from store.store import Store
 from sync.central import Central, CentralUnavailable
 
@@ -69,8 +70,11 @@ def run_sync(
     holder: str | None = None,
     clock: Callable[[], datetime] | None = None,
     lease_seconds: float = LEASE_SECONDS,
+    identity_keys: IdentityKeys | None = None,
+    managed_passphrase: str | None = None,
 ) -> SyncOutcome:
-    """One sync if no other holds the lease; records the run either way it ends."""
+    """One sync if no other holds the lease; records the run either way it ends. With
+    `identity_keys`, encrypted submissions are decrypted and identities filed (sync/pull.py)."""
     from sync.pull import pull_forms
     from sync.review_outbox import push_reviews
 
@@ -88,7 +92,12 @@ def run_sync(
         totals["reviews_pushed"] = pushed.applied
         if pushed.unavailable:
             raise pushed.unavailable  # noqa: TRY301 - handled below like any failure of the run
-        for result in pull_forms(central, store):
+        for result in pull_forms(
+            central,
+            store,
+            identity_keys=identity_keys,
+            managed_passphrase=managed_passphrase,
+        ):
             totals["new"] += result.new
             totals["changed"] += result.changed
             totals["deleted"] += result.deleted
@@ -130,8 +139,12 @@ class SyncScheduler:
         central_factory: Callable[[], Central],
         interval_seconds: float,
         clock: Callable[[], datetime] | None = None,
+        identity_keys: IdentityKeys | None = None,
+        managed_passphrase: str | None = None,
     ):
         self.store, self.central_factory = store, central_factory
+        self.identity_keys = identity_keys
+        self.managed_passphrase = managed_passphrase
         self.interval = interval_seconds
         self.clock = clock
         self.holder = holder_name("serve")
@@ -169,16 +182,32 @@ class SyncScheduler:
             trigger, self._trigger = self._trigger, "schedule"
             try:
                 run_sync(
-                    self.store, self.central_factory, trigger, holder=self.holder, clock=self.clock
+                    self.store,
+                    self.central_factory,
+                    trigger,
+                    holder=self.holder,
+                    clock=self.clock,
+                    identity_keys=self.identity_keys,
+                    managed_passphrase=self.managed_passphrase,
                 )
             except Exception:  # the store itself failed: logged, and the schedule goes on
                 log.exception("scheduled sync could not run")
             self.runs += 1
 
 
-def scheduler_from_config(config, store: Store) -> SyncScheduler | None:
-    """The server's scheduler when Central is configured (interval 0: it syncs only when asked)."""
+def scheduler_from_config(
+    config, store: Store, identity_keys: IdentityKeys | None = None
+) -> SyncScheduler | None:
+    """The server's scheduler when Central is configured (interval 0: it syncs only when asked).
+    `identity_keys` (loaded by `nigraan serve`) decrypt what it brings; identity.passphrase
+    also opens Central-managed keys (Central's decrypting export)."""
     minutes = config["sync.interval_minutes"]
     if not config["central.base_url"]:
         return None
-    return SyncScheduler(store, lambda: Central.from_config(config), minutes * 60)
+    return SyncScheduler(
+        store,
+        lambda: Central.from_config(config),
+        minutes * 60,
+        identity_keys=identity_keys,
+        managed_passphrase=config["identity.passphrase"] or None,
+    )

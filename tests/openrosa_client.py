@@ -84,6 +84,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from nigraan.cli import main; main()", "serve"],
             env=self.env,
+            stdin=subprocess.DEVNULL,  # no terminal, as under a service manager: nothing asked
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )

@@ -142,11 +142,16 @@ def sync_command(config, form_ids, full) -> None:
     run; a sync that was stopped carries on where it stopped. Exit 1 if Central could not be
     reached after retries.
     """
+    from nigraan.identity_keys import load_identity_keys
     from sync.pull import pull_forms
     from sync.review_outbox import push_reviews
     from sync.schedule import LEASE_SECONDS, holder_name  # web-queue: one sync at a time
 
     central_ = _central(config)
+    # Encrypted submissions are decrypted and identities filed when the keys open (a
+    # protected private key's passphrase from NIGRAAN_IDENTITY_PASSPHRASE, or asked for).
+    prompt = (lambda text: click.prompt(text, hide_input=True)) if sys.stdin.isatty() else None
+    identity_keys = load_identity_keys(config, prompt, log)
     store = open_store(config)
     holder = holder_name("shell")
     if not store.take_sync_lease(holder, LEASE_SECONDS):
@@ -174,7 +179,15 @@ def sync_command(config, form_ids, full) -> None:
         pushed = push_reviews(central_, store)
         if pushed.unavailable:
             raise pushed.unavailable
-        for result in pull_forms(central_, store, list(form_ids) or None, full, progress):
+        for result in pull_forms(
+            central_,
+            store,
+            list(form_ids) or None,
+            full,
+            progress,
+            identity_keys=identity_keys,
+            managed_passphrase=config["identity.passphrase"] or None,
+        ):
             results.append(result)
             store.take_sync_lease(holder, LEASE_SECONDS)  # web-queue: renewed after each form
             if result.form_id in bars:
@@ -226,8 +239,9 @@ def _print_summary(results) -> None:
             )
         if r.encrypted:
             click.echo(
-                f"  {r.form_id}: {r.encrypted} encrypted submissions read (stored raw: "
-                "Central's OData never decrypts)"
+                f"  {r.form_id}: {r.encrypted} encrypted submissions read (stored encrypted, "
+                f"with their .enc files); {r.decrypted} decrypted here"
+                + ("" if r.decrypted or r.not_decrypted else " (no key loaded: see above)")
             )
         for line in r.problems[:20]:
             click.echo(f"  {r.form_id}: {line}")

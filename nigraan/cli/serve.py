@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -48,8 +49,11 @@ def serve_command(config, host, port) -> None:
         config = Config(
             {**config, **overrides}, {**config.sources, **dict.fromkeys(overrides, "command line")}
         )
+    # The private key's passphrase: NIGRAAN_IDENTITY_PASSPHRASE, else asked for here, hidden,
+    # when there is a terminal to ask at (a service manager has none: it warns and serves).
+    prompt = (lambda text: click.prompt(text, hide_input=True)) if sys.stdin.isatty() else None
     try:
-        serve(config, echo=click.echo)
+        serve(config, echo=click.echo, prompt=prompt)
     except NigraanError as exc:  # a setting (public URL, keys, the store's URL) to fix
         fail(exc, USAGE)
     except OSError as exc:  # the port is taken, or the address is not this machine's: a setting
