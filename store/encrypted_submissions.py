@@ -333,6 +333,8 @@ def file_exported_identities(
 ) -> dict[str, int]:
     """File the rows of Central's decrypting export (those of `instance_ids`, or all) in the
     register; counts by outcome."""
+    from store.erasure import file_unless_erased
+
     register = IdentityRegister(store.engine, data_key)
     counts: dict[str, int] = {}
     for row in rows:
@@ -341,7 +343,8 @@ def file_exported_identities(
             continue
         try:
             code, fields = exported_identity_fields(row)
-            outcome = register.put(code, fields)
+            # as file_identity: the source is kept (for retention) and an erased one stays so
+            outcome = file_unless_erased(register, code, fields, (IDENTITY_FORM, instance_id))
         except IdentityRegisterError as exc:
             log.warning("%s not filed: %s", instance_id, exc.message)
             outcome = NOT_FILED
