@@ -24,19 +24,28 @@ def build_report(config: Config, period_text: str | None):
         load_targets,
         parse_period,
         support_unit_districts,
+        training_groups,
     )
     from store.indicator_queries import indicator_rows
     from store.store import Store
 
     period = parse_period(period_text)
+    definitions = load_definitions()
     store = Store.from_config(config)
     try:
-        rows = indicator_rows(store, period.start, period.end)
+        rows = indicator_rows(
+            store,
+            period.start,
+            period.end,
+            attendance_threshold=config["reports.attendance_threshold"],
+            pass_mark=config["reports.pass_mark"],
+            trained_groups=training_groups(definitions),
+        )
     finally:
         store.close()
     return compute(
         rows,
-        load_definitions(),
+        definitions,
         period=period,
         ssu_district=support_unit_districts(config["forms.reference_dir"]),
         attendance_threshold=config["reports.attendance_threshold"],
