@@ -13,6 +13,7 @@ labels, breakdowns) is reports/indicators.py's business. The counting rules: DOM
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
@@ -251,21 +252,33 @@ def indicator_rows(
     with store.engine.connect() as conn:
         dialect = conn.dialect.name
         src = {form_id: _source(conn, store, form_id, dialect) for form_id in FIELDS}
-        w = _windows(periods if periods is not None else [(start, end)], dialect)
-        staging = _Staging(conn)
-        try:
-            queries = {
-                **_survivor_queries(src, w, staging),
-                **_training_queries(src, w, threshold, mark, groups, staging),
-                **_visit_queries(src, w),
-                **_other_queries(src, w, dialect),
-            }
-            out = {}
-            for name, query in queries.items():
-                result = conn.execute(query)
-                out[name] = Rows(list(result.keys()), [tuple(r) for r in result])
-        finally:
-            staging.drop()
+    w = _windows(periods if periods is not None else [(start, end)], dialect)
+    families = (
+        lambda staging: _survivor_queries(src, w, staging),
+        lambda staging: _training_queries(src, w, threshold, mark, groups, staging),
+        lambda staging: {**_visit_queries(src, w), **_other_queries(src, w, dialect)},
+    )
+
+    def read(family) -> dict[str, Rows]:
+        with store.engine.connect() as conn:
+            staging = _Staging(conn)
+            try:
+                found = {}
+                for name, query in family(staging).items():
+                    result = conn.execute(query)
+                    found[name] = Rows(list(result.keys()), [tuple(r) for r in result])
+                return found
+            finally:
+                staging.drop()
+
+    # The three families share nothing, so each reads on a connection of its own at the same
+    # time (the database works on them in parallel; sqlite3 lets go of the GIL meanwhile).
+    # An in-memory SQLite database lives in one connection: read it on that one.
+    shared = dialect == "sqlite" and store.engine.url.database in (None, "", ":memory:")
+    out: dict[str, Rows] = {}
+    with ThreadPoolExecutor(max_workers=1 if shared else len(families)) as pool:
+        for found in pool.map(read, families):
+            out.update(found)
     out[SETTINGS] = Rows(
         ["attendance_threshold", "pass_mark", "trained_groups"], [(threshold, mark, groups)]
     )
