@@ -2,9 +2,10 @@
 
 `compute(rows, definitions, ...)` takes what store.indicator_queries.indicator_rows read (filtered,
 deduplicated and counted per period in SQL: a few hundred grouped rows) and returns one Result
-per indicator: its value, its breakdowns
-(each a Series that adds up to the value, so a suppressed breakdown can be checked against it),
-and the survivor records left out for want of consent. Counting rules: DOMAIN.md section 5.
+per indicator: its value, its breakdowns (each a Series that adds up to the value, so a
+suppressed breakdown can be checked against it), and the survivor records left out for want of
+consent. `compute_periods` does the same for several periods read in one pass. Counting rules:
+DOMAIN.md section 5.
 """
 
 from __future__ import annotations
