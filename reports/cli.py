@@ -18,31 +18,14 @@ TOTAL = "total"  # reports.publish.TOTAL
 
 def build_report(config: Config, period_text: str | None):
     """Read the store and compute every indicator for the period."""
-    from reports.indicators import (
-        compute,
-        load_definitions,
-        load_targets,
-        parse_period,
-        support_unit_districts,
-    )
-    from store.indicator_queries import indicator_rows
+    from reports.indicators import report_from_store
     from store.store import Store
 
-    period = parse_period(period_text)
     store = Store.from_config(config)
     try:
-        rows = indicator_rows(store, period.start, period.end)
+        return report_from_store(store, config, period_text)
     finally:
         store.close()
-    return compute(
-        rows,
-        load_definitions(),
-        period=period,
-        ssu_district=support_unit_districts(config["forms.reference_dir"]),
-        attendance_threshold=config["reports.attendance_threshold"],
-        pass_mark=config["reports.pass_mark"],
-        targets=load_targets(config["reports.targets_file"]),
-    )
 
 
 def _show(value) -> str:

@@ -1,9 +1,11 @@
 """Programme indicators from the store's rows (pure shaping with pandas).
 
-`compute(rows, definitions, ...)` takes what store.indicator_queries.indicator_rows read (already
-filtered to the period in SQL) and returns one Result per indicator: its value, its breakdowns
-(each a Series that adds up to the value, so a suppressed breakdown can be checked against it),
-and the survivor records left out for want of consent. Counting rules: DOMAIN.md section 5.
+`compute(rows, definitions, ...)` takes what store.indicator_queries.indicator_rows read (filtered,
+deduplicated and counted per period in SQL: a few hundred grouped rows) and returns one Result
+per indicator: its value, its breakdowns (each a Series that adds up to the value, so a
+suppressed breakdown can be checked against it), and the survivor records left out for want of
+consent. `compute_periods` does the same for several periods read in one pass. Counting rules:
+DOMAIN.md section 5.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 import pandas as pd
 
 from nigraan.errors import ConfigError
+from store.indicator_queries import SETTINGS, passing_key, period_key, trained_key
+from store.indicator_queries import UNREGISTERED as UNREG
 
 UNITS = ("persons", "contacts", "units", "share")
 POLICE_CUSTODY = ("police_station", "women_police_station", "court_lockup", "other")
@@ -174,284 +178,217 @@ def support_unit_districts(reference_dir: Path) -> dict[str, str]:
 # ----------------------------------------------------------------------------- frames
 
 
-DATES = (
-    "first_contact",
-    "service_date",
-    "interview_date",
-    "visit_date",
-    "event_date",
-    "course_end",
-    "recorded",
-)
+NOT_RECORDED = "(not recorded)"
+NUMERIC = ("n", "records", "survivors", "source", "female", "male", "indirect")
+NUMERIC += ("tested", "passed", "gain_sum", "gain_n", "meets", "over", "held")
 
 
-def frames(rows) -> dict[str, pd.DataFrame]:
-    """store.indicator_queries.Rows per form -> DataFrames, dates parsed once, in bulk."""
+def frames(rows, key: str | None = None) -> dict[str, pd.DataFrame]:
+    """store.indicator_queries' grouped Rows -> DataFrames, those of one period (its
+    period_key) when given, numbers as numbers and a `quarter` from each month (YYYY-MM)."""
     out = {}
-    for form_id, r in rows.items():
+    for name, r in rows.items():
+        if name == SETTINGS:
+            continue
         frame = pd.DataFrame.from_records(r.rows, columns=r.columns)
-        for column in DATES:
+        if key is not None:
+            frame = frame[frame["period"] == key]
+        for column in NUMERIC:
             if column in frame:
-                frame[column] = pd.to_datetime(frame[column], errors="coerce")
-        out[form_id] = frame
+                frame[column] = pd.to_numeric(frame[column])
+        if "month" in frame:  # YYYY-MM
+            frame["quarter"] = [
+                f"{m[:4]}-Q{(int(m[5:7]) + 2) // 3}" if isinstance(m, str) else None
+                for m in frame["month"]
+            ]
+        out[name] = frame.reset_index(drop=True)
     return out
 
 
-def _quarter(dates: pd.Series) -> pd.Series:
-    d = pd.to_datetime(dates, errors="coerce")
-    key = d.dt.year * 10 + d.dt.quarter
-    labels = {k: f"{int(k) // 10}-Q{int(k) % 10}" for k in key.dropna().unique()}
-    return key.map(labels)
+def _order(index, order) -> list:
+    """Known categories first (in their order), the rest sorted."""
+    ordered = [c for c in order if c in index]
+    return ordered + sorted(c for c in index if c not in ordered)
 
 
-def _counts(values: pd.Series, order=()) -> pd.Series:
-    """Counts per category, `(not recorded)` for missing, known categories first."""
-    counts = values.fillna("(not recorded)").astype(str).value_counts()
-    ordered = [c for c in order if c in counts.index]
-    rest = sorted(c for c in counts.index if c not in ordered)
-    return counts.reindex(ordered + rest).astype(int)
+def _counts(frame: pd.DataFrame, column: str, weight: str = "n", order=()) -> pd.Series:
+    """How many per category (`(not recorded)` for missing): only categories that occur."""
+    sums = _sums(frame, column, weight, order)
+    return sums[sums > 0]
 
 
-@dataclass
-class _Survivors:
-    """The consent and support-unit register, and survivor records split by consent."""
-
-    register: pd.DataFrame  # one row per survivor code: consent_reporting, district, setting
-    exclusions: list[Exclusion]
-    services: pd.DataFrame  # consented service contacts
-    registrations: pd.DataFrame  # consented registrations dated in the period
-    intakes: pd.DataFrame  # consented intakes
-    provided: pd.DataFrame | None = None  # consented services provided by a unit (cached)
-
-
-def _survivors(f: dict[str, pd.DataFrame], ssu_district: dict[str, str], period: Period):
-    reg = f["survivor_registration"].copy()
-    reg["first_contact"] = pd.to_datetime(reg["first_contact"], errors="coerce")
-    reg = reg.sort_values("first_contact", na_position="first", kind="stable")
-    latest = reg.drop_duplicates("survivor_code", keep="last").set_index("survivor_code")
-    latest["district"] = latest["ssu_site"].map(ssu_district)
-    exclusions: list[Exclusion] = []
-
-    def split(form_id: str, frame: pd.DataFrame, own_consent: bool) -> pd.DataFrame:
-        if own_consent:
-            consent = frame["consent_reporting"]
-        else:
-            consent = frame["survivor_code"].map(latest["consent_reporting"])
-            unregistered = ~frame["survivor_code"].isin(latest.index)
-            consent = consent.where(~unregistered, "__unregistered")
-        keep = consent == "yes"
-        reasons = {
-            "consent_reporting = no": consent == "no",
-            "consent_reporting not answered": consent.isna(),
-            "no registration with this survivor code (no consent on record)": (
-                consent == "__unregistered"
-            ),
-        }
-        for reason, mask in reasons.items():
-            if mask.any():
-                left = frame[mask]
-                exclusions.append(
-                    Exclusion(form_id, reason, len(left), left["survivor_code"].nunique())
-                )
-        return frame[keep].copy()
-
-    in_period = reg["first_contact"].notna()
-    if period.start is not None:
-        in_period &= reg["first_contact"] >= pd.Timestamp(period.start)
-    if period.end is not None:
-        in_period &= reg["first_contact"] <= pd.Timestamp(period.end)
-    registrations = split("survivor_registration", reg[in_period], own_consent=False)
-    services = split("service_contact", f["service_contact"], own_consent=False)
-    intakes = split("survivor_intake", f["survivor_intake"], own_consent=True)
-    register = latest[latest["consent_reporting"] == "yes"]
-    return _Survivors(register, exclusions, services, registrations, intakes)
+def _sums(frame: pd.DataFrame, column: str, weight: str, order=()) -> pd.Series:
+    """The weight summed per category of the rows present (a sum may be 0)."""
+    # A few hundred grouped rows: a loop is quicker than a pandas groupby on so few.
+    sums: dict[str, float] = {}
+    for category, value in zip(frame[column].tolist(), frame[weight].tolist(), strict=True):
+        key = NOT_RECORDED if pd.isna(category) else str(category)
+        sums[key] = sums.get(key, 0) + value
+    index = _order(sums, order)
+    return pd.Series([int(sums[k]) for k in index], index=index, dtype="int64")
 
 
-def _by(frame: pd.DataFrame, disaggregations, columns: dict[str, str]) -> dict[str, pd.Series]:
+def _by(
+    frame: pd.DataFrame, disaggregations, columns: dict[str, str], weight: str = "n"
+) -> dict[str, pd.Series]:
     out = {}
     for d in disaggregations:
         if d in columns:
-            out[d] = _counts(frame[columns[d]], DISTRICT_ORDER if d == "district" else ())
+            order = DISTRICT_ORDER if d == "district" else ()
+            out[d] = _counts(frame, columns[d], weight, order)
+    return out
+
+
+def _total(frame: pd.DataFrame, column: str = "n") -> int:
+    return int(frame[column].sum()) if len(frame) else 0
+
+
+def _exclusions(frame: pd.DataFrame) -> list[Exclusion]:
+    """Survivor records left out of every statistic, per form and reason (consent)."""
+    reasons = (
+        ("consent_reporting = no", lambda c: c == "no"),
+        ("consent_reporting not answered", lambda c: c.isna()),
+        ("no registration with this survivor code (no consent on record)", lambda c: c == UNREG),
+    )
+    out = []
+    for form_id in ("survivor_registration", "service_contact", "survivor_intake"):
+        mine = frame[frame["form_id"] == form_id]
+        for reason, test in reasons:
+            left = mine[test(mine["consent"])]
+            if len(left):
+                out.append(
+                    Exclusion(form_id, reason, _total(left, "records"), _total(left, "survivors"))
+                )
     return out
 
 
 # ------------------------------------------------------------------------------ rules
 
 
-def _survivors_reached(ind, f, s: _Survivors, settings):
-    dated = pd.concat(
-        [
-            s.registrations[["survivor_code"]].assign(day=s.registrations["first_contact"]),
-            s.services[["survivor_code"]].assign(
-                day=pd.to_datetime(s.services["service_date"], errors="coerce")
-            ),
-        ]
-    )
-    first = dated.sort_values("day").drop_duplicates("survivor_code").set_index("survivor_code")
-    people = first.join(s.register[["district", "contact_setting"]], how="left")
-    people["quarter"] = _quarter(people["day"])
+def _survivors_reached(ind, f, ssu_district, settings):
+    people = f["reached"].assign(district=f["reached"]["ssu_site"].map(ssu_district))
     cols = {"district": "district", "quarter": "quarter", "contact_setting": "contact_setting"}
-    return Result(ind, len(people), breakdowns=_by(people, ind.disaggregations, cols))
+    return Result(ind, _total(people), breakdowns=_by(people, ind.disaggregations, cols))
 
 
-def _provided(s: _Survivors, service_type: str | None = None) -> pd.DataFrame:
-    if s.provided is None:
-        rows = s.services[s.services["provided_how"] == "provided_by_us"]
-        rows = rows.assign(day=rows["service_date"])
-        s.provided = rows.join(s.register["district"], on="survivor_code")
-    rows = s.provided
-    return rows[rows["service_type"] == service_type] if service_type else rows
-
-
-def _service_recipients(ind, f, s, settings):
-    rows = _provided(s, ind.params["service_type"])
-    people = rows.sort_values("day").drop_duplicates("survivor_code")
-    people = people.assign(quarter=_quarter(people["day"]))
+def _service_recipients(ind, f, ssu_district, settings):
+    people = f["recipients"][f["recipients"]["service_type"] == ind.params["service_type"]]
+    people = people.assign(district=people["ssu_site"].map(ssu_district))
     cols = {"district": "district", "quarter": "quarter"}
-    return Result(ind, len(people), breakdowns=_by(people, ind.disaggregations, cols))
+    return Result(ind, _total(people), breakdowns=_by(people, ind.disaggregations, cols))
 
 
-def _service_sessions(ind, f, s, settings):
-    rows = _provided(s)
-    rows = rows.assign(quarter=_quarter(rows["day"]))
+def _service_sessions(ind, f, ssu_district, settings):
+    rows = f["sessions"].assign(district=f["sessions"]["ssu_site"].map(ssu_district))
     cols = {"district": "district", "quarter": "quarter", "service_type": "service_type"}
-    return Result(ind, len(rows), breakdowns=_by(rows, ind.disaggregations, cols))
-
-
-def _qualifying(f, settings, institutions=None) -> pd.DataFrame:
-    """Participations at or above the attendance threshold, in course order (cached)."""
-    if "__qualifying" not in f:
-        p = f["training_participant"].drop_duplicates("submission_id")
-        share = pd.to_numeric(p["attendance_share"], errors="coerce")
-        p = p[share >= settings["attendance_threshold"] - 1e-9]
-        day = pd.to_datetime(p["course_end"], errors="coerce").fillna(p["recorded"])
-        p = p.assign(day=day, quarter=_quarter(day))
-        f["__qualifying"] = p.sort_values(["day", "submission_id"])
-    p = f["__qualifying"]
-    return p[p["institution_type"].isin(institutions)] if institutions is not None else p
+    return Result(ind, _total(rows), breakdowns=_by(rows, ind.disaggregations, cols))
 
 
 TRAINING_COLUMNS = {"institution": "institution_type", "sex": "sex", "district": "district"}
 
 
-def _trained_persons(ind, f, s, settings):
-    rows = _qualifying(f, settings, ind.params["institutions"])
-    latest = rows.drop_duplicates("participant_code", keep="last")
-    first = rows.drop_duplicates("participant_code", keep="first").set_index("participant_code")
-    latest = latest.assign(quarter=latest["participant_code"].map(first["quarter"]))
+def _training(f, name: str) -> pd.DataFrame:
+    if name not in f:
+        raise ValueError(
+            f"the store's rows have no {name!r}: read them with indicator_rows(..., "
+            "trained_groups=training_groups(definitions))"
+        )
+    return f[name]
+
+
+def _trained_persons(ind, f, ssu_district, settings):
+    people = _training(f, trained_key(ind.params["institutions"]))
     cols = {**TRAINING_COLUMNS, "quarter": "quarter"}
-    return Result(ind, len(latest), breakdowns=_by(latest, ind.disaggregations, cols))
+    return Result(ind, _total(people), breakdowns=_by(people, ind.disaggregations, cols))
 
 
-def _trained_participations(ind, f, s, settings):
-    rows = _qualifying(f, settings)
+def _trained_participations(ind, f, ssu_district, settings):
+    rows = f["participations"]
     cols = {**TRAINING_COLUMNS, "quarter": "quarter"}
-    return Result(ind, len(rows), breakdowns=_by(rows, ind.disaggregations, cols))
+    return Result(ind, _total(rows), breakdowns=_by(rows, ind.disaggregations, cols))
 
 
-def _trained_passing(ind, f, s, settings):
-    rows = _qualifying(f, settings, ind.params["institutions"])
-    tested = rows[(rows["pre_taken"] == "yes") & (rows["post_taken"] == "yes")]
-    tested = tested.drop_duplicates("participant_code", keep="last")
-    passed = tested[pd.to_numeric(tested["post_score"], errors="coerce") >= settings["pass_mark"]]
-    gain = pd.to_numeric(tested["normalised_gain"], errors="coerce").dropna()
+def _trained_passing(ind, f, ssu_district, settings):
+    tested = _training(f, passing_key(ind.params["institutions"]))
+    passed, total, gains = (
+        _total(tested, "passed"),
+        _total(tested, "tested"),
+        _total(tested, "gain_n"),
+    )
+    gain = float(tested["gain_sum"].sum()) / gains if gains else None
     return Result(
         ind,
-        len(passed) / len(tested) if len(tested) else None,
-        len(passed),
-        len(tested),
-        breakdowns=_by(passed, ind.disaggregations, TRAINING_COLUMNS),
-        denominators=_by(tested, ind.disaggregations, TRAINING_COLUMNS),
-        extra={"mean_normalised_gain": round(float(gain.mean()), 3) if len(gain) else None},
+        passed / total if total else None,
+        passed,
+        total,
+        breakdowns=_by(tested, ind.disaggregations, TRAINING_COLUMNS, "passed"),
+        denominators=_by(tested, ind.disaggregations, TRAINING_COLUMNS, "tested"),
+        extra={"mean_normalised_gain": round(gain, 3) if gain is not None else None},
     )
 
 
-def _advocacy(f) -> pd.DataFrame:
-    a = f["advocacy_event"].drop_duplicates("submission_id")
-    return a.assign(quarter=_quarter(a["event_date"]))
-
-
-def _sum_by(frame: pd.DataFrame, value: pd.Series, column: str, order=()) -> pd.Series:
-    sums = value.groupby(frame[column].fillna("(not recorded)").astype(str)).sum()
-    ordered = [c for c in order if c in sums.index] + sorted(
-        c for c in sums.index if c not in order
-    )
-    return sums.reindex(ordered).astype(int)
-
-
-def _advocacy_direct(ind, f, s, settings):
-    a = _advocacy(f)
-    female = pd.to_numeric(a["direct_female"], errors="coerce").fillna(0)
-    male = pd.to_numeric(a["direct_male"], errors="coerce").fillna(0)
-    total = female + male
+def _advocacy_direct(ind, f, ssu_district, settings):
+    a = f["advocacy"].assign(total=f["advocacy"]["female"] + f["advocacy"]["male"])
     out = {}
     for d in ind.disaggregations:
         if d == "sex":
-            out[d] = pd.Series({"female": int(female.sum()), "male": int(male.sum())})
+            out[d] = pd.Series({"female": _total(a, "female"), "male": _total(a, "male")})
         elif d in ("district", "event_type", "quarter"):
-            out[d] = _sum_by(a, total, d, DISTRICT_ORDER if d == "district" else ())
-    return Result(ind, int(total.sum()), breakdowns=out)
+            out[d] = _sums(a, d, "total", DISTRICT_ORDER if d == "district" else ())
+    return Result(ind, _total(a, "total"), breakdowns=out)
 
 
-def _advocacy_indirect(ind, f, s, settings):
-    a = _advocacy(f)
-    reach = pd.to_numeric(a["indirect_reach"], errors="coerce").fillna(0)
+def _advocacy_indirect(ind, f, ssu_district, settings):
+    a = f["advocacy"]
     out = {
-        d: _sum_by(a, reach, d, DISTRICT_ORDER if d == "district" else ())
+        d: _sums(a, d, "indirect", DISTRICT_ORDER if d == "district" else ())
         for d in ind.disaggregations
     }
-    return Result(ind, int(reach.sum()), breakdowns=out)
+    return Result(ind, _total(a, "indirect"), breakdowns=out)
 
 
-def _ssus_functional(ind, f, s, ssu_district):
-    units = s.services.dropna(subset=["ssu_site"]).drop_duplicates("ssu_site")
-    units = units.assign(district=units["ssu_site"].map(ssu_district))
+def _ssus_functional(ind, f, ssu_district, settings):
+    units = f["units"].assign(district=f["units"]["ssu_site"].map(ssu_district), n=1)
     cols = {"district": "district"}
     return Result(ind, len(units), breakdowns=_by(units, ind.disaggregations, cols))
 
 
-def _stations_participating(ind, f, s, settings):
-    trained = f["training_participant"]
-    trained = trained[trained["institution_type"] == "police"][["police_station", "district"]]
-    visits = f["custody_visit"][["police_station", "district"]]
-    stations = pd.concat([trained, visits]).dropna(subset=["police_station"])
-    stations = stations.drop_duplicates("police_station")
+def _stations_participating(ind, f, ssu_district, settings):
+    # A station in the district its staff at courses give most often (else its visits').
+    s = f["stations"].assign(district=f["stations"]["district"].fillna(NOT_RECORDED))
+    s = s.sort_values(["police_station", "source", "n", "district"], ascending=[1, 1, 0, 1])
+    stations = s.drop_duplicates("police_station").assign(n=1)
     cols = {"district": "district"}
     return Result(ind, len(stations), breakdowns=_by(stations, ind.disaggregations, cols))
 
 
-def _facilities_meeting_standards(ind, f, s, settings):
-    v = f["custody_visit"].dropna(subset=["facility_id"])
-    v = v.assign(day=pd.to_datetime(v["visit_date"], errors="coerce"))
-    latest = v.sort_values(["day", "submission_id"]).drop_duplicates("facility_id", keep="last")
-    meets = latest[latest["meets_minimum_standards"] == "yes"]
+def _facilities_meeting_standards(ind, f, ssu_district, settings):
+    latest = f["facilities"]
+    meets, total = _total(latest, "meets"), _total(latest)
     cols = {"facility_type": "facility_type", "district": "district"}
     return Result(
         ind,
-        len(meets) / len(latest) if len(latest) else None,
-        len(meets),
-        len(latest),
-        breakdowns=_by(meets, ind.disaggregations, cols),
+        meets / total if total else None,
+        meets,
+        total,
+        breakdowns=_by(latest, ind.disaggregations, cols, "meets"),
         denominators=_by(latest, ind.disaggregations, cols),
     )
 
 
-def _women_over_24h(ind, f, s, settings):
-    v = f["custody_visit"].drop_duplicates("submission_id")
+def _women_over_24h(ind, f, ssu_district, settings):
+    v = f["held_over_24h"]
     v = v[v["facility_type"].isin(POLICE_CUSTODY)]
-    over = pd.to_numeric(v["women_held_over_24h"], errors="coerce")
-    v, over = v[over.notna()], over[over.notna()]
-    held = pd.to_numeric(v["women_detained"], errors="coerce").fillna(0)
     out, den = {}, {}
     for d in ind.disaggregations:
         order = DISTRICT_ORDER if d == "district" else ()
-        out[d], den[d] = _sum_by(v, over, d, order), _sum_by(v, held, d, order)
-    n, total = int(over.sum()), int(held.sum())
+        out[d], den[d] = _sums(v, d, "over", order), _sums(v, d, "held", order)
+    n, total = _total(v, "over"), _total(v, "held")
     return Result(ind, n / total if total else None, n, total, out, den)
 
 
-def _allegations(ind, f, s: _Survivors, ssu_district):
-    rows = s.intakes[s.intakes["custodial_context"] == "yes"]
+def _allegations(ind, f, ssu_district, settings):
+    rows = f["allegations"]
     if ind.params.get("referred_only"):
         others = (
             rows["referrals_made"]
@@ -461,7 +398,7 @@ def _allegations(ind, f, s: _Survivors, ssu_district):
         rows = rows[others.str.strip() != ""]
     rows = rows.assign(district=rows["ssu_site"].map(ssu_district))
     cols = {"district": "district", "gbv_type": "gbv_type", "place_type": "place_type"}
-    return Result(ind, len(rows), breakdowns=_by(rows, ind.disaggregations, cols))
+    return Result(ind, _total(rows), breakdowns=_by(rows, ind.disaggregations, cols))
 
 
 RULES = {
@@ -479,7 +416,12 @@ RULES = {
     "women_over_24h": _women_over_24h,
     "allegations": _allegations,
 }
-NEEDS_DISTRICTS = {"ssus_functional", "allegations"}
+
+
+def training_groups(definitions: list[Indicator]) -> list[tuple[str, ...]]:
+    """The institution groups the definitions' trained_* rules count (for indicator_rows)."""
+    rules = ("trained_persons", "trained_passing")
+    return sorted({tuple(sorted(i.params["institutions"])) for i in definitions if i.rule in rules})
 
 
 def compute(
@@ -492,18 +434,50 @@ def compute(
     pass_mark: int,
     targets: pd.DataFrame | None = None,
 ) -> Report:
-    """Every indicator for the period from the rows the store read for it."""
-    f = frames(rows)
+    """Every indicator for the period from the rows the store read for it (or for several
+    periods at once, this one among them)."""
+    read = dict(zip(rows[SETTINGS].columns, rows[SETTINGS].rows[0], strict=True))
+    if (read["attendance_threshold"], read["pass_mark"]) != (attendance_threshold, pass_mark):
+        raise ValueError(
+            f"the store's rows were read with attendance threshold {read['attendance_threshold']}"
+            f" and pass mark {read['pass_mark']}, not {attendance_threshold} and {pass_mark}: "
+            "pass the same settings to indicator_rows"
+        )
+    f = frames(rows, period_key(period.start, period.end))
     settings = {"attendance_threshold": attendance_threshold, "pass_mark": pass_mark}
-    survivors = _survivors(f, ssu_district, period)
     results = []
     for ind in definitions:
-        extra = ssu_district if ind.rule in NEEDS_DISTRICTS else settings
-        result = RULES[ind.rule](ind, f, survivors, extra)
+        result = RULES[ind.rule](ind, f, ssu_district, settings)
         if targets is not None:
             _attach_targets(result, targets, period)
         results.append(result)
-    return Report(period, results, survivors.exclusions, settings)
+    return Report(period, results, _exclusions(f["exclusions"]), settings)
+
+
+def compute_periods(
+    rows,
+    definitions: list[Indicator],
+    *,
+    periods: list[Period],
+    ssu_district: dict[str, str],
+    attendance_threshold: float,
+    pass_mark: int,
+    targets: pd.DataFrame | None = None,
+) -> dict[str, Report]:
+    """One Report per period (by label) from one read of them all:
+    indicator_rows(store, periods=[(p.start, p.end) for p in periods], ...)."""
+    return {
+        p.label: compute(
+            rows,
+            definitions,
+            period=p,
+            ssu_district=ssu_district,
+            attendance_threshold=attendance_threshold,
+            pass_mark=pass_mark,
+            targets=targets,
+        )
+        for p in periods
+    }
 
 
 def _attach_targets(result: Result, targets: pd.DataFrame, period: Period) -> None:
@@ -516,3 +490,30 @@ def _attach_targets(result: Result, targets: pd.DataFrame, period: Period) -> No
     result.targets_by_district = {
         r.district: float(r.target) for r in mine[mine["district"] != ""].itertuples()
     }
+
+
+def report_from_store(store, config, period_text: str | None) -> Report:
+    """Every indicator for the period, read from `store` with the settings' attendance
+    threshold, pass mark, targets and reference lists: what `nigraan report` and the dashboard
+    both show."""
+    from store.indicator_queries import indicator_rows
+
+    period = parse_period(period_text)
+    definitions = load_definitions()
+    rows = indicator_rows(
+        store,
+        period.start,
+        period.end,
+        attendance_threshold=config["reports.attendance_threshold"],
+        pass_mark=config["reports.pass_mark"],
+        trained_groups=training_groups(definitions),
+    )
+    return compute(
+        rows,
+        definitions,
+        period=period,
+        ssu_district=support_unit_districts(config["forms.reference_dir"]),
+        attendance_threshold=config["reports.attendance_threshold"],
+        pass_mark=config["reports.pass_mark"],
+        targets=load_targets(config["reports.targets_file"]),
+    )

@@ -1,19 +1,44 @@
-"""The store's reads for the programme indicators (reports/): the heavy filtering in SQL.
+"""The store's reads for the programme indicators (reports/): filtering, deduplication and counting
+in SQL, so that a report reads a few hundred grouped rows rather than every submission.
 
 Each read names the fields it needs by their path in the form (as `form_columns` records them),
 so a renamed column or a field inside a group is found without code per store; a form that is not
-registered (or a field it lacks) reads as an empty result or as NULLs. Rows come back as plain
-tuples with the alias names; shaping them is reports/indicators.py's business.
+registered (or a field it lacks) reads as an empty result or as NULLs. Every read is grouped by
+period as well: `periods` lists (start, end) pairs and a record counts in each period it falls in,
+so one pass reads a quarter, a year and the whole programme alike. Rows come back as plain tuples
+with the alias names, the period's `period_key` first; shaping them (district names, quarter
+labels, breakdowns) is reports/indicators.py's business. The counting rules: DOMAIN.md section 5.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Date, DateTime, String, and_, literal, or_, select, type_coerce
-from sqlalchemy.engine import Engine
+from sqlalchemy import (
+    Date,
+    Float,
+    String,
+    and_,
+    case,
+    cast,
+    column,
+    distinct,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    table,
+    union_all,
+)
+from sqlalchemy.sql.sqltypes import Integer as IntegerType
+from sqlalchemy.sql.sqltypes import Numeric as NumericType
 
+from nigraan.config import BY_NAME
 from store import tables as t
 
 # alias -> field path in the form, per form: what the indicators read.
@@ -83,21 +108,40 @@ FIELDS: dict[str, dict[str, str]] = {
         "indirect_reach": "indirect/estimated_indirect_reach",
     },
 }
+DATES = {"first_contact", "service_date", "interview_date", "visit_date", "start_date"}
+DATES |= {"end_date", "recorded", "event_date"}
+# Calculated fields are stored as text: read as numbers where they are numbers (else NULL).
+NUMBERS = {"attendance_share", "pre_score", "post_score", "normalised_gain", "women_detained"}
+NUMBERS |= {"women_held_over_24h", "direct_female", "direct_male", "indirect_reach"}
 
-# The date that places a form's record in a period (survivor_registration: read whole, it is the
-# consent and support-unit register every survivor statistic looks up).
-PERIOD_DATE = {
-    "service_contact": "service_date",
-    "survivor_intake": "interview_date",
-    "custody_visit": "visit_date",
-    "advocacy_event": "event_date",
-}
+# The institution groups the trained_* rules of reports/definitions.toml name; reports passes
+# the groups of the definitions it computes, this is what a bare read (tests, shell) gets.
+TRAINED_GROUPS = (("police", "prisons", "darul_aman_social_welfare"), ("cso_ngo",))
+PROVIDED_BY_UNIT = "provided_by_us"
+TRAINING_READS = ("sid", "participant_code", "sex", "institution_type", "district")
+TRAINING_READS += ("police_station", "attendance_share", "pre_taken", "post_taken", "post_score")
+TRAINING_READS += ("normalised_gain",)
+UNREGISTERED = "__unregistered"  # a service contact's consent when her code has no registration
+SETTINGS = "__settings"  # the Rows entry saying which settings the training reads applied
 
 
 @dataclass(frozen=True)
 class Rows:
     columns: list[str]
     rows: list[tuple]
+
+
+def period_key(start: date | None, end: date | None) -> str:
+    """The name a period's rows carry (the `period` column of every read)."""
+    return f"{start or ''}..{end or ''}"
+
+
+def trained_key(institutions: Iterable[str]) -> str:
+    return "trained " + ",".join(sorted(institutions))
+
+
+def passing_key(institutions: Iterable[str]) -> str:
+    return "passing " + ",".join(sorted(institutions))
 
 
 def _columns(conn, form_id: str) -> tuple[str | None, dict[str, str]]:
@@ -114,101 +158,524 @@ def _columns(conn, form_id: str) -> tuple[str | None, dict[str, str]]:
     return table, dict(found)
 
 
-def _selection(conn, store, form_id: str):
-    """(SQLAlchemy table, [labelled columns]) for a form, or (None, aliases) when absent."""
+def _number(column, dialect: str):
+    """A column as a number: numeric columns as they are, text only where it is a number."""
+    if isinstance(column.type, IntegerType | NumericType):
+        return column
+    text = column  # as the normaliser wrote it (no padding)
+    if dialect == "postgresql":
+        looks = text.op("~")(r"^[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$")
+    else:  # SQLite casts any text (to 0): only digits, sign, point and exponent pass
+        looks = and_(text.op("GLOB")("*[0-9]*"), text.op("NOT GLOB")("*[^0-9.eE+-]*"))
+    return case((looks, cast(text, Float(precision=53))), else_=null())
+
+
+def _source(conn, store, form_id: str, dialect: str):
+    """A form's submissions as a subquery of its aliases (and `sid`); empty when not registered."""
     table_name, by_path = _columns(conn, form_id)
-    aliases = list(FIELDS[form_id])
-    if table_name is None:
-        return None, aliases
-    table = store.form_table(form_id)
-    columns = [table.c["__id"].label("submission_id")]
+    table = store.form_table(form_id) if table_name is not None else None
+    columns = [
+        table.c["__id"].label("sid") if table is not None else cast(null(), String).label("sid")
+    ]
     for alias, path in FIELDS[form_id].items():
         name = by_path.get(path)
-        if not name:
-            columns.append(literal(None).label(alias))
-            continue
-        column = table.c[name]
-        if isinstance(column.type, Date | DateTime):
-            # As the driver gives it (SQLite: ISO text, parsed in bulk by pandas; psycopg: a
-            # date): SQLAlchemy's per-row date parsing on SQLite is most of a large read.
-            column = type_coerce(column, String)
-        columns.append(column.label(alias))
-    return table, columns
+        if table is None or not name:
+            kind = Date if alias in DATES else Float(precision=53) if alias in NUMBERS else String
+            columns.append(cast(null(), kind).label(alias))
+        elif alias in NUMBERS:
+            columns.append(_number(table.c[name], dialect).label(alias))
+        else:
+            columns.append(table.c[name].label(alias))
+    query = select(*columns)
+    query = query.select_from(table) if table is not None else query.where(false())
+    return query.subquery(form_id)
 
 
-def _in_period(column, start: date | None, end: date | None):
-    column = getattr(column, "clause", column)  # the stored date, not its text (type_coerce)
-    conditions = []
-    if start is not None:
-        conditions.append(column >= start)
-    if end is not None:
-        conditions.append(column <= end)
-    return and_(*conditions) if conditions else literal(True)
+def _day(value: date | None, dialect: str):
+    # SQLite keeps dates as ISO text (and CAST(... AS DATE) would make a number of one).
+    if dialect == "sqlite":
+        return literal(value.isoformat(), String) if value else null()
+    return cast(literal(value, Date), Date) if value else cast(null(), Date)
 
 
-def indicator_rows(store, start: date | None = None, end: date | None = None) -> dict[str, Rows]:
-    """Per form, the records the indicators read, those dated in [start, end] (inclusive).
+def _windows(periods: Sequence[tuple[date | None, date | None]], dialect: str):
+    parts = [
+        select(
+            literal(period_key(start, end), String).label("period"),
+            _day(start, dialect).label("start"),
+            _day(end, dialect).label("end"),
+        )
+        for start, end in periods
+    ]
+    return (union_all(*parts) if len(parts) > 1 else parts[0]).cte("windows")
 
-    Training participants are placed by their course's last day (training_event), or by the day
-    the participant form was filled in when the course has no event form."""
-    engine: Engine = store.engine
+
+def _within(day, w):
+    return and_(or_(w.c.start.is_(None), day >= w.c.start), or_(w.c.end.is_(None), day <= w.c.end))
+
+
+def _month_of(day, dialect: str):
+    """A date's month as text, YYYY-MM (reports makes quarters of them): one key to group by."""
+    if dialect == "sqlite":  # ISO text: its first seven characters (cheaper than strftime)
+        return func.substr(day, 1, 7)
+    return func.to_char(day, "YYYY-MM")
+
+
+def _latest_first(day, sid):
+    """The order that puts a record's "latest" first: undated records count as the newest (as
+    the day-sorted frames of the former pandas rules had them, last), then by day, then id."""
+    return [case((day.is_(None), 1), else_=0).desc(), day.desc(), sid.desc()]
+
+
+def indicator_rows(
+    store,
+    start: date | None = None,
+    end: date | None = None,
+    *,
+    periods: Sequence[tuple[date | None, date | None]] | None = None,
+    attendance_threshold: float | None = None,
+    pass_mark: int | None = None,
+    trained_groups: Iterable[Iterable[str]] = TRAINED_GROUPS,
+) -> dict[str, Rows]:
+    """The grouped counts every indicator is shaped from, for [start, end] (inclusive) or for
+    each of `periods` in one pass; keyed by read name, each row's first column its period_key.
+
+    The attendance threshold and pass mark (default: the settings' defaults) and the institution
+    groups of trained persons are applied here, where the deduplication is."""
+    threshold = (
+        BY_NAME["reports.attendance_threshold"].default
+        if attendance_threshold is None
+        else attendance_threshold
+    )
+    mark = BY_NAME["reports.pass_mark"].default if pass_mark is None else pass_mark
+    groups = sorted({tuple(sorted(g)) for g in trained_groups})
+    with store.engine.connect() as conn:
+        dialect = conn.dialect.name
+        src = {form_id: _source(conn, store, form_id, dialect) for form_id in FIELDS}
+    w = _windows(periods if periods is not None else [(start, end)], dialect)
+    families = (
+        lambda staging: _survivor_queries(src, w, staging),
+        lambda staging: _training_queries(src, w, threshold, mark, groups, staging),
+        lambda staging: {**_visit_queries(src, w), **_other_queries(src, w, dialect)},
+    )
+
+    def read(family) -> dict[str, Rows]:
+        with store.engine.connect() as conn:
+            staging = _Staging(conn)
+            try:
+                found = {}
+                for name, query in family(staging).items():
+                    result = conn.execute(query)
+                    found[name] = Rows(list(result.keys()), [tuple(r) for r in result])
+                return found
+            finally:
+                staging.drop()
+
+    # The three families share nothing, so each reads on a connection of its own at the same
+    # time (the database works on them in parallel; sqlite3 lets go of the GIL meanwhile).
+    # An in-memory SQLite database lives in one connection: read it on that one.
+    shared = dialect == "sqlite" and store.engine.url.database in (None, "", ":memory:")
     out: dict[str, Rows] = {}
-    with engine.connect() as conn:
-        selections = {form_id: _selection(conn, store, form_id) for form_id in FIELDS}
-        for form_id, (table, columns) in selections.items():
-            if form_id in ("training_event", "training_participant"):
-                continue
-            if table is None:
-                out[form_id] = Rows(["submission_id", *columns], [])
-                continue
-            query = select(*columns)
-            if form_id in PERIOD_DATE:
-                date_column = next(c for c in columns if c.name == PERIOD_DATE[form_id])
-                query = query.where(_in_period(date_column.element, start, end))
-            result = conn.execute(query)
-            out[form_id] = Rows(list(result.keys()), [tuple(r) for r in result])
-        out["training_participant"] = _participants(conn, selections, start, end)
+    with ThreadPoolExecutor(max_workers=1 if shared else len(families)) as pool:
+        for found in pool.map(read, families):
+            out.update(found)
+    out[SETTINGS] = Rows(
+        ["attendance_threshold", "pass_mark", "trained_groups"], [(threshold, mark, groups)]
+    )
     return out
 
 
-def _participants(conn, selections, start, end) -> Rows:
-    participants, p_columns = selections["training_participant"]
-    events, e_columns = selections["training_event"]
-    if participants is None:
-        return Rows(["submission_id", *p_columns, "course_end", "training_district"], [])
-    p = {c.name: c for c in p_columns}
-    if events is None:
-        course_end = p["recorded"].element.label("course_end")
-        query = select(*p_columns, course_end, literal(None).label("training_district"))
-        query = query.where(_in_period(p["recorded"].element, start, end))
-    else:
-        e = {c.name: getattr(c.element, "clause", c.element) for c in e_columns}
-        # One row per course id (a resent event form with another instanceID: the latest end).
-        courses = (
-            select(
-                e["event_id"].label("event_id"),
-                e["end_date"].label("end_date"),
-                e["training_district"].label("training_district"),
+class _Staging:
+    """Intermediate results several reads share (the consent register, the survivor records and
+    training participations of the periods), kept in temporary tables of the connection: each is
+    worked out once rather than once per read. Sorts get memory enough to stay off disk."""
+
+    def __init__(self, conn):
+        self.conn, self.names = conn, []
+        self.dialect = conn.dialect.name
+        if self.dialect == "postgresql":
+            conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        else:
+            conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
+
+    def table(self, name: str, query, index: str | None = None):
+        qualified = f"pg_temp.{name}" if self.dialect == "postgresql" else f"temp.{name}"
+        compiled = query.compile(self.conn, compile_kwargs={"literal_binds": True})
+        self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified}")
+        self.conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} AS {compiled}")
+        self.names.append(qualified)
+        if index:  # a lookup table: without it a join may scan it once per row
+            on = f"{name} ({index})"
+            if self.dialect == "postgresql":
+                self.conn.exec_driver_sql(f"CREATE INDEX ON {on}")
+                self.conn.exec_driver_sql(f"ANALYZE {name}")
+            else:
+                self.conn.exec_driver_sql(f"CREATE INDEX temp.{name}_{index} ON {on}")
+        return table(name, *(column(c.name, c.type) for c in query.selected_columns))
+
+    def drop(self) -> None:
+        for qualified in self.names:
+            self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified}")
+        if self.dialect == "sqlite":
+            self.conn.exec_driver_sql("PRAGMA temp_store = DEFAULT")
+        self.conn.rollback()
+
+
+def _survivor_queries(src, w, staging: _Staging) -> dict:
+    dialect = staging.dialect
+    reg, svc, intake = src["survivor_registration"], src["service_contact"], src["survivor_intake"]
+    # The consent and support-unit register: each code's latest registration (by first contact).
+    ranked = select(
+        reg.c.survivor_code,
+        reg.c.consent_reporting,
+        reg.c.ssu_site,
+        reg.c.contact_setting,
+        func.row_number()
+        .over(
+            partition_by=reg.c.survivor_code,
+            order_by=_latest_first(reg.c.first_contact, reg.c.sid),
+        )
+        .label("rn"),
+    ).subquery()
+    latest = staging.table(
+        "indicator_latest",
+        select(
+            ranked.c.survivor_code,
+            ranked.c.consent_reporting,
+            ranked.c.ssu_site,
+            ranked.c.contact_setting,
+        ).where(ranked.c.rn == 1),
+        index="survivor_code",
+    )
+    registrations = staging.table(
+        "indicator_registrations",
+        select(
+            w.c.period,
+            reg.c.survivor_code,
+            reg.c.first_contact.label("day"),
+            latest.c.consent_reporting.label("consent"),
+        ).select_from(
+            reg.join(
+                w, and_(reg.c.first_contact.is_not(None), _within(reg.c.first_contact, w))
+            ).join(latest, latest.c.survivor_code == reg.c.survivor_code)
+        ),
+    )
+    services = staging.table(
+        "indicator_services",
+        select(
+            w.c.period,
+            svc.c.survivor_code,
+            svc.c.service_date.label("day"),
+            svc.c.ssu_site,
+            svc.c.service_type,
+            svc.c.provided_how,
+            case(
+                (latest.c.survivor_code.is_(None), UNREGISTERED),
+                else_=latest.c.consent_reporting,
+            ).label("consent"),
+            latest.c.ssu_site.label("unit_site"),  # her support unit (the register's)
+        ).select_from(
+            svc.join(w, _within(svc.c.service_date, w)).outerjoin(
+                latest, latest.c.survivor_code == svc.c.survivor_code
             )
-            .where(e["event_id"].is_not(None))
+        ),
+    )
+    intakes = (
+        select(w.c.period, intake)
+        .select_from(intake.join(w, _within(intake.c.interview_date, w)))
+        .cte("intakes_in")
+    )
+
+    def left_out(form_id, rows, consent):
+        """Records without consent to reporting, per consent answer (the rest are counted)."""
+        return (
+            select(
+                rows.c.period,
+                literal(form_id, String).label("form_id"),
+                consent.label("consent"),
+                func.count().label("records"),
+                func.count(distinct(rows.c.survivor_code)).label("survivors"),
+            )
+            .where(or_(consent.is_(None), consent != "yes"))
+            .group_by(rows.c.period, consent)
+        )
+
+    exclusions = union_all(
+        left_out("survivor_registration", registrations, registrations.c.consent),
+        left_out("service_contact", services, services.c.consent),
+        left_out("survivor_intake", intakes, intakes.c.consent_reporting),
+    )
+    consented = services.c.consent == "yes"
+    dated = union_all(
+        select(registrations.c.period, registrations.c.survivor_code, registrations.c.day).where(
+            registrations.c.consent == "yes"
+        ),
+        select(services.c.period, services.c.survivor_code, services.c.day).where(consented),
+    ).subquery()
+    first = (
+        select(dated.c.period, dated.c.survivor_code, func.min(dated.c.day).label("day"))
+        .group_by(dated.c.period, dated.c.survivor_code)
+        .subquery()
+    )
+    reached = (
+        select(
+            first.c.period,
+            latest.c.ssu_site,
+            latest.c.contact_setting,
+            (ym := _month_of(first.c.day, dialect)).label("month"),
+            func.count().label("n"),
+        )
+        .select_from(first.join(latest, latest.c.survivor_code == first.c.survivor_code))
+        .group_by(first.c.period, latest.c.ssu_site, latest.c.contact_setting, ym)
+    )
+    provided = and_(consented, services.c.provided_how == PROVIDED_BY_UNIT)
+    per_person = (
+        select(
+            services.c.period,
+            services.c.service_type,
+            services.c.unit_site,
+            func.min(services.c.day).label("day"),
+        )
+        .where(provided)
+        .group_by(
+            services.c.period,
+            services.c.service_type,
+            services.c.survivor_code,
+            services.c.unit_site,
+        )
+        .subquery()
+    )
+    recipients = select(
+        per_person.c.period,
+        per_person.c.service_type,
+        per_person.c.unit_site.label("ssu_site"),
+        (ym := _month_of(per_person.c.day, dialect)).label("month"),
+        func.count().label("n"),
+    ).group_by(per_person.c.period, per_person.c.service_type, per_person.c.unit_site, ym)
+    sessions = (
+        select(
+            services.c.period,
+            services.c.service_type,
+            services.c.unit_site.label("ssu_site"),
+            (ym := _month_of(services.c.day, dialect)).label("month"),
+            func.count().label("n"),
+        )
+        .where(provided)
+        .group_by(services.c.period, services.c.service_type, services.c.unit_site, ym)
+    )
+    units = (
+        select(services.c.period, services.c.ssu_site)
+        .where(consented, services.c.ssu_site.is_not(None))
+        .distinct()
+    )
+    allegations = (
+        select(
+            intakes.c.period,
+            intakes.c.ssu_site,
+            intakes.c.gbv_type,
+            intakes.c.place_type,
+            intakes.c.referrals_made,
+            func.count().label("n"),
+        )
+        .where(intakes.c.consent_reporting == "yes", intakes.c.custodial_context == "yes")
+        .group_by(
+            intakes.c.period,
+            intakes.c.ssu_site,
+            intakes.c.gbv_type,
+            intakes.c.place_type,
+            intakes.c.referrals_made,
+        )
+    )
+    return {
+        "exclusions": exclusions,
+        "reached": reached,
+        "recipients": recipients,
+        "sessions": sessions,
+        "units": units,
+        "allegations": allegations,
+    }
+
+
+def _training_queries(src, w, threshold: float, mark: int, groups, staging: _Staging) -> dict:
+    dialect = staging.dialect
+    events, p = src["training_event"], src["training_participant"]
+    # A course by its id (a resent event form under another instanceID: its latest last day).
+    courses = (
+        select(events.c.event_id, func.max(events.c.end_date).label("end_date"))
+        .where(events.c.event_id.is_not(None))
+        .group_by(events.c.event_id)
+        .subquery()
+    )
+    # Placed by the course's last day, or by the day the form was filled in without one.
+    day = func.coalesce(courses.c.end_date, p.c.recorded)
+    placed = staging.table(
+        "indicator_training",
+        select(
+            w.c.period,
+            *(p.c[name] for name in TRAINING_READS),
+            day.label("day"),
+        ).select_from(
+            p.outerjoin(courses, courses.c.event_id == p.c.event_id).join(w, _within(day, w))
+        ),
+    )
+    qualifying = placed.c.attendance_share >= threshold - 1e-9
+    person = [placed.c.period, placed.c.participant_code]
+    who = [placed.c.institution_type, placed.c.sex, placed.c.district]
+    out = {
+        "participations": select(
+            placed.c.period,
+            *who,
+            (ym := _month_of(placed.c.day, dialect)).label("month"),
+            func.count().label("n"),
+        )
+        .where(qualifying)
+        .group_by(placed.c.period, *who, ym)
+    }
+    newest = _latest_first(placed.c.day, placed.c.sid)
+    for group in groups:
+        # Once per person: as in her latest course, in the quarter of her first.
+        ranked = (
+            select(
+                placed.c.period,
+                *who,
+                func.row_number().over(partition_by=person, order_by=newest).label("rn"),
+                func.min(placed.c.day).over(partition_by=person).label("first"),
+            )
+            .where(qualifying, placed.c.institution_type.in_(group))
             .subquery()
         )
-        day = courses.c.end_date
-        on = courses.c.event_id == p["event_id"].element
-        placed = day.is_not(None)
-        query = (
+        rwho = [ranked.c.institution_type, ranked.c.sex, ranked.c.district]
+        out[trained_key(group)] = (
             select(
-                *p_columns,
-                type_coerce(day, String).label("course_end"),
-                courses.c.training_district,
+                ranked.c.period,
+                *rwho,
+                (ym := _month_of(ranked.c.first, dialect)).label("month"),
+                func.count().label("n"),
             )
-            .select_from(participants.outerjoin(courses, on))
-            .where(
-                or_(
-                    and_(placed, _in_period(day, start, end)),
-                    and_(~placed, _in_period(p["recorded"].element, start, end)),
-                )
-            )
+            .where(ranked.c.rn == 1)
+            .group_by(ranked.c.period, *rwho, ym)
         )
-    result = conn.execute(query)
-    return Rows(list(result.keys()), [tuple(r) for r in result])
+        tested = (
+            select(
+                placed.c.period,
+                *who,
+                placed.c.post_score,
+                placed.c.normalised_gain,
+                func.row_number().over(partition_by=person, order_by=newest).label("rn"),
+            )
+            .where(
+                qualifying,
+                placed.c.institution_type.in_(group),
+                placed.c.pre_taken == "yes",
+                placed.c.post_taken == "yes",
+            )
+            .subquery()
+        )
+        twho = [tested.c.institution_type, tested.c.sex, tested.c.district]
+        out[passing_key(group)] = (
+            select(
+                tested.c.period,
+                *twho,
+                func.count().label("tested"),
+                func.sum(case((tested.c.post_score >= mark, 1), else_=0)).label("passed"),
+                func.sum(tested.c.normalised_gain).label("gain_sum"),
+                func.count(tested.c.normalised_gain).label("gain_n"),
+            )
+            .where(tested.c.rn == 1)
+            .group_by(tested.c.period, *twho)
+        )
+    out["stations"] = _stations(src, w, placed)
+    return out
+
+
+def _stations(src, w, placed):
+    """Police stations with staff at a course or a visit, each with the districts recorded."""
+    v = src["custody_visit"]
+    trained = (
+        select(
+            placed.c.period,
+            literal(0).label("source"),
+            placed.c.police_station,
+            placed.c.district,
+            func.count().label("n"),
+        )
+        .where(placed.c.institution_type == "police", placed.c.police_station.is_not(None))
+        .group_by(placed.c.period, placed.c.police_station, placed.c.district)
+    )
+    visited = (
+        select(
+            w.c.period,
+            literal(1).label("source"),
+            v.c.police_station,
+            v.c.district,
+            func.count().label("n"),
+        )
+        .select_from(v.join(w, _within(v.c.visit_date, w)))
+        .where(v.c.police_station.is_not(None))
+        .group_by(w.c.period, v.c.police_station, v.c.district)
+    )
+    return union_all(trained, visited)
+
+
+def _visit_queries(src, w) -> dict:
+    v = src["custody_visit"]
+    visits = (
+        select(w.c.period, v).select_from(v.join(w, _within(v.c.visit_date, w))).cte("visits_in")
+    )
+    ranked = (
+        select(
+            visits.c.period,
+            visits.c.facility_type,
+            visits.c.district,
+            visits.c.meets_minimum_standards,
+            func.row_number()
+            .over(
+                partition_by=[visits.c.period, visits.c.facility_id],
+                order_by=_latest_first(visits.c.visit_date, visits.c.sid),
+            )
+            .label("rn"),
+        )
+        .where(visits.c.facility_id.is_not(None))
+        .subquery()
+    )
+    where = [ranked.c.facility_type, ranked.c.district]
+    facilities = (
+        select(
+            ranked.c.period,
+            *where,
+            func.count().label("n"),
+            func.sum(case((ranked.c.meets_minimum_standards == "yes", 1), else_=0)).label("meets"),
+        )
+        .where(ranked.c.rn == 1)
+        .group_by(ranked.c.period, *where)
+    )
+    vwhere = [visits.c.facility_type, visits.c.district]
+    held = (
+        select(
+            visits.c.period,
+            *vwhere,
+            func.sum(visits.c.women_held_over_24h).label("over"),
+            func.sum(func.coalesce(visits.c.women_detained, 0)).label("held"),
+        )
+        .where(visits.c.women_held_over_24h.is_not(None))
+        .group_by(visits.c.period, *vwhere)
+    )
+    return {"facilities": facilities, "held_over_24h": held}
+
+
+def _other_queries(src, w, dialect: str) -> dict:
+    a = src["advocacy_event"]
+    advocacy = (
+        select(
+            w.c.period,
+            a.c.district,
+            a.c.event_type,
+            (ym := _month_of(a.c.event_date, dialect)).label("month"),
+            func.sum(func.coalesce(a.c.direct_female, 0)).label("female"),
+            func.sum(func.coalesce(a.c.direct_male, 0)).label("male"),
+            func.sum(func.coalesce(a.c.indirect_reach, 0)).label("indirect"),
+        )
+        .select_from(a.join(w, _within(a.c.event_date, w)))
+        .group_by(w.c.period, a.c.district, a.c.event_type, ym)
+    )
+    return {"advocacy": advocacy}

@@ -19,7 +19,13 @@ from lxml import etree
 
 from nigraan.config import load_config
 from reports.cli import report as report_group
-from reports.indicators import compute, load_definitions, parse_period, support_unit_districts
+from reports.indicators import (
+    compute,
+    compute_periods,
+    load_definitions,
+    parse_period,
+    support_unit_districts,
+)
 from reports.publish import TOTAL, report_rows
 from store.indicator_queries import indicator_rows
 from store.store import Store
@@ -480,3 +486,50 @@ def test_report_indicators_writes_an_xlsx_with_charts_and_definitions(
     assert "women_held_over_24h" in ids and len(ids) == len(load_definitions())
     cover = list(wb["Cover"].iter_rows(values_only=True))
     assert ("survivor_intake", "consent_reporting = no", 1, 1) in cover
+
+
+def _figures(report) -> list:
+    """Everything a report says, in order, as plain values."""
+    out = [(e.form_id, e.reason, e.records, e.survivors) for e in report.exclusions]
+    for x in report.results:
+        out.append(
+            (
+                x.indicator.id,
+                x.value,
+                x.numerator,
+                x.denominator,
+                x.extra,
+                {d: list(s.items()) for d, s in x.breakdowns.items()},
+                {d: list(s.items()) for d, s in x.denominators.items()},
+            )
+        )
+    return out
+
+
+def test_every_period_in_one_pass_equals_each_period_read_alone(programme_store):
+    store, config, _ = programme_store
+    definitions = load_definitions()
+    common = {
+        "ssu_district": support_unit_districts(config["forms.reference_dir"]),
+        "attendance_threshold": 0.8,
+        "pass_mark": 7,
+    }
+    periods = [parse_period(x) for x in ("2026-Q2", "2026-Q3", "2026", None)]
+    rows = indicator_rows(store, periods=[(p.start, p.end) for p in periods])
+    together = compute_periods(rows, definitions, periods=periods, **common)
+    assert list(together) == ["2026-Q2", "2026-Q3", "2026", "all"]
+    for p in periods:
+        alone = compute(indicator_rows(store, p.start, p.end), definitions, period=p, **common)
+        assert _figures(together[p.label]) == _figures(alone), p.label
+    # Q2 by hand: RWP-0002 registered in April, LHR-0002's May session; ISB-POL-0001's course.
+    q2 = {x.indicator.id: x for x in together["2026-Q2"].results}
+    assert (q2["women_reached"].value, q2["service_sessions"].value) == (2, 1)
+    assert q2["officials_trained"].value == 1
+    assert together["2026-Q2"].exclusions == []
+    # The whole year holds Q2 and Q3: LHR-0002 once, in Q2, although she came in both.
+    year = {x.indicator.id: x for x in together["2026"].results}
+    assert (year["women_reached"].value, year["service_sessions"].value) == (5, 8)
+    assert dict(year["women_reached"].breakdowns["quarter"].items()) == {
+        "2026-Q2": 2,  # RWP-0002 (April), LHR-0002 (her May session came first)
+        "2026-Q3": 3,
+    }

@@ -28,11 +28,8 @@ from nigraan.errors import ConfigError
 from reports.charts import Bar, bar_chart, column_chart, progress_bar
 from reports.indicators import (
     Report,
-    compute,
     load_definitions,
-    load_targets,
-    parse_period,
-    support_unit_districts,
+    report_from_store,
 )
 from reports.publish import TOTAL, Row, report_rows
 from reports.suppression import HIDDEN, SMALL
@@ -40,7 +37,6 @@ from server.web import RTL, current_language, web_blueprint
 from server.web.access import allow
 from server.web.auth import audit
 from server.web.words import N_
-from store.indicator_queries import indicator_rows
 from store.submission_view import label_in
 
 bp = web_blueprint("dashboard", __name__)
@@ -98,17 +94,7 @@ def services():
 
 def build_report(period_text: str | None) -> Report:
     """Every indicator for the period, from the app's store (as `nigraan report` computes it)."""
-    config = services().config
-    period = parse_period(period_text)
-    return compute(
-        indicator_rows(services().store, period.start, period.end),
-        load_definitions(),
-        period=period,
-        ssu_district=support_unit_districts(config["forms.reference_dir"]),
-        attendance_threshold=config["reports.attendance_threshold"],
-        pass_mark=config["reports.pass_mark"],
-        targets=load_targets(config["reports.targets_file"]),
-    )
+    return report_from_store(services().store, services().config, period_text)
 
 
 def quarters_in(report: Report) -> list[str]:
