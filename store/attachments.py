@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -33,6 +34,26 @@ def add_attachment(
             return False
         fill_attachment(conn, form_id, instance_id, name, content, content_type)
     return True
+
+
+def add_attachments(
+    engine: Engine, form_id: str, files: Iterable[tuple[str, str, bytes, str | None]]
+) -> int:
+    """Fill in many attachments, (instanceID, name, content, content type) each, in one
+    transaction; returns how many the submissions name (the others are ignored)."""
+    sa = t.submission_attachments
+    filled = 0
+    with engine.begin() as conn:
+        for instance_id, name, content, content_type in files:
+            named = conn.execute(
+                select(sa.c.sha256).where(
+                    sa.c.form_id == form_id, sa.c.instance_id == instance_id, sa.c.name == name
+                )
+            ).first()
+            if named is not None:
+                fill_attachment(conn, form_id, instance_id, name, content, content_type)
+                filled += 1
+    return filled
 
 
 def fill_attachment(

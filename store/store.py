@@ -183,6 +183,13 @@ class Store:
         """Fill in an attachment the submission names; False if it names no such file."""
         return files.add_attachment(self.engine, form_id, instance_id, name, content, content_type)
 
+    def add_attachments(
+        self, form_id: str, downloaded: Iterable[tuple[str, str, bytes, str | None]]
+    ) -> int:
+        """Many attachments, (instanceID, name, content, content type) each, in one
+        transaction; returns how many the submissions name."""
+        return files.add_attachments(self.engine, form_id, downloaded)
+
     def add_history(
         self,
         form_id: str,
