@@ -114,7 +114,7 @@ class PageReader(threading.Thread):
         try:
             page = fetch_page(self.central, self.url, self.params)
             for _ in range(MAX_PAGES):
-                if not self.put(page) or not page.next_link:
+                if not self.put(page) or self.stopping.is_set() or not page.next_link:
                     break
                 page = fetch_page(self.central, same_origin(self.central, page.next_link))
         except BaseException as exc:  # handed to the caller, raised there
