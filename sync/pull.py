@@ -32,7 +32,6 @@ Central's newest review metadata.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,14 +40,11 @@ import orjson
 
 from nigraan.errors import FormError
 from store.store import CENTRAL, CREATED, DUPLICATE, EDITED, UNREADABLE, Incoming, Store
+from sync.attachments import download_missing
 from sync.central import Central, CentralError, CentralUnavailable
 from sync.odata import read_pages, same_origin, submissions_path
 
 SINGLE_ROWS_MAX = 200  # more submissions to re-read than this: one full pass instead
-# Downloaded files are stored in transactions of at most this many files or bytes (whichever
-# comes first): few commits, and little held in memory while a batch fills.
-FILES_PER_COMMIT = 100
-BYTES_PER_COMMIT = 32 * 1024 * 1024
 
 
 @dataclass
@@ -350,107 +346,13 @@ class FormPuller:
             self.store_rows(rows, None)
 
     def attachments(self) -> None:
-        """Download the files stored submissions name but do not hold, content-addressed.
-
-        `central.download_workers` submissions at a time, each on its own connection; the files
-        are stored in batches (one transaction each) as they arrive. A row read in this run says
-        how many of its files Central has (`attachmentsPresent` of `attachmentsExpected`): all
-        of them, and they are asked for by name at once; none, and nothing is asked; some, or a
-        submission not read in this run, and Central's listing says which. A file that does not
-        come (refused, or Central failing for it after every retry) is named in `problems` and
-        stays missing, so the next sync asks for it again; Central failing for many files in a
-        row stops the sync as any outage does, after storing what did come.
-        """
-        missing = self.store.missing_attachments(self.form_id)
-        if not missing:
-            return
-        workers = self.central.settings.download_workers
-        batch: list[tuple[str, str, bytes, str | None]] = []
-        batch_bytes = 0
-        failing = 0  # submissions in a row whose files Central failed to give
-        outage: CentralUnavailable | None = None
-        todo = iter(missing.items())
-        with ThreadPoolExecutor(workers, thread_name_prefix="attachments") as pool:
-            running: set[Future[FetchedFiles]] = set()
-            for _ in range(len(missing) + 1):
-                while outage is None and len(running) < workers * 2:
-                    entry = next(todo, None)
-                    if entry is None:
-                        break
-                    root_id, files = entry
-                    counts = self.file_counts.get(root_id)
-                    running.add(pool.submit(self.fetch_files, root_id, files, counts))
-                if not running:
-                    break
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    fetched = future.result()
-                    self.result.attachments_waiting += fetched.waiting
-                    self.result.problems += fetched.problems
-                    batch += fetched.files
-                    batch_bytes += sum(len(f[2]) for f in fetched.files)
-                    if fetched.unavailable is None:
-                        failing = 0
-                    else:
-                        failing += 1
-                        if failing >= workers * 2:
-                            outage = fetched.unavailable
-                if batch and (len(batch) >= FILES_PER_COMMIT or batch_bytes >= BYTES_PER_COMMIT):
-                    self.result.attachments += self.store.add_attachments(self.form_id, batch)
-                    batch, batch_bytes = [], 0
-        if batch:
-            self.result.attachments += self.store.add_attachments(self.form_id, batch)
-        if outage is not None:
-            raise outage
-
-    def fetch_files(
-        self, root_id: str, files: list[tuple[str, str]], counts: tuple[int, int] | None
-    ) -> FetchedFiles:
-        """One submission's missing files from Central (a download worker's task)."""
-        fetched = FetchedFiles()
-        base = "projects/{project_id}/forms/{form_id}/submissions/{root_id}/attachments"
-        if counts is not None and counts[0] == 0:  # Central has none of its files yet
-            fetched.waiting = len(files)
-            return fetched
-        if counts is None or counts[0] < counts[1]:
-            listing_path = self.central.path(base, form_id=self.form_id, root_id=root_id)
-            try:
-                listing = self.central.get_json(listing_path)
-            except CentralError as exc:  # e.g. deleted in Central since this pass
-                fetched.problems.append(f"{root_id}: attachments not listed ({exc.message})")
-                if isinstance(exc, CentralUnavailable):
-                    fetched.unavailable = exc
-                return fetched
-            present = {entry["name"] for entry in listing if entry.get("exists")}
-            fetched.waiting = sum(1 for _, name in files if name not in present)
-            files = [(i, name) for i, name in files if name in present]
-        for instance_id, name in files:
-            path = self.central.path(
-                base + "/{name}", form_id=self.form_id, root_id=root_id, name=name
-            )
-            try:
-                response = self.central.get(path)
-            except CentralError as exc:
-                fetched.problems.append(
-                    f"{root_id}: attachment {name} not downloaded ({exc.message}); "
-                    "the next sync asks for it again"
-                )
-                if isinstance(exc, CentralUnavailable):
-                    fetched.unavailable = exc
-                continue
-            content_type = response.headers.get("Content-Type", "").split(";")[0] or None
-            fetched.files.append((instance_id, name, response.content, content_type))
-        return fetched
-
-
-@dataclass
-class FetchedFiles:
-    """What a download worker brings back for one submission."""
-
-    files: list[tuple[str, str, bytes, str | None]] = field(default_factory=list)
-    waiting: int = 0  # named, but Central does not have them yet
-    problems: list[str] = field(default_factory=list)
-    unavailable: CentralUnavailable | None = None  # Central failed after every retry
+        """Download the files stored submissions name but do not hold (sync/attachments.py)."""
+        done = download_missing(self.central, self.store, self.form_id, self.file_counts)
+        self.result.attachments += done.stored
+        self.result.attachments_waiting += done.waiting
+        self.result.problems += done.problems
+        if done.outage is not None:
+            raise done.outage
 
 
 def published_forms(central: Central) -> list[str]:
