@@ -22,6 +22,7 @@ MAX_PAGES = 1_000_000  # a bound on any loop over pages; no form comes near it
 # Pages read ahead of the one being stored: enough to ride out a slow commit or a slow answer,
 # few enough that memory stays a few pages (a page of 1,000 rows is a few MB parsed).
 PREFETCH_PAGES = 3
+READER_JOIN_SECONDS = 5.0
 
 
 @dataclass
@@ -141,12 +142,13 @@ class PageReader(threading.Thread):
     def stop(self) -> None:
         """The caller is done (the end, its own error, or it stopped early): end the reader.
 
-        A request in flight is not interrupted; it ends within central.timeout and its page is
-        dropped."""
+        A request in flight is not interrupted: it is waited for a few seconds, then left to end
+        on its own (within central.timeout; its page is dropped), so a failing sync reports at
+        once."""
         self.stopping.set()
         while True:  # let a reader blocked on a full queue see the stop at once
             try:
                 self.pages.get_nowait()
             except queue.Empty:
                 break
-        self.join(timeout=self.central.settings.timeout * self.central.settings.retries + 5)
+        self.join(timeout=READER_JOIN_SECONDS)

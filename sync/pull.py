@@ -32,6 +32,7 @@ Central's newest review metadata.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -190,16 +191,17 @@ class FormPuller:
             )
             pages = read_pages(self.central, self.url, params, prefetch=self.prefetch)
         total = None
-        for page in pages:
-            if page.count is not None:
-                total = page.count
-            self.store_rows(page.rows, watermark)
-            high = newest(page.rows, high)
-            # Committed: a restart continues with the next page of this same pass.
-            self.store.save_sync_state(
-                self.scope, self.form_id, pass_high=high, resume_link=page.next_link
-            )
-            self.progress(self.form_id, len(page.rows), total)
+        with closing(pages):  # a failure here ends the reader thread at once
+            for page in pages:
+                if page.count is not None:
+                    total = page.count
+                self.store_rows(page.rows, watermark)
+                high = newest(page.rows, high)
+                # Committed: a restart continues with the next page of this same pass.
+                self.store.save_sync_state(
+                    self.scope, self.form_id, pass_high=high, resume_link=page.next_link
+                )
+                self.progress(self.form_id, len(page.rows), total)
         done = newest([], high)
         if state.get("watermark") and done and not full:
             done = max(done, state["watermark"], key=parse_ts)
@@ -326,8 +328,11 @@ class FormPuller:
         if len(root_ids) > SINGLE_ROWS_MAX:
             wanted = set(root_ids)
             params = {"$top": self.central.settings.page_size, "$expand": "*"}
-            for page in read_pages(self.central, self.url, params, prefetch=self.prefetch):
-                rows += [r for r in page.rows if r.get("__id") in wanted]
+            with closing(
+                read_pages(self.central, self.url, params, prefetch=self.prefetch)
+            ) as pages:
+                for page in pages:
+                    rows += [r for r in page.rows if r.get("__id") in wanted]
         else:
             for root_id in root_ids:
                 path = self.central.path(
