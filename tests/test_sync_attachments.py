@@ -108,3 +108,18 @@ def test_central_failing_for_every_file_stops_the_sync_clearly(standin, store):
     assert len(store.missing_attachments(FORM)) == N
     asked = len(standin.requests("/attachments/photo-"))
     assert asked < N * 2  # it stopped: it did not try every file with every retry
+
+
+def test_an_expired_session_during_the_downloads_is_renewed_once_for_all_workers(standin, store):
+    from sync.pull import FormPuller
+
+    central = _central(standin)
+    puller = FormPuller(central, store, FORM)
+    puller.register_versions()
+    puller.pull(full=False)
+    logins = standin.logins
+    standin.expire_tokens()  # every worker's next request gets 401
+    puller.attachments()
+    central.close()
+    assert (puller.result.attachments, puller.result.problems) == (N, [])
+    assert standin.logins == logins + 1
