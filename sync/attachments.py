@@ -97,9 +97,12 @@ def download_missing(
 
     pool = ThreadPoolExecutor(workers, thread_name_prefix="attachments")
     try:
-        futures = [pool.submit(task, root_id, files) for root_id, files in missing.items()]
-        for future in as_completed(futures):
+        # No list of the futures kept here: as_completed lets go of each one it has given, so
+        # a stored file's bytes are freed (a list would hold every file until the end).
+        tasks = (pool.submit(task, root_id, files) for root_id, files in missing.items())
+        for future in as_completed(list(tasks)):
             fetched = future.result()
+            del future
             if fetched.skipped:
                 continue  # after an outage: it holds no slot
             held += 1
