@@ -18,8 +18,9 @@ cycled from rec_visit) and a fresh store:
 
 Each run prints a line `ratio sync-vs-read[-slow|-files] N.NNx`.
 
-Usage: python bench/sync.py [N] [--files F] [--slow N] [--database URL]
+Usage: python bench/sync.py [N] [--files F] [--slow N] [--rows-per-second R] [--database URL]
   N: submissions of the fast and slow runs (default 100,000); --slow: of the slow run only;
+  --rows-per-second: the slow stand-in's pace (default 2,500);
   --files: submissions with photos (default 2,000; 0 skips the run); --database: a PostgreSQL
   URL (e.g. postgresql+psycopg://postgres@127.0.0.1/test): each run gets its own schema
   bench_sync_<run>, dropped and made again. Default: a fresh SQLite file per run.
@@ -199,15 +200,14 @@ def run_fast(n: int, database: str | None, tmp: str, clock: StoreClock) -> None:
     print(f"ratio sync-vs-read {full_time / baseline:.2f}x  (target <= 1.3)")
 
 
-def run_slow(n: int, database: str | None, tmp: str, clock: StoreClock) -> None:
-    standin = Standin(n, rows_per_second=ROWS_PER_SECOND)
+def run_slow(n: int, database: str | None, tmp: str, clock: StoreClock, pace: float) -> None:
+    standin = Standin(n, rows_per_second=pace)
     central = standin.central()
     start = time.perf_counter()
     read_all(central)
     baseline = time.perf_counter() - start
     print(
-        f"slow: {n} submissions at {ROWS_PER_SECOND:.0f} rows/s; baseline: read the pages in "
-        f"{baseline:.2f} s"
+        f"slow: {n} submissions at {pace:.0f} rows/s; baseline: read the pages in {baseline:.2f} s"
     )
     store = Store.open(store_url(database, "slow", tmp), upgrade=True)
     clock.seconds = 0.0
@@ -224,8 +224,8 @@ def run_slow(n: int, database: str | None, tmp: str, clock: StoreClock) -> None:
     print(f"ratio sync-vs-read-slow {full_time / baseline:.2f}x  (target <= 1.1)")
 
 
-def run_files(n: int, database: str | None, tmp: str, clock: StoreClock) -> None:
-    standin = Standin(n, photos=True, rows_per_second=ROWS_PER_SECOND)
+def run_files(n: int, database: str | None, tmp: str, clock: StoreClock, pace: float) -> None:
+    standin = Standin(n, photos=True, rows_per_second=pace)
     central = standin.central()
     start = time.perf_counter()
     named = read_all(central)
@@ -234,7 +234,7 @@ def run_files(n: int, database: str | None, tmp: str, clock: StoreClock) -> None
     baseline = time.perf_counter() - start
     print(
         f"files: {n} submissions with a photo each ({size / 1e6:.0f} MB), pages at "
-        f"{ROWS_PER_SECOND:.0f} rows/s, {FILE_SECONDS * 1000:.0f} ms a file; baseline: read "
+        f"{pace:.0f} rows/s, {FILE_SECONDS * 1000:.0f} ms a file; baseline: read "
         f"the pages in {read_time:.2f} s, download the files with {WORKERS} connections in "
         f"{baseline - read_time:.2f} s"
     )
@@ -251,7 +251,7 @@ def run_files(n: int, database: str | None, tmp: str, clock: StoreClock) -> None
 
 def main() -> None:
     argv = sys.argv[1:]
-    options = {"--database": None, "--files": "2000", "--slow": None}
+    options = {"--database": None, "--files": "2000", "--slow": None, "--rows-per-second": None}
     for name in options:
         if name in argv:
             at = argv.index(name)
@@ -261,6 +261,7 @@ def main() -> None:
     database = options["--database"]
     slow = int(options["--slow"]) if options["--slow"] is not None else n
     files = int(options["--files"])
+    pace = float(options["--rows-per-second"] or ROWS_PER_SECOND)
     where = "SQLite" if database is None else database.split("://")[0]
     print(f"store: {where}; pages of {PAGE}")
     clock = StoreClock()
@@ -268,9 +269,9 @@ def main() -> None:
         if n:
             run_fast(n, database, tmp, clock)
         if slow:
-            run_slow(slow, database, tmp, clock)
+            run_slow(slow, database, tmp, clock, pace)
         if files:
-            run_files(files, database, tmp, clock)
+            run_files(files, database, tmp, clock, pace)
     print(f"peak memory (RSS) of the syncing process: {_rss_mb():.0f} MB  (target < 300 MB)")
 
 
