@@ -20,35 +20,56 @@ Run from the repository root (the server runs in its own process, on 127.0.0.1):
     .venv/bin/python bench/ingest.py                       # 8 devices, 3,000 submissions
     .venv/bin/python bench/ingest.py --devices 1 --count 500
     .venv/bin/python bench/ingest.py --database-url postgresql+psycopg://postgres@127.0.0.1/test
+
+The same client and load can be sent to any other OpenRosa server in the same run, one `--url`
+each (its submission URL): an ODK Central app user's
+`https://central.example.org/v1/key/<token>/projects/<id>/submission` (or that URL with
+`{token}` in place of the token and `--token`), or a server with HTTP Digest accounts
+(`--user`/`--password`, answered after its 401 as Collect does). The form must be published
+there first: `--write-form PATH` writes the bench's XForm (form id custody_visit) and exits.
+Such a server's CPU is not measured (it may be anywhere); the 201s it answered are counted.
+`--skip-nigraan` measures only the `--url` servers.
+
+    .venv/bin/python bench/ingest.py --url 'https://central.example.org/v1/key/{token}/projects/3/submission' --token "$APP_USER_TOKEN"
+    .venv/bin/python bench/ingest.py --skip-baseline --url http://127.0.0.1:8080/submission --user tablet-1 --password "$PW"
 """
 
 from __future__ import annotations
 
-import argparse
-import http.client
-import os
-import random
-import statistics
 import sys
-import tempfile
-import threading
-import time
 from pathlib import Path
-from urllib.parse import urlsplit
-from xml.sax.saxutils import escape, quoteattr
 
-import requests  # only to wait for the baseline server
-from sqlalchemy import func, select
+ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, this folder would come first on the path and bench/queue.py would shadow
+# the standard library's queue (urllib3 needs it): the repository's root instead.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import http.client  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import re  # noqa: E402
+import ssl  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
+from urllib.request import parse_http_list, parse_keqv_list  # noqa: E402
+from xml.sax.saxutils import escape, quoteattr  # noqa: E402
 
-from bench.normalise import FORM_ID, build_xform, odata_rows
-from server.device_accounts import create_account
-from store import schema as s
-from store import tables as t
-from store.document import is_data_name, lexical
-from store.store import Store
-from tests.openrosa_client import USER_AGENT, ServerProcess, free_port
+import requests  # noqa: E402 - only to wait for the baseline server
+from sqlalchemy import func, select  # noqa: E402
+
+from bench.normalise import FORM_ID, build_xform, odata_rows  # noqa: E402
+from server.device_accounts import create_account  # noqa: E402
+from store import schema as s  # noqa: E402
+from store import tables as t  # noqa: E402
+from store.document import is_data_name, lexical  # noqa: E402
+from store.store import Store  # noqa: E402
+from tests.openrosa_client import USER_AGENT, ServerProcess, free_port  # noqa: E402
 
 PHOTO_BYTES = 30_000  # a small, compressed phone photo
 
@@ -109,35 +130,126 @@ def encode_uploads(items, photo: bytes):
     return uploads
 
 
-def run_load(base_url: str, uploads, devices: int):
-    """Send `uploads` from `devices` threads, each on its own keep-alive connection;
-    returns (seconds, latencies of HEAD+POST, statuses, instanceIDs answered 201)."""
-    parsed = urlsplit(base_url)
+class Digest:
+    """HTTP Digest (RFC 2617, MD5, qop=auth) as Collect speaks it: the first request goes
+    without, the 401's challenge is answered and kept for the next requests (nc counting up)
+    until the server asks again (a new or stale nonce)."""
+
+    def __init__(self, username: str, password: str):
+        self.username, self.password = username, password
+        self.challenge: dict[str, str] | None = None
+        self.nc = 0
+
+    def read_challenge(self, header: str | None) -> bool:
+        if not header or not header.lower().startswith("digest "):
+            return False
+        self.challenge = parse_keqv_list(parse_http_list(header[len("Digest ") :]))
+        self.nc = 0
+        return True
+
+    def header(self, method: str, uri: str) -> str | None:
+        if self.challenge is None:
+            return None
+        c = self.challenge
+        self.nc += 1
+        nc, cnonce = f"{self.nc:08x}", os.urandom(8).hex()
+
+        def md5(text: str) -> str:
+            return hashlib.md5(text.encode()).hexdigest()  # Digest is MD5 (RFC 2617)
+
+        ha1 = md5(f"{self.username}:{c['realm']}:{self.password}")
+        ha2 = md5(f"{method}:{uri}")
+        answer = md5(f"{ha1}:{c['nonce']}:{nc}:{cnonce}:auth:{ha2}")
+        parts = {
+            "username": self.username,
+            "realm": c["realm"],
+            "nonce": c["nonce"],
+            "uri": uri,
+            "response": answer,
+            "qop": "auth",
+            "nc": nc,
+            "cnonce": cnonce,
+            "algorithm": "MD5",
+        }
+        if "opaque" in c:
+            parts["opaque"] = c["opaque"]
+        quoted = {"nc", "qop", "algorithm"}
+        return "Digest " + ", ".join(
+            f"{k}={v}" if k in quoted else f'{k}="{v}"' for k, v in parts.items()
+        )
+
+
+def shown(url: str) -> str:
+    """A submission URL without its app-user token (never printed)."""
+    return re.sub(r"/key/[^/]+", "/key/…", url)
+
+
+def run_load(
+    submission_url: str,
+    uploads,
+    devices: int,
+    *,
+    token: str | None = None,
+    credentials: tuple[str, str] | None = None,
+):
+    """Send `uploads` to an OpenRosa submission URL from `devices` threads, each on its own
+    keep-alive connection; returns (seconds, latencies of HEAD+POST, statuses, instanceIDs
+    answered 201). `token` fills a `{token}` in the URL (or else goes as a Bearer header);
+    `credentials` are a Digest user name and password."""
+    if token is not None and "{token}" in submission_url:
+        submission_url, token = submission_url.replace("{token}", token), None
+    parsed = urlsplit(submission_url)
     shares = [uploads[i::devices] for i in range(devices)]
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     accepted: list[str] = []
     lock = threading.Lock()
     start_gate = threading.Barrier(devices + 1)
+    context = ssl.create_default_context() if parsed.scheme == "https" else None
+
+    def connect():
+        if context is not None:
+            return http.client.HTTPSConnection(
+                parsed.hostname, parsed.port, timeout=60, context=context
+            )
+        return http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
 
     def device(share, n):
-        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
-        path = f"{parsed.path}/submission?deviceID=collect:bench{n:011d}"
+        conn = connect()
+        query = f"{parsed.query}&" if parsed.query else ""
+        path = f"{parsed.path}?{query}deviceID=collect:bench{n:011d}"
         headers = {"User-Agent": USER_AGENT, "X-OpenRosa-Version": "1.0"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        digest = Digest(*credentials) if credentials else None
         mine, codes, ok = [], [], []
+
+        def send(method, body=None, extra=None):
+            nonlocal conn
+            for _ in range(2):  # once more after a Digest challenge
+                sent = {**headers, **(extra or {})}
+                answer = digest.header(method, path) if digest else None
+                if answer:
+                    sent["Authorization"] = answer
+                conn.request(method, path, body=body, headers=sent)
+                response = conn.getresponse()
+                response.read()
+                if response.will_close:
+                    conn.close()
+                    conn = connect()
+                if not (
+                    response.status == 401
+                    and digest is not None
+                    and digest.read_challenge(response.getheader("WWW-Authenticate"))
+                ):
+                    return response
+            return response
+
         start_gate.wait()
         for instance_id, body, content_type in share:
             began = time.perf_counter()
-            conn.request("HEAD", path, headers=headers)
-            head = conn.getresponse()
-            head.read()
-            if head.will_close:
-                conn.close()
-            conn.request("POST", path, body=body, headers={**headers, "Content-Type": content_type})
-            response = conn.getresponse()
-            response.read()
-            if response.will_close:
-                conn.close()
+            send("HEAD")
+            response = send("POST", body, {"Content-Type": content_type})
             mine.append(time.perf_counter() - began)
             codes.append(response.status)
             if response.status == 201:
@@ -205,7 +317,7 @@ def run_baseline(work: Path, uploads, devices: int, threads: int):
                 break
             except requests.ConnectionError:
                 time.sleep(0.1)
-        return measured_load(proc.pid, base, uploads, devices)
+        return measured_load(proc.pid, base + "/submission", uploads, devices)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -234,14 +346,18 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def measured_load(pid: int, base_url: str, uploads, devices: int):
-    """run_load, plus the CPU seconds the server process and this client process spent."""
-    server_before, client_before = cpu_split(pid), time.process_time()
-    result = run_load(base_url, uploads, devices)
+def measured_load(pid: int | None, submission_url: str, uploads, devices: int, **auth):
+    """run_load, plus the CPU seconds the server process (when it runs here: `pid`) and this
+    client process spent."""
+    server_before = cpu_split(pid) if pid is not None else None
+    client_before = time.process_time()
+    result = run_load(submission_url, uploads, devices, **auth)
+    client = time.process_time() - client_before
+    if server_before is None:
+        return (*result, (None, client, None))
     after = cpu_split(pid)
     user, system = after[0] - server_before[0], after[1] - server_before[1]
-    cpu = (user + system, time.process_time() - client_before, system)
-    return (*result, cpu)
+    return (*result, (user + system, client, system))
 
 
 def report(label: str, seconds: float, latencies, statuses, n: int, cpu) -> float:
@@ -252,10 +368,14 @@ def report(label: str, seconds: float, latencies, statuses, n: int, cpu) -> floa
         f"{label:28} {rate:8.1f} submissions/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
         f"statuses {dict(sorted(statuses.items()))}"
     )
+    server = "server not measured (not this machine's process)"
+    if cpu[0] is not None:
+        server = (
+            f"server {cpu[0] / n * 1000:.2f} ms ({cpu[0] / seconds:.2f} cores; "
+            f"{cpu[2] / n * 1000:.2f} ms of it in the kernel)"
+        )
     print(
-        f"{'':28} CPU per submission: server {cpu[0] / n * 1000:.2f} ms "
-        f"({cpu[0] / seconds:.2f} cores; {cpu[2] / n * 1000:.2f} ms of it in the kernel), "
-        f"client {cpu[1] / n * 1000:.2f} ms "
+        f"{'':28} CPU per submission: {server}, client {cpu[1] / n * 1000:.2f} ms "
         f"({cpu[1] / seconds:.2f} cores)"
     )
     return rate
@@ -269,11 +389,36 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=20261128)
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument(
+        "--url",
+        action="append",
+        default=[],
+        help="another OpenRosa server's submission URL to send the same load to (repeatable)",
+    )
+    parser.add_argument("--token", help="app-user token: fills {token} in --url, else Bearer")
+    parser.add_argument("--user", help="Digest user name for --url")
+    parser.add_argument("--password", help="Digest password for --url")
+    parser.add_argument(
+        "--skip-nigraan", action="store_true", help="measure only the --url servers"
+    )
+    parser.add_argument("--write-form", type=Path, help="write the bench's XForm here and exit")
     args = parser.parse_args(argv)
+    if (args.user is None) != (args.password is None):
+        parser.error("--user and --password go together")
+    if (args.token or args.user) and not args.url:
+        parser.error("--token, --user and --password are for a --url")
+    auth = {
+        "token": args.token,
+        "credentials": (args.user, args.password) if args.user is not None else None,
+    }
 
     with tempfile.TemporaryDirectory(prefix="nigraan-bench-ingest-") as tmp:
         work = Path(tmp)
         xform = build_xform(work)  # writes work/instance/forms with its index.json
+        if args.write_form is not None:
+            args.write_form.write_bytes(xform)
+            print(f"wrote {args.write_form} (form id {FORM_ID}): publish it on the --url server")
+            return 0
         schema = s.parse_xform(xform)
         rng = random.Random(args.seed)
         photo = bytes(rng.getrandbits(8) for _ in range(PHOTO_BYTES))
@@ -287,52 +432,72 @@ def main(argv=None) -> int:
             f"photos ({PHOTO_BYTES // 1000} kB) each on average; {args.devices} devices, "
             f"server.threads={args.threads}"
         )
-
-        url = args.database_url or f"sqlite:///{work / 'nigraan.sqlite3'}"
-        env = {
-            "NIGRAAN_INSTANCE_DIR": str(work / "instance"),
-            "NIGRAAN_DATABASE_URL": url,
-            "NIGRAAN_SERVER_THREADS": str(args.threads),
-            # Every simulated device connects from 127.0.0.1.
-            "NIGRAAN_SERVER_CONNECTIONS_PER_ADDRESS": "900",
-            "NIGRAAN_SERVER_CONNECTION_LIMIT": "900",
-        }
-        server = ServerProcess(env).start()
-        store = Store.open(url)
-        try:
-            account = create_account(store.app_users, f"bench-{os.getpid()}", [FORM_ID])
-            base = account.token_url(server.base)
-            run_load(base, warmup, args.devices)
+        rates: dict[str, float] = {}
+        missing: list[str] = []
+        if not args.skip_nigraan:
+            rates["nigraan"], missing = measure_nigraan(args, work, items, uploads, warmup)
+        for number, url in enumerate(args.url, 1):
+            label = f"--url {number}"
+            print(f"{label}: {shown(url)}")
+            run_load(url, warmup, args.devices, **auth)
             seconds, latencies, statuses, accepted, cpu = measured_load(
-                server.proc.pid, base, uploads, args.devices
+                None, url, uploads, args.devices, **auth
             )
-        finally:
-            server.stop()
-        ours = report("nigraan serve", seconds, latencies, statuses, len(items), cpu)
-        with store.engine.connect() as conn:
-            ids = set(
-                conn.execute(
-                    select(t.submissions.c.root_id).where(t.submissions.c.form_id == FORM_ID)
-                ).scalars()
-            )
-            typed = conn.execute(
-                select(func.count()).select_from(store.form_table(FORM_ID))
-            ).scalar()
-        store.close()
-        missing = [i for i in accepted if i not in ids]
-        print(
-            f"{'':28} 201s received {len(accepted)}, stored submissions {len(ids) - 40} "
-            f"(+40 warm-up), typed rows {typed - 40}, acknowledged but missing {len(missing)}"
-        )
-        if not args.skip_baseline:
+            rates[label] = report(label, seconds, latencies, statuses, len(items), cpu)
+            print(f"{'':28} 201s received {len(accepted)} of {len(items)}")
+        if not args.skip_baseline and not args.skip_nigraan:
             b_seconds, b_lat, b_statuses, _, b_cpu = run_baseline(
                 work, uploads, args.devices, args.threads
             )
-            base_rate = report(
+            rates["baseline"] = report(
                 "baseline (files + fsync)", b_seconds, b_lat, b_statuses, len(items), b_cpu
             )
-            print(f"ratio nigraan / baseline: {ours / base_rate:.2f}x")
+            print(f"ratio nigraan / baseline: {rates['nigraan'] / rates['baseline']:.2f}x")
+        if "nigraan" in rates:
+            for number in range(1, len(args.url) + 1):
+                other = rates[f"--url {number}"]
+                print(f"ratio nigraan / --url {number}: {rates['nigraan'] / other:.2f}x")
         return 1 if missing else 0
+
+
+def measure_nigraan(args, work: Path, items, uploads, warmup) -> tuple[float, list[str]]:
+    """The load against a `nigraan serve` started here; (submissions/s, acknowledged ids the
+    store does not hold)."""
+    url = args.database_url or f"sqlite:///{work / 'nigraan.sqlite3'}"
+    env = {
+        "NIGRAAN_INSTANCE_DIR": str(work / "instance"),
+        "NIGRAAN_DATABASE_URL": url,
+        "NIGRAAN_SERVER_THREADS": str(args.threads),
+        # Every simulated device connects from 127.0.0.1.
+        "NIGRAAN_SERVER_CONNECTIONS_PER_ADDRESS": "900",
+        "NIGRAAN_SERVER_CONNECTION_LIMIT": "900",
+    }
+    server = ServerProcess(env).start(timeout=120)
+    store = Store.open(url)
+    try:
+        account = create_account(store.app_users, f"bench-{os.getpid()}", [FORM_ID])
+        submission_url = account.token_url(server.base) + "/submission"
+        run_load(submission_url, warmup, args.devices)
+        seconds, latencies, statuses, accepted, cpu = measured_load(
+            server.proc.pid, submission_url, uploads, args.devices
+        )
+    finally:
+        server.stop()
+    rate = report("nigraan serve", seconds, latencies, statuses, len(items), cpu)
+    with store.engine.connect() as conn:
+        ids = set(
+            conn.execute(
+                select(t.submissions.c.root_id).where(t.submissions.c.form_id == FORM_ID)
+            ).scalars()
+        )
+        typed = conn.execute(select(func.count()).select_from(store.form_table(FORM_ID))).scalar()
+    store.close()
+    missing = [i for i in accepted if i not in ids]
+    print(
+        f"{'':28} 201s received {len(accepted)}, stored submissions {len(ids) - 40} "
+        f"(+40 warm-up), typed rows {typed - 40}, acknowledged but missing {len(missing)}"
+    )
+    return rate, missing
 
 
 if __name__ == "__main__":

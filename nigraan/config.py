@@ -322,6 +322,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds before the first retry; the wait doubles with every attempt. A Retry-After "
         "from Central is waited instead (at most 120 s).",
     ),
+    Setting(
+        "central.download_workers",
+        "int",
+        6,
+        "Submission attachments (photos) downloaded from Central at once when syncing.",
+        check=_between(1, 32),
+    ),
     # web-queue (issue 12): the server's scheduled sync with Central.
     Setting(
         "sync.interval_minutes",

@@ -201,6 +201,13 @@ class Store:
 
         return keep_envelope(self.engine, form_id, instance_id, envelope, files)
 
+    def add_attachments(
+        self, form_id: str, downloaded: Iterable[tuple[str, str, bytes, str | None]]
+    ) -> int:
+        """Many attachments, (instanceID, name, content, content type) each, in one
+        transaction; returns how many the submissions name."""
+        return files.add_attachments(self.engine, form_id, downloaded)
+
     def add_history(
         self,
         form_id: str,

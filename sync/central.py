@@ -8,6 +8,7 @@ memory (no pyodk token cache file is written) and never appears in repr, logs or
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -62,6 +63,7 @@ class CentralSettings:
     timeout: float = 60.0
     retries: int = 5
     retry_wait: float = 1.0
+    download_workers: int = 6
 
     @classmethod
     def from_config(cls, config) -> CentralSettings:
@@ -107,6 +109,7 @@ class CentralSettings:
             timeout=config["central.timeout"],
             retries=max(1, config["central.retries"]),
             retry_wait=config["central.retry_wait"],
+            download_workers=max(1, config["central.download_workers"]),
         )
 
     @property
@@ -201,9 +204,20 @@ class CentralSession(Session):
         for prefix in ("http://", "https://"):  # one retry policy: ours
             self.mount(prefix, HTTPAdapter(max_retries=central_retry(settings)))
         self.settings = settings
+        # The sync's reader thread and download workers share this session: one of them logs
+        # in (or in again) while the others wait, instead of each starting its own session.
+        self.login_lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"CentralSession({self.settings.shown_url!r})"
+
+    def log_in(self) -> None:
+        """Log in once when there is no token (pyodk's Auth does it per request otherwise)."""
+        if "Authorization" in self.headers:
+            return
+        with self.login_lock:
+            if "Authorization" not in self.headers:
+                self.auth.login()
 
     def request(self, method, url, *args, **kwargs):
         kwargs.setdefault("timeout", self.settings.timeout)
@@ -211,6 +225,8 @@ class CentralSession(Session):
         relogged = False
         while True:
             try:
+                if not is_login:
+                    self.log_in()
                 response = super().request(method, url, *args, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 trouble = _trouble(exc)
@@ -227,14 +243,13 @@ class CentralSession(Session):
                     central_code=code,
                 ) from None
             else:
-                if (
-                    response.status_code == 401
-                    and not is_login
-                    and not relogged
-                    and "Authorization" in self.headers
-                ):
-                    # Expired or revoked token: drop it; pyodk's Auth logs in again.
-                    del self.headers["Authorization"]
+                sent = response.request.headers.get("Authorization")
+                if response.status_code == 401 and not is_login and not relogged and sent:
+                    # Expired or revoked token: drop it (unless another thread already has)
+                    # and log in again.
+                    with self.login_lock:
+                        if self.headers.get("Authorization") == sent:
+                            del self.headers["Authorization"]
                     relogged = True
                     continue
                 if response.status_code not in RETRY_STATUSES:

@@ -14,7 +14,9 @@ Per form, in this order:
    (a restore does not touch updatedAt, so no incremental filter would see it);
 4. a cheap reconciliation: when Central's live count differs from ours, the REST listing of
    every id settles what was missed (purged, deleted before we ever saw it, ...);
-5. attachments the stored submissions name but do not hold yet, over REST, by name;
+5. attachments the stored submissions name but do not hold yet, over REST, by name, several
+   at once (`central.download_workers`), without a listing request where the row read says
+   Central has them all;
 6. encrypted submissions (OData shows them only as placeholders, `__system/status`
    `notDecrypted`): the envelope and `.enc` files come over REST and are kept in the raw layer
    (`Store.keep_envelope`), right after the page that brought the row; once all the parts are
@@ -37,6 +39,7 @@ Central's newest review metadata.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,6 +50,7 @@ from nigraan.errors import FormError
 from nigraan.identity_keys import IdentityKeys
 from store.document import ENCRYPTED_STATUSES, SubmissionError
 from store.store import CENTRAL, CREATED, DUPLICATE, EDITED, UNREADABLE, Incoming, Store
+from sync.attachments import download_missing
 from sync.central import Central, CentralError, CentralUnavailable
 from sync.odata import read_pages, same_origin, submissions_path
 
@@ -137,6 +141,8 @@ class FormPuller:
         self.scope = f"{settings.shown_url}|project {central.project_id}|{form_id}"
         self.result = FormSync(form_id)
         self.url = submissions_path(central, form_id)
+        # {root id: (attachmentsPresent, attachmentsExpected)} of the rows read in this run
+        self.file_counts: dict[str, tuple[int, int]] = {}
 
     # -- steps
 
@@ -203,16 +209,17 @@ class FormPuller:
             )
             pages = read_pages(self.central, self.url, params, prefetch=self.prefetch)
         total = None
-        for page in pages:
-            if page.count is not None:
-                total = page.count
-            self.store_rows(page.rows, watermark)
-            high = newest(page.rows, high)
-            # Committed: a restart continues with the next page of this same pass.
-            self.store.save_sync_state(
-                self.scope, self.form_id, pass_high=high, resume_link=page.next_link
-            )
-            self.progress(self.form_id, len(page.rows), total)
+        with closing(pages):  # a failure here ends the reader thread at once
+            for page in pages:
+                if page.count is not None:
+                    total = page.count
+                self.store_rows(page.rows, watermark)
+                high = newest(page.rows, high)
+                # Committed: a restart continues with the next page of this same pass.
+                self.store.save_sync_state(
+                    self.scope, self.form_id, pass_high=high, resume_link=page.next_link
+                )
+                self.progress(self.form_id, len(page.rows), total)
         done = newest([], high)
         if state.get("watermark") and done and not full:
             done = max(done, state["watermark"], key=parse_ts)
@@ -232,6 +239,11 @@ class FormPuller:
         since = parse_ts(watermark) if watermark else None
         for row, outcome in zip(rows, results, strict=True):
             system = row.get("__system") or {}
+            expected = system.get("attachmentsExpected")
+            if isinstance(expected, int) and expected > 0 and row.get("__id"):
+                present = system.get("attachmentsPresent")
+                if isinstance(present, int):
+                    self.file_counts[row["__id"]] = (present, expected)
             if system.get("status"):
                 self.result.encrypted += 1
             if outcome.status == CREATED:
@@ -422,8 +434,11 @@ class FormPuller:
         if len(root_ids) > SINGLE_ROWS_MAX:
             wanted = set(root_ids)
             params = {"$top": self.central.settings.page_size, "$expand": "*"}
-            for page in read_pages(self.central, self.url, params, prefetch=self.prefetch):
-                rows += [r for r in page.rows if r.get("__id") in wanted]
+            with closing(
+                read_pages(self.central, self.url, params, prefetch=self.prefetch)
+            ) as pages:
+                for page in pages:
+                    rows += [r for r in page.rows if r.get("__id") in wanted]
         else:
             for root_id in root_ids:
                 path = self.central.path(
@@ -442,32 +457,15 @@ class FormPuller:
             self.store_rows(rows, None)
 
     def attachments(self) -> None:
-        """Download the files stored submissions name but do not hold, content-addressed."""
-        for root_id, files in self.store.missing_attachments(self.form_id).items():
-            base = "projects/{project_id}/forms/{form_id}/submissions/{root_id}/attachments"
-            listing_path = self.central.path(base, form_id=self.form_id, root_id=root_id)
-            try:
-                listing = self.central.get_json(listing_path)
-            except CentralError as exc:  # e.g. deleted in Central since this pass
-                self.result.problems.append(f"{root_id}: attachments not listed ({exc.message})")
-                continue
-            present = {entry["name"] for entry in listing if entry.get("exists")}
-            for instance_id, name in files:
-                if name not in present:
-                    self.result.attachments_waiting += 1
-                    continue
-                response = self.central.get(
-                    self.central.path(
-                        base + "/{name}", form_id=self.form_id, root_id=root_id, name=name
-                    )
-                )
-                content_type = response.headers.get("Content-Type", "").split(";")[0] or None
-                if self.store.add_attachment(
-                    self.form_id, instance_id, name, response.content, content_type
-                ):
-                    self.result.attachments += 1
-                    if name.endswith(".enc"):  # an encrypted part: the envelope may be whole
-                        self.to_decrypt[instance_id] = None
+        """Download the files stored submissions name but do not hold (sync/attachments.py)."""
+        done = download_missing(self.central, self.store, self.form_id, self.file_counts)
+        self.result.attachments += done.stored
+        self.result.attachments_waiting += done.waiting
+        self.result.problems += done.problems
+        for instance_id in done.encrypted:  # an encrypted part came: the envelope may be whole
+            self.to_decrypt[instance_id] = None
+        if done.outage is not None:
+            raise done.outage
 
 
 def published_forms(central: Central) -> list[str]:

@@ -12,7 +12,8 @@ writes from the row for versions it holds only as rows), a submission's `.xml` (
 one's envelope [213]), `/submissions/keys` [117, 211] and the managed-key decrypting export with
 its wrong-passphrase 400.12 [122, 124]. It holds an in-memory data set that
 tests change (add, edit, review, delete, restore) and faults they inject (5xx, slow answers,
-expired tokens).
+expired tokens), and a pace as slow as a real Central's for benchmarks (`rows_per_second`,
+`file_seconds`).
 
 Not reproduced: `$metadata`, `$orderby`, filter functions (year() ...) (501 here), entities,
 OpenRosa, other exports, audits.
@@ -361,6 +362,13 @@ class CentralStandin:
         self.logins = 0
         self.server = None
         self._in_flight: list[str] = []  # requests held by a slow fault right now
+        # As slow as a real Central (bench/sync.py): `Submissions?$expand=*` pages take
+        # len(rows) / rows_per_second to answer (a real one gives about 2,500 rows a second),
+        # and each attachment download file_seconds (a network's round trip and more).
+        self.rows_per_second: float | None = None
+        self.file_seconds = 0.0
+        self.files_now = 0  # attachment downloads being answered right now
+        self.files_at_once = 0  # the most there were at one time
         # Encryption [117, 122, 124, 211]: per (project, form) the keys `/submissions/keys`
         # lists, and for a managed key the passphrase and the decrypted export Central answers
         # `POST …/submissions.csv.zip` with when given `<keyId>=<passphrase>`.
@@ -1079,6 +1087,14 @@ class CentralStandin:
         found = sub.attachments.get(name)
         if found is None:
             raise problem(*NOT_FOUND)
+        with self.lock:
+            self.files_now += 1
+            self.files_at_once = max(self.files_at_once, self.files_now)
+        try:
+            time.sleep(self.file_seconds)
+        finally:
+            with self.lock:
+                self.files_now -= 1
         content, content_type = found
         response = Response(content, content_type=content_type)
         response.headers["ETag"] = f'"{hashlib.md5(content).hexdigest()}"'
@@ -1206,6 +1222,8 @@ class CentralStandin:
             if count is not None:
                 body["@odata.count"] = count
             payload = orjson.dumps(body)
+        if self.rows_per_second and expand:
+            time.sleep(len(rows) / self.rows_per_second)
         response = Response(payload, content_type=JSON)
         response.headers["ETag"] = f'W/"eventhash:{hashlib.md5(payload).hexdigest()}"'
         return self._odata_headers(response)

@@ -111,6 +111,28 @@ def test_missing_attachments_and_lookups(loaded, rows):
     assert loaded.find_submissions("uuid:nope") == []
 
 
+def test_many_attachments_are_filled_in_one_call_and_unnamed_ones_ignored(loaded):
+    missing = loaded.missing_attachments(FORM)
+    named = sorted((i, n) for files in missing.values() for i, n in files)[:3]
+    same = b"the same photo twice"  # two files, one blob
+    batch = [
+        (named[0][0], named[0][1], b"first", "image/jpeg"),
+        (named[1][0], named[1][1], same, None),
+        (named[2][0], named[2][1], same, "image/png"),
+        (named[0][0], "not-named.jpg", b"ignored", "image/jpeg"),
+        ("uuid:no-such-submission", "photo.jpg", b"ignored", "image/jpeg"),
+    ]
+    assert loaded.add_attachments(FORM, batch) == 3
+    assert loaded.attachment(FORM, named[0][0], named[0][1]) == b"first"
+    assert loaded.attachment(FORM, named[2][0], named[2][1]) == same
+    assert loaded.attachment(FORM, named[0][0], "not-named.jpg") is None
+    [first] = [a for a in loaded.attachments(FORM, named[0][0]) if a["name"] == named[0][1]]
+    assert (first["exists"], first["size"], first["content_type"]) == (True, 5, "image/jpeg")
+    left = sum(len(files) for files in loaded.missing_attachments(FORM).values())
+    assert left == sum(len(files) for files in missing.values()) - 3
+    assert loaded.add_attachments(FORM, []) == 0
+
+
 def test_reviews_of_submissions_not_from_central_are_kept_not_queued(loaded):
     loaded.record_review(FORM, V03, "hasIssues", "check the dates", for_central=False)
     assert loaded.submission(FORM, V03)["review_state"] == "hasIssues"
