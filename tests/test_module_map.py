@@ -13,7 +13,7 @@ ALLOWED = {
     "forms": {"nigraan"},
     "store": {"nigraan"},
     "sync": {"store", "nigraan"},
-    "server": {"sync", "store", "nigraan"},  # serve runs the scheduled sync
+    "server": {"sync", "reports", "store", "nigraan"},  # the scheduled sync; exports
     "reports": {"store", "nigraan"},
     "nigraan.cli": OURS,
 }

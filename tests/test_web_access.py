@@ -17,6 +17,7 @@ from tests.web_client import add_person, csrf_token, sign_in
 
 ADMIN = ("admin",)
 REVIEW = ("admin", "supervisor")  # a recorded-form submission: not a caseworker's or monitor's
+EXPORTERS = ("admin", "supervisor", "caseworker", "viewer")  # a monitor exports nothing
 ROOT = "uuid:00000000-0000-4000-8000-00000000a11c"
 SUBMISSION = f"/submissions/rec_visit/{ROOT}"
 PHOTO = b"\xff\xd8\xff\xe0 a photo"
@@ -38,6 +39,11 @@ ROUTES = [
     ("GET", SUBMISSION, REVIEW, 200),
     ("GET", f"{SUBMISSION}/files/p.jpg", REVIEW, 200),
     ("POST", f"{SUBMISSION}/decision", REVIEW, 302),  # nothing chosen: refused in a flash
+    ("GET", "/forms", EXPORTERS, 200),
+    # rec_visit is no survivor form: a caseworker exports only her unit's survivor forms.
+    ("GET", "/forms/rec_visit/export", REVIEW, 200),  # the full profile
+    ("GET", "/forms/rec_visit/export?profile=funder&format=csv", (*REVIEW, "viewer"), 200),
+    ("GET", "/forms/identity_register/export?profile=funder", EXPORTERS, 404),  # never
 ]
 WHO = ("anonymous", *ROLES)
 

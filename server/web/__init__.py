@@ -42,9 +42,9 @@ def web_blueprint(name: str, import_name: str, **options) -> Blueprint:
 
 def blueprints() -> list[Blueprint]:
     """Every web blueprint: add a new area's here (one line)."""
-    from server.web import admin, auth, queue, submissions
+    from server.web import admin, auth, exports, queue, submissions
 
-    return [bp, auth.bp, admin.bp, queue.bp, submissions.bp]
+    return [bp, auth.bp, admin.bp, queue.bp, submissions.bp, exports.bp]
 
 
 class WebState:
