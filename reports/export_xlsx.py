@@ -72,11 +72,13 @@ def write_workbook(
     sheets, next_row = [], []
     for table, name in zip(shape, names, strict=True):
         sheet = book.add_worksheet(name)
+        # constant_memory flushes a row once the next one is begun: write row by row.
+        labels = [column.labels() for column in table.columns]
         for c, column in enumerate(table.columns):
-            en, ur = column.labels()
             sheet.write_string(0, c, column.name, bold)
-            sheet.write_string(1, c, en)
-            sheet.write_string(2, c, ur)
+        for r in (1, 2):
+            for c, pair in enumerate(labels):
+                sheet.write_string(r, c, pair[r - 1])
         sheet.freeze_panes(HEADER_ROWS, 0)
         sheets.append(sheet)
         next_row.append(HEADER_ROWS)
