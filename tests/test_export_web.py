@@ -14,9 +14,10 @@ import openpyxl
 import pytest
 
 from store.store import Incoming, Store
+from tests import test_web_browser
 from tests.central_records import FINAL_PAGES, odata_rows
 from tests.test_report_indicators import instance_xml, registration, visit
-from tests.test_web_browser import PHONE, chromium, keep  # noqa: F401 - the browser fixture
+from tests.test_web_browser import PHONE, keep
 from tests.test_web_browser import sign_in as browser_sign_in
 from tests.web_client import add_person, audit_rows, sign_in
 
@@ -117,9 +118,12 @@ def test_a_monitor_exports_nothing_and_a_custody_visit_is_cacheable(site):
     assert answer.status_code == 200 and answer.headers.get("Cache-Control") != "no-store"
 
 
+chromium = test_web_browser.chromium  # the browser fixture (Debian's /usr/bin/chromium)
+
+
 def test_the_forms_page_on_a_phone_in_english_and_urdu(
     chromium, serve_openrosa, tmp_path, central_dir
-):  # noqa: F811
+):
     url = f"sqlite:///{tmp_path / 'store.sqlite3'}"
     server = serve_openrosa(url)
     store = Store.open(url)
