@@ -12,10 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from nigraan.xform import SURVIVOR_FORMS
 from reports import export_shape as sh
 from reports.export_shape import ExportError, ExportTable
 
 __all__ = ["ExportError", "ExportResult", "export_form", "exportable_forms"]
+
+CONSENT, CODE, REGISTRATION = "consent_reporting", "survivor_code", "survivor_registration"
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,10 @@ def export_form(
         )
     shape = sh.build_shape(schema, store.export_columns(form_id), profile, notes=fmt == "csv")
     labels = sh.ChoiceLabels(schema, language) if choices == sh.LABELS else None
-    pages = store.export_pages(form_id, support_unit=support_unit, page_size=page_size)
+    consent = _consent(store, schema) if profile == sh.FUNDER else None
+    pages = store.export_pages(
+        form_id, support_unit=support_unit, consent=consent, page_size=page_size
+    )
     tables = _table_rows(schema, shape, pages, labels, text=fmt == "csv")
     if fmt == "csv":
         from reports.export_csv import write_csv_zip
@@ -83,6 +89,36 @@ def export_form(
         catalogue = store.field_catalogue(form_id)
         counts = write_workbook(out, schema, shape, tables, catalogue, profile)
     return ExportResult(form_id, fmt, profile, counts.get(shape[0].name, 0), counts)
+
+
+def _consent(store, schema):
+    """A funder's export of a survivor form holds only the records that may enter a statistic
+    (README, Programme indicators: Consent): the form's own `consent_reporting = yes`, or else
+    the latest registration of her survivor code saying so. None for other forms."""
+    from store.export_rows import ConsentFilter
+
+    if schema.form_id not in SURVIVOR_FORMS:
+        return None
+    columns = store.export_columns(schema.form_id)
+
+    def column(s, columns, name):
+        found = [f for f in s.fields if f.repeat == "" and f.name == name]
+        return columns.get(("", found[0].path, "")) if found else None
+
+    own = column(schema, columns, CONSENT)
+    if own:
+        return ConsentFilter(own=own)
+    registration = latest_schema(store, REGISTRATION)
+    code = column(schema, columns, CODE)
+    if registration is None or code is None:
+        return ConsentFilter()  # no way to tell: nothing leaves
+    reg_columns = store.export_columns(REGISTRATION)
+    return ConsentFilter(
+        code=code,
+        registration=store.form_table(REGISTRATION),
+        registration_code=column(registration, reg_columns, CODE) or "",
+        registration_consent=column(registration, reg_columns, CONSENT) or "",
+    )
 
 
 def _table_rows(

@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import Table, and_, case, false, func, select
 
 from store import tables as t
 
 if TYPE_CHECKING:
-    from sqlalchemy import Table
     from sqlalchemy.engine import Engine
 
 PAGE_SIZE = 1000
@@ -33,6 +32,55 @@ META = (
     "edits",
     "form_version",
 )
+
+
+@dataclass(frozen=True)
+class ConsentFilter:
+    """Only submissions of survivors who agreed to reporting: the form's own
+    `consent_reporting` column, or else her survivor code's latest live registration saying
+    yes (`registration`: its table, code column and consent column). Neither: no rows."""
+
+    own: str | None = None
+    code: str | None = None
+    registration: Table | None = None
+    registration_code: str = ""
+    registration_consent: str = ""
+
+    def where(self, main: Table):
+        if self.own:
+            return main.c[self.own] == "yes"
+        if (
+            self.code
+            and self.registration is not None
+            and self.registration_code
+            and self.registration_consent
+        ):
+            reg = self.registration
+            # Aliases: the export's own query joins `submissions` too, and must not correlate.
+            reg_sub = t.submissions.alias("reg_sub")
+            later_reg = reg.alias("later_reg")
+            later_sub = t.submissions.alias("later_sub")
+            later = (
+                select(later_reg.c["__id"])
+                .join(later_sub, later_sub.c.root_id == later_reg.c["__id"])
+                .where(
+                    later_sub.c.form_id == reg_sub.c.form_id,
+                    later_sub.c.deleted_at.is_(None),
+                    later_reg.c[self.registration_code] == reg.c[self.registration_code],
+                    later_sub.c.id > reg_sub.c.id,
+                )
+            )
+            agreed = (
+                select(reg.c[self.registration_code])
+                .join(reg_sub, reg_sub.c.root_id == reg.c["__id"])
+                .where(
+                    reg_sub.c.deleted_at.is_(None),
+                    reg.c[self.registration_consent] == "yes",
+                    ~later.exists(),
+                )
+            )
+            return main.c[self.code].in_(agreed)
+        return false()
 
 
 @dataclass
@@ -52,6 +100,7 @@ def export_pages(
     tables: dict[str, Table],
     *,
     support_unit: str | None = None,
+    consent: ConsentFilter | None = None,
     page_size: int = PAGE_SIZE,
 ) -> Iterator[ExportPage]:
     """The live typed submissions of `form_id` (of one support unit when given), newest first.
@@ -78,6 +127,8 @@ def export_pages(
         query = query.join(ss, and_(ss.c.form_id == form_id, ss.c.root_id == main.c["__id"])).where(
             ss.c.support_unit == support_unit
         )
+    if consent is not None:
+        query = query.where(consent.where(main))
     repeats = [(path, table) for path, table in tables.items() if path]
     with engine.connect() as conn:
         result = conn.execute(query.execution_options(stream_results=True, yield_per=page_size))

@@ -323,7 +323,12 @@ class Store:
         return export_rows.column_map(self.engine, form_id)
 
     def export_pages(
-        self, form_id: str, *, support_unit: str | None = None, page_size: int | None = None
+        self,
+        form_id: str,
+        *,
+        support_unit: str | None = None,
+        consent: export_rows.ConsentFilter | None = None,
+        page_size: int | None = None,
     ):
         """A form's live typed submissions, newest first, in pages with their repeat rows
         (store/export_rows.py); streamed, so memory stays bounded by one page."""
@@ -332,6 +337,7 @@ class Store:
             form_id,
             self.form_tables(form_id),
             support_unit=support_unit,
+            consent=consent,
             page_size=page_size or export_rows.PAGE_SIZE,
         )
 

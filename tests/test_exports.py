@@ -18,7 +18,7 @@ from nigraan.cli import main
 from reports.exports import ExportError, export_form
 from store.store import Incoming
 from tests.central_records import FINAL_PAGES, odata_rows
-from tests.test_report_indicators import instance_xml, registration
+from tests.test_report_indicators import instance_xml, registration, service
 
 FORM = "rec_visit"
 # Central's CSV zip of the final state (exchange 263: submissions.csv.zip?attachments=false).
@@ -132,13 +132,22 @@ def test_choices_as_labels_in_english_or_urdu(recorded):
 
 @pytest.fixture
 def survivors(store, built_programme_forms):
-    """Two registrations of the programme's form (Lahore and Rawalpindi units)."""
+    """Registrations of the programme's form (Lahore and Rawalpindi units), one survivor who
+    said no to reporting, and a service contact of each survivor."""
     config, _ = built_programme_forms
     build_dir = config["forms.build_dir"]
-    for form_id in ("survivor_registration", "identity_register"):
+    for form_id in ("survivor_registration", "service_contact", "identity_register"):
         store.register_form((build_dir / f"{form_id}.xml").read_bytes())
-    for code, unit in (("LHR-0777", "ssu_lahore"), ("RWP-0778", "ssu_rawalpindi")):
-        form_id, answers = registration(code, unit, "2026-07-05", "jail")
+    sent = [
+        registration("LHR-0777", "ssu_lahore", "2026-07-05", "jail"),
+        registration("RWP-0778", "ssu_rawalpindi", "2026-07-05", "jail"),
+        registration("LHR-0779", "ssu_lahore", "2026-07-06", "jail", consent_reporting="no"),
+        *(
+            service(code, "ssu_lahore", "2026-07-08", "legal_counselling")
+            for code in ("LHR-0777", "LHR-0779")
+        ),
+    ]
+    for form_id, answers in sent:
         assert store.ingest(instance_xml(build_dir / f"{form_id}.xml", answers)).status == "created"
     return store
 
@@ -161,6 +170,8 @@ def test_the_funder_profile_leaves_out_pseudonyms_restricted_fields_and_submitte
     assert not (pseudonyms | restricted) & set(funder_header)
     assert not {"SubmitterID", "SubmitterName", "DeviceID"} & set(funder_header)
     assert "LHR-0777" in str(full) and "LHR-0777" not in str(funder)
+    # The survivor who said no to reporting is in the full export only.
+    assert len(full["survivor_registration.csv"]) == 1 + 3
     assert len(funder["survivor_registration.csv"]) == 1 + 2
     book = openpyxl.load_workbook(
         io.BytesIO(export_bytes(survivors, "survivor_registration", fmt="xlsx", profile="funder"))
@@ -176,7 +187,16 @@ def test_a_caseworkers_export_holds_only_her_units_submissions(survivors):
     rows = unzip(
         export_bytes(survivors, "survivor_registration", fmt="csv", support_unit="ssu_lahore")
     )["survivor_registration.csv"]
-    assert len(rows) == 2 and "LHR-0777" in rows[1]
+    assert len(rows) == 3 and "RWP-0778" not in str(rows)
+
+
+def test_a_funders_export_of_service_contacts_holds_only_consenting_survivors(survivors):
+    def contacts(profile):
+        data = export_bytes(survivors, "service_contact", fmt="csv", profile=profile)
+        return unzip(data)["service_contact.csv"]
+
+    assert len(contacts("full")) == 1 + 2
+    assert len(contacts("funder")) == 1 + 1  # LHR-0779's latest registration says no
 
 
 def test_the_identity_register_is_never_exported(survivors):
