@@ -204,12 +204,12 @@ def run_ours(url: str, out: Path) -> dict:
     from store.store import Store
 
     store = Store.open(url)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with open(out, "wb") as f:
         result = export_form(store, FORM, f, fmt="xlsx")
-    took = time.perf_counter() - started
+    took, cpu = time.perf_counter() - started, time.process_time() - cpu
     store.close()
-    return {"seconds": took, "peak_mb": peak_mb(), "rows": result.rows}
+    return {"seconds": took, "cpu": cpu, "peak_mb": peak_mb(), "rows": result.rows}
 
 
 def run_pandas(url: str, out: Path) -> dict:
@@ -225,7 +225,7 @@ def run_pandas(url: str, out: Path) -> dict:
     schema = list(store.form_schemas(FORM).values())[-1]
     shape = sh.build_shape(schema, store.export_columns(FORM), sh.FULL, notes=False)
     tables = store.form_tables(FORM)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     frames = {}
     sub = t.submissions
     for table in shape:
@@ -251,11 +251,12 @@ def run_pandas(url: str, out: Path) -> dict:
         for name, frame in frames.items():
             frame.to_excel(writer, sheet_name=name[:31], index=False)
         engine = writer.engine
-    took = time.perf_counter() - started
+    took, cpu = time.perf_counter() - started, time.process_time() - cpu
     store.close()
     rows = {name: len(frame) for name, frame in frames.items()}
     return {
         "seconds": took,
+        "cpu": cpu,
         "read_seconds": read,
         "peak_mb": peak_mb(),
         "rows": rows,
@@ -263,15 +264,21 @@ def run_pandas(url: str, out: Path) -> dict:
     }
 
 
-def child(which: str, url: str) -> dict:
+def start(which: str, url: str) -> tuple[subprocess.Popen, Path]:
     out = Path(tempfile.mkdtemp(prefix="nigraan-bench-export-")) / f"{which}.xlsx"
-    done = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, __file__, "--run", which, "--url", url, "--out", str(out)],
-        check=True,
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
     )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return process, out
+
+
+def finish(process: subprocess.Popen, out: Path) -> dict:
+    stdout, _ = process.communicate()
+    if process.returncode:
+        raise SystemExit(f"{process.args[3]} failed (exit {process.returncode})")
+    result = json.loads(stdout.strip().splitlines()[-1])
     result["bytes"] = out.stat().st_size
     out.unlink()
     return result
@@ -282,6 +289,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--database-url")
     parser.add_argument("--cache", type=Path, help="default /tmp/nigraan-bench-export-<db>-<N>")
+    parser.add_argument("--one-by-one", action="store_true", help="not side by side")
     parser.add_argument("--run", choices=("ours", "pandas"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -293,22 +301,32 @@ def main() -> None:
     kind = "postgresql" if (args.database_url or "").startswith("postgresql") else "sqlite"
     cache = args.cache or Path(tempfile.gettempdir()) / f"nigraan-bench-export-{kind}-{args.count}"
     url = prepare(args.count, args.database_url, cache)
-    ours = child("ours", url)
-    baseline = child("pandas", url)
+    # Side by side: on a shared machine both then see the same load (each has its own
+    # process, so each peak is its own); --one-by-one runs them one after the other.
+    if args.one_by_one:
+        ours = finish(*start("ours", url))
+        baseline = finish(*start("pandas", url))
+    else:
+        runs = [start("ours", url), start("pandas", url)]
+        ours, baseline = (finish(*run) for run in runs)
     rows = ", ".join(f"{k}: {v:,}" for k, v in ours["rows"].items())
     print(f"database: {kind}, {args.count:,} custody visits ({rows})")
     print(
-        f"ours (XlsxWriter constant_memory, paged reads): {ours['seconds']:.1f} s, "
+        f"ours (XlsxWriter constant_memory, paged reads): {ours['cpu']:.1f} s CPU "
+        f"({ours['seconds']:.1f} s wall), "
         f"peak {ours['peak_mb']:.0f} MB, {ours['bytes'] / 1e6:.1f} MB file"
+        + ("" if args.one_by_one else " (both run side by side)")
     )
     print(
-        f"pandas read_sql + to_excel ({baseline['engine']}): {baseline['seconds']:.1f} s "
-        f"(reads {baseline['read_seconds']:.1f} s), peak {baseline['peak_mb']:.0f} MB, "
+        f"pandas read_sql + to_excel ({baseline['engine']}): {baseline['cpu']:.1f} s CPU "
+        f"({baseline['seconds']:.1f} s wall, reads {baseline['read_seconds']:.1f} s), peak {baseline['peak_mb']:.0f} MB, "
         f"{baseline['bytes'] / 1e6:.1f} MB file"
     )
-    print(f"ratio xlsx-export-vs-to_excel {baseline['seconds'] / ours['seconds']:.2f}x")
+    # CPU seconds: on a shared machine the wall clock says more about the neighbours.
+    print(f"ratio xlsx-export-vs-to_excel {baseline['cpu'] / ours['cpu']:.2f}x")
+    print(f"ratio xlsx-export-vs-to_excel-wall {baseline['seconds'] / ours['seconds']:.2f}x")
     print(f"ratio xlsx-export-peak-memory-vs-to_excel {baseline['peak_mb'] / ours['peak_mb']:.2f}x")
-    verdict = "met" if ours["seconds"] < baseline["seconds"] and ours["peak_mb"] < 300 else "MISSED"
+    verdict = "met" if ours["cpu"] < baseline["cpu"] and ours["peak_mb"] < 300 else "MISSED"
     print(f"target (faster than to_excel, peak under 300 MB): {verdict}")
 
 
