@@ -137,21 +137,32 @@ def check_exportable(form_id: str, schema, profile: str, fmt: str) -> None:
 
 
 def build_shape(
-    schema, columns: dict[tuple[str, str, str], str], profile: str, *, notes: bool
+    schema,
+    columns: dict[tuple[str, str, str], str],
+    profile: str,
+    *,
+    notes: bool,
+    earlier: tuple = (),
 ) -> list[ExportTable]:
     """The tables of an export of `schema` (the form's latest version).
 
     `columns`: the store's {(repeat path, field path, part): column name}. `notes`: list note
-    fields as empty columns, as Central's CSV does (the XLSX leaves them out).
+    fields as empty columns, as Central's CSV does (the XLSX leaves them out). `earlier`: the
+    form's other versions: a field left out by its class in any version is left out (as the
+    submission page treats a field identifying in any version as identifying in all).
     """
     left_out = LEFT_OUT[profile]
+    classes: dict[str, set[str]] = {}
+    for version in (*earlier, schema):
+        for f in version.fields:
+            classes.setdefault(f.path, set()).add(f.sensitivity or "")
     tables = []
     for repeat in ("", *(r.path for r in schema.repeats)):
         out: list[OutColumn] = []
         if not repeat:
             out.append(OutColumn("SubmissionDate", "meta"))
         for f in schema.fields:
-            if f.repeat != repeat or (f.sensitivity or "") in left_out:
+            if f.repeat != repeat or classes[f.path] & left_out:
                 continue
             name = f.local_path.replace("/", "-")
             if f.kind == NOTE:

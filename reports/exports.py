@@ -72,7 +72,10 @@ def export_form(
         raise ExportError(
             f"No choice spelling {choices!r}.", hint=f"Use one of: {', '.join(sh.CHOICES)}."
         )
-    shape = sh.build_shape(schema, store.export_columns(form_id), profile, notes=fmt == "csv")
+    earlier = tuple(store.form_schemas(form_id).values())[:-1]
+    shape = sh.build_shape(
+        schema, store.export_columns(form_id), profile, notes=fmt == "csv", earlier=earlier
+    )
     labels = sh.ChoiceLabels(schema, language) if choices == sh.LABELS else None
     consent = _consent(store, schema) if profile == sh.FUNDER else None
     pages = store.export_pages(

@@ -265,3 +265,21 @@ def test_the_command_names_the_known_forms_for_an_unknown_one(recorded, runner, 
     assert done.exit_code == 2
     assert "No form 'no_such_form'" in done.output and "rec_visit" in done.output
     assert recorded.audit.entries() == []
+
+
+def test_a_field_restricted_in_an_earlier_version_stays_out_of_a_funders_export():
+    from reports.export_shape import build_shape
+    from store.schema import Field, FormSchema
+
+    def version(number: str, sensitivity: str) -> FormSchema:
+        field = Field("notes", "text", "string", "", sensitivity=sensitivity)
+        return FormSchema("f", number, "F", "data", False, (field,), ())
+
+    def names(**options) -> list[str]:
+        tables = build_shape(
+            version("2", "general"), {("", "notes", ""): "notes"}, "funder", notes=False, **options
+        )
+        return [c.name for c in tables[0].columns]
+
+    assert "notes" in names()
+    assert "notes" not in names(earlier=(version("1", "restricted"),))
