@@ -37,6 +37,7 @@ from store import (
     deletions,
     derive,
     erasure,
+    export_rows,
     queries,
     review_outbox,
     review_queue,  # web-queue
@@ -349,6 +350,45 @@ class Store:
     def counts(self) -> dict[str, dict[str, int]]:
         """Per form: submissions (live), deleted ones, raw versions, problems."""
         return queries.counts(self.engine)
+
+    # ------------------------------------------------------------- exports
+
+    def export_form_ids(self) -> list[str]:
+        """Every registered form's id (exports check which of them may leave)."""
+        return export_rows.form_ids(self.engine)
+
+    def export_columns(self, form_id: str) -> dict[tuple[str, str, str], str]:
+        """The store's column of each (repeat path, field path, part) of a form."""
+        return export_rows.column_map(self.engine, form_id)
+
+    def export_pages(
+        self,
+        form_id: str,
+        *,
+        support_unit: str | None = None,
+        consent: export_rows.ConsentFilter | None = None,
+        page_size: int | None = None,
+    ):
+        """A form's live typed submissions, newest first, in pages with their repeat rows
+        (store/export_rows.py); streamed, so memory stays bounded by one page."""
+        return export_rows.export_pages(
+            self.engine,
+            form_id,
+            self.form_tables(form_id),
+            support_unit=support_unit,
+            consent=consent,
+            page_size=page_size or export_rows.PAGE_SIZE,
+        )
+
+    def export_count(self, form_id: str, support_unit: str | None = None) -> int:
+        """How many submissions an export of the form holds."""
+        return export_rows.live_typed_count(
+            self.engine, form_id, self.form_table(form_id), support_unit
+        )
+
+    def field_catalogue(self, form_id: str) -> dict[str, dict[str, Any]]:
+        """Every field's labels, kind, sensitivity and choices (form_fields, form_choices)."""
+        return export_rows.field_catalogue(self.engine, form_id)
 
     # ------------------------------------------- web-queue: flags and the review queue
 

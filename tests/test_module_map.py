@@ -13,7 +13,7 @@ ALLOWED = {
     "forms": {"nigraan"},
     "store": {"nigraan"},
     "sync": {"store", "nigraan"},
-    "server": {"sync", "reports", "store", "nigraan"},  # scheduled sync; the indicators page
+    "server": {"sync", "reports", "store", "nigraan"},  # scheduled sync; indicators; exports
     "reports": {"store", "nigraan"},
     "nigraan.cli": OURS,
 }

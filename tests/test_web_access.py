@@ -23,6 +23,7 @@ CODE = "LHR-0001"  # no survivor of that code here: those who may look find noth
 # The indicators add up every unit's survivors and every monitor's visits: beyond a caseworker's
 # unit and a monitor's own submissions. A viewer reads them suppressed.
 READERS = ("admin", "supervisor", "viewer")
+EXPORTERS = ("admin", "supervisor", "caseworker", "viewer")  # a monitor exports nothing
 ROOT = "uuid:00000000-0000-4000-8000-00000000a11c"
 SUBMISSION = f"/submissions/rec_visit/{ROOT}"
 PHOTO = b"\xff\xd8\xff\xe0 a photo"
@@ -49,6 +50,11 @@ ROUTES = [
     ("POST", f"/survivors/{CODE}/reveal", REVEAL, 404),
     ("GET", "/reports", READERS, 200),  # no programme forms in this store: every figure 0
     ("GET", "/reports/indicators.xlsx", READERS, 200),
+    ("GET", "/forms", EXPORTERS, 200),
+    # rec_visit is no survivor form: a caseworker exports only her unit's survivor forms.
+    ("GET", "/forms/rec_visit/export", REVIEW, 200),  # the full profile
+    ("GET", "/forms/rec_visit/export?profile=funder&format=csv", (*REVIEW, "viewer"), 200),
+    ("GET", "/forms/identity_register/export?profile=funder", EXPORTERS, 404),  # never
 ]
 WHO = ("anonymous", *ROLES)
 

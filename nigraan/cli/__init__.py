@@ -14,6 +14,7 @@ import click
 from nigraan.cli.central import central, review_command, sync_command
 from nigraan.cli.common import FAILED, USAGE, fail, log
 from nigraan.cli.config import show_config
+from nigraan.cli.export import export_command
 from nigraan.cli.forms import forms
 from nigraan.cli.identity import identity
 from nigraan.cli.keys import keys
@@ -87,6 +88,7 @@ for _command in (
     sync_command,
     review_command,
     report,
+    export_command,
     identity,
     retention,
     survivors,

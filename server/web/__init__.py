@@ -42,9 +42,18 @@ def web_blueprint(name: str, import_name: str, **options) -> Blueprint:
 
 def blueprints() -> list[Blueprint]:
     """Every web blueprint: add a new area's here (one line)."""
-    from server.web import admin, auth, dashboard, queue, submissions, survivors
+    from server.web import admin, auth, dashboard, exports, queue, submissions, survivors
 
-    return [bp, auth.bp, admin.bp, queue.bp, submissions.bp, survivors.bp, dashboard.bp]
+    return [
+        bp,
+        auth.bp,
+        admin.bp,
+        queue.bp,
+        submissions.bp,
+        survivors.bp,
+        dashboard.bp,
+        exports.bp,
+    ]
 
 
 class WebState:
