@@ -86,19 +86,25 @@ def test_an_admin_downloads_a_full_workbook_sent_no_store_and_audited(site):
     assert "format xlsx, profile full" in row["detail"] and "2 submissions" in row["detail"]
 
 
-def test_a_viewer_gets_the_funder_profile_only(site):
+def test_a_viewer_gets_the_funder_profile_only_and_no_survivor_form(site):
     app, client = site
     viewer = client("viewer")
-    assert viewer.get(EXPORT + "?format=csv&profile=full").status_code == 403
-    answer = viewer.get(EXPORT + "?format=csv&profile=funder")
+    visits = "/forms/custody_visit/export"
+    assert viewer.get(visits + "?format=csv&profile=full").status_code == 403
+    answer = viewer.get(visits + "?format=csv&profile=funder")
     assert answer.status_code == 200
-    assert "filename=survivor_registration-funder.csv.zip" in answer.headers["Content-Disposition"]
-    rows = rows_of(answer)
-    assert len(rows) == 3 and "survivor_code" not in rows[0] and "LHR-0201" not in str(rows)
+    assert "filename=custody_visit-funder.csv.zip" in answer.headers["Content-Disposition"]
+    with zipfile.ZipFile(io.BytesIO(answer.data)) as archive:
+        rows = list(csv.reader(io.StringIO(archive.read("custody_visit.csv").decode("utf-8"))))
+    assert len(rows) == 2
     [row] = audit_rows(app, actor="x-view")[:1]
     assert row["action"] == "export" and "profile funder" in row["detail"]
+    # one row of a survivor form is one woman's case, code or not: the indicators only
+    for profile in ("full", "funder"):
+        assert viewer.get(EXPORT + f"?format=csv&profile={profile}").status_code == 403
     page = viewer.get("/forms").get_data(as_text=True)
     assert "profile=funder" in page and "profile=full" not in page
+    assert "/forms/survivor_registration/export" not in page
 
 
 def test_a_caseworker_exports_her_units_survivor_forms_only(site):

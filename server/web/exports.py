@@ -1,7 +1,9 @@
 """The forms page (`/forms`) and the data exports it links to (`/forms/FORM/export`).
 
 Who may export what (one function, `profiles_for`): admins and supervisors every form, in the
-`full` and `funder` profiles; a viewer every form in the `funder` profile only; a caseworker
+`full` and `funder` profiles; a viewer the forms that are not about survivors in the `funder`
+profile only (a row of a survivor form is one woman's case even without her code: viewers read
+survivors only as the suppressed indicators); a caseworker
 the survivor forms she reviews, only her own support unit's submissions, in both profiles; a
 monitor none (403). The identity register is never exported. An export is built in a
 temporary file (bounded memory, reports/exports.py), written to the audit log, then sent;
@@ -34,7 +36,7 @@ def profiles_for(person, form_id: str) -> tuple[str, ...]:
     if person.role in ("admin", "supervisor"):
         return (FULL, FUNDER)
     if person.role == "viewer":
-        return (FUNDER,)
+        return () if form_id in SURVIVOR_FORMS else (FUNDER,)
     if person.role == "caseworker" and person.unit and form_id in CASEWORKER_FORMS:
         return (FULL, FUNDER)
     return ()
