@@ -14,7 +14,6 @@ import openpyxl
 import pytest
 
 from store.store import Incoming, Store
-from tests import test_web_browser
 from tests.central_records import FINAL_PAGES, odata_rows
 from tests.test_report_indicators import instance_xml, registration, visit
 from tests.test_web_browser import PHONE, keep
@@ -122,9 +121,6 @@ def test_a_monitor_exports_nothing_and_a_custody_visit_is_cacheable(site):
     assert client("monitor").get("/forms").status_code == 403
     answer = client("supervisor").get("/forms/custody_visit/export?format=csv&profile=funder")
     assert answer.status_code == 200 and answer.headers.get("Cache-Control") != "no-store"
-
-
-chromium = test_web_browser.chromium  # the browser fixture (Debian's /usr/bin/chromium)
 
 
 def test_the_forms_page_on_a_phone_in_english_and_urdu(

@@ -16,26 +16,8 @@ import pytest
 from server.web.accounts import hash_password
 from store.store import Store
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENS = os.environ.get("TEST_SCREENS_DIR", "")  # read before the hermetic fixture runs
 PHONE = {"width": 360, "height": 640}
-
-
-@pytest.fixture(scope="session")
-def chromium():
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(message + " (CI=true requires it)")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield browser
-        browser.close()
 
 
 def keep(page, tmp_path: Path, name: str) -> Path:

@@ -15,7 +15,7 @@ from store.identity_register import IdentityRegister
 from store.store import Store
 from tests.openrosa_client import CollectClient
 from tests.test_report_indicators import instance_xml, registration, service
-from tests.test_web_browser import PHONE, chromium, keep, sign_in  # noqa: F401 - a fixture
+from tests.test_web_browser import PHONE, keep, sign_in
 
 CODE = "LHR-0101"
 NAME, CNIC, PHONE_NO = "Shazia Bibi Qureshi", "35202-1234567-1", "0300-1234567"
@@ -27,7 +27,7 @@ def wide(page) -> int:
 
 
 def test_a_caseworker_reveals_an_identity_on_a_phone_and_it_leaves_the_screen(
-    chromium,  # noqa: F811 - the fixture imported above
+    chromium,
     serve_openrosa,
     built_programme_forms,
     tmp_path,
