@@ -21,6 +21,8 @@ from store.attachments import fill_attachment
 from store.bulk_insert import BATCH
 from store.derived_rows import DerivedRows
 from store.document import SubmissionDocument
+from store.gc_pause import collector_paused
+from store.id_lists import among
 from store.incoming import (
     MAX_ID,
     Incoming,
@@ -67,7 +69,7 @@ def ingest_many(
 
 
 def _ingest_batch(engine: Engine, forms: FormRegistry, items: list[Incoming]) -> list[IngestResult]:
-    with engine.begin() as conn:
+    with collector_paused(), engine.begin() as conn:
         writer = BatchWriter(forms, conn)
         parsed = [writer.parse(item) for item in items]
         writer.prefetch(parsed)
@@ -108,7 +110,8 @@ class BatchWriter(DerivedRows):
         """(form id, id) pairs among `ids` that the table holds, in chunks of BATCH."""
         found: set[tuple[str, str]] = set()
         for i in range(0, len(ids), BATCH):
-            query = select(form_column, id_column).where(id_column.in_(ids[i : i + BATCH]))
+            chunk = ids[i : i + BATCH]
+            query = select(form_column, id_column).where(among(self.conn, id_column, chunk))
             found.update(tuple(r) for r in self.conn.execute(query))
         return found
 
