@@ -8,7 +8,8 @@ into a second fresh SQLite file. The store does the full job (raw payload kept v
 logical submission, typed and validated columns, repeat row ids, problems); the baseline only
 flattens and appends whatever pandas infers.
 
-Target (issue): at least 2x the baseline's speed on SQLite, peak memory under 300 MB.
+Target (issue): at least 2x the baseline's speed on SQLite and on PostgreSQL (`--database`,
+both runs then write to schemas of their own in that database), peak memory under 300 MB.
 
 How it is measured:
 
@@ -30,6 +31,7 @@ Run from the repository root:
     .venv/bin/python bench/normalise.py                  # 100,000 submissions
     .venv/bin/python bench/normalise.py --count 5000     # quick check
     .venv/bin/python bench/normalise.py --skip-baseline --db-dir /tmp/nigraan-bench
+    .venv/bin/python bench/normalise.py --database postgresql+psycopg://postgres@127.0.0.1/test
 
 Exits 1 when a submission was not "created" or raised a problem (the data is valid, so either
 is a bug), after printing the first few.
@@ -38,6 +40,7 @@ is a bug), after printing the first few.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import shutil
@@ -50,7 +53,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import create_engine, func, inspect, select
+from sqlalchemy.engine import make_url
 
 from forms.build import build_forms
 from nigraan.config import load_config
@@ -263,6 +267,30 @@ def fresh_sqlite(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+class PostgresSchemas:
+    """Fresh schemas in one PostgreSQL database, one per run, dropped at the end."""
+
+    def __init__(self, url: str):
+        self.url = make_url(url)
+        self.admin = create_engine(self.url)
+        self.made: list[str] = []
+
+    def fresh(self, name: str) -> str:
+        schema = f"nigraan_bench_{name}_{os.getpid()}"
+        with self.admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        self.made.append(schema)
+        url = self.url.update_query_dict({"options": f"-csearch_path={schema}"})
+        return url.render_as_string(hide_password=False)
+
+    def drop(self) -> None:
+        with self.admin.begin() as conn:
+            for schema in self.made:
+                conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        self.admin.dispose()
+
+
 def count_rows(engine, table_names) -> dict[str, int]:
     with engine.connect() as conn:
         return {
@@ -374,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=100_000, help="submissions (100000)")
     parser.add_argument("--db-dir", type=Path, help="where the SQLite files go (a temp dir)")
+    parser.add_argument(
+        "--database",
+        help="a PostgreSQL URL (postgresql+psycopg://...): both runs write to fresh schemas in it",
+    )
     parser.add_argument("--skip-baseline", action="store_true", help="time the store only")
     parser.add_argument("--seed", type=int, default=20261128)
     parser.add_argument(
@@ -390,7 +422,9 @@ def main(argv: list[str] | None = None) -> int:
         xform = build_xform(work / "build")
         schema = s.parse_xform(xform)
 
-        st = Store.open(fresh_sqlite(db_dir / "ours.sqlite3"), upgrade=True)
+        schemas = PostgresSchemas(args.database) if args.database else None
+        ours_url = schemas.fresh("ours") if schemas else fresh_sqlite(db_dir / "ours.sqlite3")
+        st = Store.open(ours_url, upgrade=True)
         st.register_form(xform)
         rss_before = max_rss_mb()
         ours_s, results = run_ours(st, schema, n, args.seed, args.batch_size)
@@ -408,19 +442,28 @@ def main(argv: list[str] | None = None) -> int:
 
         gen_s = time_generator(schema, n, args.seed)
         if not args.skip_baseline:
-            base_url = fresh_sqlite(db_dir / "baseline.sqlite3")
+            base_url = (
+                schemas.fresh("baseline") if schemas else fresh_sqlite(db_dir / "baseline.sqlite3")
+            )
             base_s, base_counts = run_baseline(base_url, schema, n, args.seed, args.chunk)
 
         shape = f"{len(schema.fields)} fields, {len(schema.repeats)} repeat(s)"
         print(f"form                 {schema.form_id} {schema.version} ({shape})")
         print(f"submissions          {n:,} (seed {args.seed}, ingest batch {args.batch_size})")
-        print(f"sqlite files         {db_dir}" + ("" if args.db_dir else " (temporary)"))
+        if schemas:
+            print(f"database             PostgreSQL, schemas {', '.join(schemas.made)} (dropped)")
+        else:
+            print(f"sqlite files         {db_dir}" + ("" if args.db_dir else " (temporary)"))
         print(f"generator alone      {gen_s:8.2f} s {n / gen_s:9,.0f}/s")
         print(_timing("ours (Store)", ours_s, gen_s, n))
         if not args.skip_baseline:
             print(_timing("baseline (pandas)", base_s, gen_s, n))
             net = (base_s - gen_s) / (ours_s - gen_s)
-            print(f"ratio ours/baseline  {base_s / ours_s:8.2f}x      net of generation {net:.2f}x")
+            where = "PostgreSQL" if schemas else "SQLite"
+            print(
+                f"ratio ours/baseline  {base_s / ours_s:8.2f}x      net of generation {net:.2f}x"
+                f"  ({where}, {n:,} submissions)"
+            )
         print(f"peak RSS after ours  {rss_peak:8.1f} MB (before ingest_many {rss_before:.1f} MB)")
         print(f"statuses             {statuses}")
         print(f"problems             {len(problems)}")
@@ -436,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
             print("baseline tables")
             for name, rows in base_counts.items():
                 print(f"    {name:48} {rows:10,}")
+        if schemas:
+            schemas.drop()
         if args.db_dir is None:
             shutil.rmtree(db_dir, ignore_errors=True)
     return 0 if not odd and not problems else 1

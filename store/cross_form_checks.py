@@ -15,14 +15,17 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import column, delete, insert, select, table, update
+from sqlalchemy import column, delete, select, table, update
 from sqlalchemy.engine import Connection
 
 from store import tables as t
-from store.bulk_insert import BATCH
+from store.bulk_insert import BATCH, BulkInserts
+from store.id_lists import among
 
+_inserts = BulkInserts()  # flags, keys and summaries: executemany (SQLite) or COPY (PostgreSQL)
 SURVIVOR_FORMS = ("survivor_intake", "service_contact", "case_closure")
 
 
@@ -300,6 +303,14 @@ class _Tables:
     def __init__(self, conn: Connection):
         self.conn = conn
         self._cache: dict[str, tuple[str, dict[str, str]] | None] = {}
+        self._read: dict[tuple, list[tuple[str, dict[str, Any]]]] = {}
+        self.wanted: dict[str, set[str]] = defaultdict(set)  # source -> every path read
+        for r in RULES.values():
+            for source, fields in r.fields.items():
+                self.wanted[source] |= set(fields.values())
+        for form_id, spec in SUMMARY.items():
+            paths = [spec.get(k) for k in ("district", "facility", "unit")] + spec["codes"]
+            self.wanted[form_id] |= {p for p in paths if p}
 
     def columns(self, source: str) -> tuple[str, dict[str, str]] | None:
         if source not in self._cache:
@@ -326,36 +337,61 @@ class _Tables:
         """Records of a form (or repeat, as the submission's record) with the fields' values.
 
         `where`: (alias, values) keeps rows whose field is among the values, or ("__id", ids).
+        The rows of a source are read once per set of submissions, with the columns every rule
+        and the summary want (`wanted`), and shared by the rules that read them.
         """
         found = self.columns(source)
         if found is None:
             return []
-        name, by_path = found
+        _, by_path = found
         form_id, _, repeat = source.partition("/")
         id_name = "__submission_id" if repeat else "__id"
         names = {alias: by_path.get(path) for alias, path in fields.items()}
-        tab = table(name, column(id_name), *[column(c) for c in names.values() if c])
-        selected = [tab.c[id_name]] + [tab.c[c] for c in names.values() if c]
-        chunks: list[Any] = [None]
+        self.wanted[source] |= set(fields.values())
         if where is not None:
             alias, values = where
             target = id_name if alias == "__id" else names.get(alias)
             if target is None:
                 return []
-            values = sorted(set(values))
+            where = (target, values)
+        out = []
+        for root_id, row in self._rows(source, where, {c for c in names.values() if c}):
+            values = {alias: (row.get(c) if c else None) for alias, c in names.items()}
+            values = {
+                a: (str(v) if v is not None and a not in ("hours",) else v)
+                for a, v in values.items()
+            }
+            out.append(Record(form_id, root_id, values))
+        return out
+
+    def _rows(self, source: str, where, need: set[str]) -> list[tuple[str, dict[str, Any]]]:
+        """(submission id, {column: value}) of a source's rows whose `where` (column, values)
+        is among the values (all rows when None), read once per evaluate with every column
+        any rule wants; `need`: the columns this caller reads."""
+        values = None if where is None else tuple(sorted(set(where[1])))
+        key = (source, None if where is None else where[0], values)
+        cached = self._read.get(key)
+        if cached is not None and need <= cached[0]:
+            return cached[1]
+        name, by_path = self.columns(source)
+        id_name = "__submission_id" if source.partition("/")[2] else "__id"
+        wanted = {by_path[p] for p in self.wanted.get(source, ()) if p in by_path} | need
+        wanted = sorted(wanted - {id_name})
+        extra = [] if where is None or where[0] in (id_name, *wanted) else [where[0]]
+        tab = table(name, column(id_name), *[column(c) for c in wanted + extra])
+        selected = [tab.c[id_name]] + [tab.c[c] for c in wanted]
+        chunks: list[Any] = [None]
+        if where is not None:
+            target = where[0]
             chunks = [(target, values[i : i + BATCH]) for i in range(0, len(values), BATCH)]
         out = []
         for chunk in chunks:
             query = select(*selected)
             if chunk is not None:
-                query = query.where(tab.c[chunk[0]].in_(chunk[1]))
+                query = query.where(among(self.conn, tab.c[chunk[0]], chunk[1]))
             for row in self.conn.execute(query):
-                values = {alias: (row._mapping[c] if c else None) for alias, c in names.items()}
-                values = {
-                    a: (str(v) if v is not None and a not in ("hours",) else v)
-                    for a, v in values.items()
-                }
-                out.append(Record(form_id, row[0], values))
+                out.append((row[0], dict(zip(wanted, row[1:], strict=True))))
+        self._read[key] = (set(wanted), out)
         return out
 
 
@@ -366,6 +402,7 @@ def _group_key(r: Rule, record: Record):
     return None if any(v is None for v in values) else values
 
 
+@lru_cache(maxsize=1 << 16)  # a batch asks for each record's key text several times
 def _key_text(key: tuple) -> str:
     return json.dumps(list(key), ensure_ascii=False)
 
@@ -375,6 +412,12 @@ def _by_form(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     for form, root in pairs:
         out[form].append(root)
     return {form: sorted(set(roots)) for form, roots in out.items()}
+
+
+def _not_by_rule(rule_id_column):
+    """The rule id as an expression, so that SQLite (without statistics) finds a submission's
+    keys by the (form_id, root_id) index instead of reading every key of the rule."""
+    return rule_id_column.concat("")
 
 
 def _chunks(values: list, size: int = BATCH):
@@ -405,7 +448,9 @@ def _run(r: Rule, tabs: _Tables, touched: dict[str, set[str]] | None):
                     keys |= set(
                         conn.execute(
                             select(ck.c.key).where(
-                                ck.c.rule_id == r.id, ck.c.form_id == form, ck.c.root_id.in_(chunk)
+                                _not_by_rule(ck.c.rule_id) == r.id,
+                                ck.c.form_id == form,
+                                among(conn, ck.c.root_id, chunk),
                             )
                         ).scalars()
                     )
@@ -414,7 +459,7 @@ def _run(r: Rule, tabs: _Tables, touched: dict[str, set[str]] | None):
                 members |= set(
                     conn.execute(
                         select(ck.c.form_id, ck.c.root_id).where(
-                            ck.c.rule_id == r.id, ck.c.key.in_(chunk)
+                            ck.c.rule_id == r.id, among(conn, ck.c.key, chunk)
                         )
                     )
                 )
@@ -448,7 +493,9 @@ def _keep_keys(conn: Connection, r: Rule, touched, own: list[Record]) -> None:
             for chunk in _chunks(sorted(roots)):
                 conn.execute(
                     delete(ck).where(
-                        ck.c.rule_id == r.id, ck.c.form_id == form, ck.c.root_id.in_(chunk)
+                        _not_by_rule(ck.c.rule_id) == r.id,
+                        ck.c.form_id == form,
+                        among(conn, ck.c.root_id, chunk),
                     )
                 )
     rows = {
@@ -457,13 +504,7 @@ def _keep_keys(conn: Connection, r: Rule, touched, own: list[Record]) -> None:
         if (k := _group_key(r, x)) is not None
     }
     if rows:
-        conn.execute(
-            insert(ck),
-            [
-                dict(zip(("rule_id", "key", "form_id", "root_id"), row, strict=True))
-                for row in sorted(rows)
-            ],
-        )
+        _inserts(conn, ck, [list(row) for row in sorted(rows)])
 
 
 def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None) -> None:
@@ -497,7 +538,7 @@ def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None) -> No
                                 select(fl.c.form_id, fl.c.root_id, fl.c.reason_en).where(
                                     fl.c.rule_id == r.id,
                                     fl.c.form_id == form,
-                                    fl.c.root_id.in_(chunk),
+                                    among(conn, fl.c.root_id, chunk),
                                 )
                             )
                         }
@@ -508,8 +549,9 @@ def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None) -> No
             )
         new = [f for k, f in flags.items() if k not in existing]
         if new:
-            conn.execute(
-                insert(fl),
+            _inserts(
+                conn,
+                fl,
                 [
                     {
                         "form_id": f.form_id,
@@ -582,11 +624,14 @@ def summarise(conn: Connection, tabs: _Tables, touched: dict[str, set[str]] | No
             ids = sorted(touched[form_id])
             for i in range(0, len(ids), BATCH):
                 conn.execute(
-                    delete(ss).where(ss.c.form_id == form_id, ss.c.root_id.in_(ids[i : i + BATCH]))
+                    delete(ss).where(
+                        ss.c.form_id == form_id, among(conn, ss.c.root_id, ids[i : i + BATCH])
+                    )
                 )
         if records:
-            conn.execute(
-                insert(ss),
+            _inserts(
+                conn,
+                ss,
                 [
                     {
                         "form_id": form_id,

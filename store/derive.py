@@ -18,6 +18,7 @@ from store import tables as t
 from store.bulk_insert import BATCH
 from store.derived_rows import DerivedRows
 from store.form_tables import recreate
+from store.gc_pause import collector_paused
 from store.outcomes import UNKNOWN_FORM
 
 if TYPE_CHECKING:
@@ -97,14 +98,16 @@ def rederive_where(conn: Connection, forms: FormRegistry, where) -> int:
     where = and_(where, ~deleted)
     writer = DerivedRows(forms, conn)
     count = 0
-    for version in _current_versions(conn, where):
-        writer.rederive(version)
-        count += 1
-    writer.flush()
+    for versions in _current_versions(conn, where):
+        with collector_paused():  # per page of versions: garbage between pages is collected
+            for version in versions:
+                writer.rederive(version)
+                count += 1
+            writer.flush()
     return count
 
 
-def _current_versions(conn: Connection, where) -> Iterator[Any]:
+def _current_versions(conn: Connection, where) -> Iterator[list[Any]]:
     last = 0
     while True:
         rows = conn.execute(
@@ -115,5 +118,5 @@ def _current_versions(conn: Connection, where) -> Iterator[Any]:
         ).all()
         if not rows:
             return
-        yield from rows
+        yield rows
         last = rows[-1].id

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from nigraan.xform import IDENTITY_FORM
 from store import cross_form_checks
 from store import tables as t
 from store.attachments import fill_attachment
@@ -22,6 +23,8 @@ from store.bulk_insert import BATCH
 from store.derived_rows import DerivedRows
 from store.document import SubmissionDocument
 from store.erasure import erased_ids
+from store.gc_pause import collector_paused
+from store.id_lists import among
 from store.incoming import (
     MAX_ID,
     Incoming,
@@ -69,7 +72,7 @@ def ingest_many(
 
 
 def _ingest_batch(engine: Engine, forms: FormRegistry, items: list[Incoming]) -> list[IngestResult]:
-    with engine.begin() as conn:
+    with collector_paused(), engine.begin() as conn:
         writer = BatchWriter(forms, conn)
         parsed = [writer.parse(item) for item in items]
         writer.prefetch(parsed)
@@ -99,22 +102,41 @@ class BatchWriter(DerivedRows):
         self.erased: set[tuple[str, str]] = set()  # erased identities' (form id, id)
 
     def prefetch(self, parsed: list[ParsedSubmission]) -> None:
-        """Which of the batch's instanceIDs and root ids are stored already (two queries)."""
+        """Which of the batch's instanceIDs and root ids are stored already (two queries a form)."""
         docs = [p.doc for p in parsed if p.doc is not None]
-        instance_ids = list({d.instance_id for d in docs if d.instance_id})
-        root_ids = list({d.root_id for d in docs if d.root_id})
         sv, sub = t.submission_versions, t.submissions
+        instance_ids = {(d.form_id, d.instance_id) for d in docs if d.instance_id}
+        root_ids = {(d.form_id, d.root_id) for d in docs if d.root_id}
         self.known_instances |= self._stored(sv.c.form_id, sv.c.instance_id, instance_ids)
         self.known_roots |= self._stored(sub.c.form_id, sub.c.root_id, root_ids)
-        named = [(d.form_id, i) for d in docs for i in (d.instance_id, d.root_id, d.deprecated_id)]
-        self.erased |= erased_ids(self.conn, named)
+        # only identity submissions (encrypted envelopes) are ever erased (store/erasure.py)
+        named = [
+            (d.form_id, i)
+            for d in docs
+            if d.encrypted or d.form_id == IDENTITY_FORM
+            for i in (d.instance_id, d.root_id, d.deprecated_id)
+        ]
+        if named:
+            self.erased |= erased_ids(self.conn, named)
 
-    def _stored(self, form_column, id_column, ids: list[str]) -> set[tuple[str, str]]:
-        """(form id, id) pairs among `ids` that the table holds, in chunks of BATCH."""
+    def _stored(self, form_column, id_column, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The (form id, id) pairs that the table holds, asked per form in chunks of BATCH.
+
+        By form: the unique index is (form_id, id); asked by id alone, SQLite reads the whole
+        table, every batch (quadratic in the store's size).
+        """
+        by_form: dict[str, list[str]] = {}
+        for form_id, id_ in pairs:
+            by_form.setdefault(form_id, []).append(id_)
         found: set[tuple[str, str]] = set()
-        for i in range(0, len(ids), BATCH):
-            query = select(form_column, id_column).where(id_column.in_(ids[i : i + BATCH]))
-            found.update(tuple(r) for r in self.conn.execute(query))
+        for form_id, ids in by_form.items():
+            ids.sort()
+            for i in range(0, len(ids), BATCH):
+                chunk = ids[i : i + BATCH]
+                query = select(form_column, id_column).where(
+                    form_column == form_id, among(self.conn, id_column, chunk)
+                )
+                found.update(tuple(r) for r in self.conn.execute(query))
         return found
 
     def add(self, parsed: ParsedSubmission) -> IngestResult:

@@ -12,8 +12,8 @@ typed rows are needed), then times, each the best of 5 runs in the same process:
 
 Target (issue): each page well under 0.5 s. Run from the repository root:
 
-    .venv/bin/python bench/queue.py                # 100,000 submissions
-    .venv/bin/python bench/queue.py --count 10000
+    .venv/bin/python bench/review_queue.py                # 100,000 submissions
+    .venv/bin/python bench/review_queue.py --count 10000
 """
 
 from __future__ import annotations
