@@ -1,12 +1,14 @@
 """The two keys that let nigraan decrypt identity submissions by itself, loaded once at start.
 
-`nigraan serve` (and `nigraan sync`) need the encrypted forms' RSA private key
-(`identity.private_key_file`, its passphrase from `identity.passphrase` /
-NIGRAAN_IDENTITY_PASSPHRASE or asked for at a terminal) and the identity register's data key
-(`identity.key` or `identity.key_file`). When either is missing or does not open, nigraan still
-serves and syncs: encrypted submissions are stored as they arrive and stay encrypted until
-`nigraan identity import` is run with the key. One warning says so; it never carries the
-passphrase or a key.
+`nigraan serve` (and `nigraan sync`) need the identity register's data key (`identity.key` or
+`identity.key_file`) and, for envelopes encrypted with a self-supplied key, the encrypted forms'
+RSA private key (`identity.private_key_file`, its passphrase from `identity.passphrase` /
+NIGRAAN_IDENTITY_PASSPHRASE or asked for at a terminal). A Central-managed key's private half
+never leaves Central: with the data key alone, the sync files those identities from Central's
+decrypting export (opened with identity.passphrase). When a key is missing or does not open,
+nigraan still serves and syncs: what it cannot decrypt is stored as it arrives and stays
+encrypted until `nigraan identity import` is run with the key. One warning says so; it never
+carries the passphrase or a key.
 
 The store process is a separate interpreter: the keys travel to it over the existing pipe, in
 memory, as unencrypted PKCS#8 DER and the data key's 32 bytes (`to_wire` / `from_wire`), never
@@ -36,13 +38,21 @@ PROMPT_TRIES = 3
 
 @dataclass(frozen=True)
 class IdentityKeys:
-    """The form's private key and the register's data key; repr shows neither."""
+    """The form's private key (None: not loaded, only Central-managed keys can be read) and the
+    register's data key; repr shows neither."""
 
-    private_key: rsa.RSAPrivateKey = field(repr=False)
+    private_key: rsa.RSAPrivateKey | None = field(repr=False)
     data_key: DataKey
+
+    @property
+    def decrypts_here(self) -> bool:
+        """Can nigraan open envelopes itself (a self-supplied key is loaded)?"""
+        return self.private_key is not None
 
     def to_wire(self) -> tuple[bytes, bytes]:
         """Plain bytes for the store process's pipe (in memory only)."""
+        if self.private_key is None:
+            return b"", self.data_key.to_wire()
         der = self.private_key.private_bytes(
             serialization.Encoding.DER,
             serialization.PrivateFormat.PKCS8,
@@ -53,6 +63,8 @@ class IdentityKeys:
     @classmethod
     def from_wire(cls, wire: tuple[bytes, bytes]) -> IdentityKeys:
         der, secret = wire
+        if not der:
+            return cls(None, DataKey(secret))
         key = serialization.load_der_private_key(der, None)
         if not isinstance(key, rsa.RSAPrivateKey):  # pragma: no cover - to_wire sends RSA only
             raise TypeError("not an RSA key")
@@ -62,7 +74,9 @@ class IdentityKeys:
 def load_identity_keys(
     config, prompt: Callable[[str], str] | None, log: logging.Logger
 ) -> IdentityKeys | None:
-    """The keys the settings name, or None after one warning saying why and what follows.
+    """The keys the settings name, or None after one warning saying why and what follows;
+    with the data key but no private key, keys whose `private_key` is None (after the warning),
+    so identities under a Central-managed key are still filed by the sync.
 
     `prompt` (click.prompt with hide_input, when stdin is a terminal) is asked for the private
     key's passphrase when the key is protected and identity.passphrase is empty; a wrong one
@@ -89,11 +103,12 @@ def load_identity_keys(
                 else exc.hint or ""
             )
             log.warning(
-                "The encrypted forms' private key is not loaded: %s %s %s.",
+                "The encrypted forms' private key is not loaded: %s %s %s (identities under a "
+                "Central-managed key are still filed by the sync, with identity.passphrase).",
                 exc.message,
                 how,
                 STAYS_ENCRYPTED,
             )
-            return None
+            return IdentityKeys(None, data_key)
         return IdentityKeys(private_key, data_key)
     return None  # pragma: no cover - the loop returns

@@ -63,6 +63,9 @@ def serve(config: Config, echo=print, prompt=None) -> None:
         )
     echo(
         "  identity submissions: decrypted here and filed in the identity register"
+        if identity_keys is not None and identity_keys.decrypts_here
+        else "  identity submissions: kept encrypted here (no private key); those under a "
+        "Central-managed key are filed by the sync"
         if identity_keys is not None
         else "  identity submissions: kept encrypted (no key loaded; see the warning above)"
     )

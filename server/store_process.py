@@ -204,7 +204,8 @@ class StoreWriter:
 
         if kind == INGEST:
             done = self.writer.submit(payload)
-            if self.identity_keys is not None and _may_be_envelope(payload):
+            keys = self.identity_keys
+            if keys is not None and keys.decrypts_here and _may_be_envelope(payload):
                 done.add_done_callback(self._decrypt_when_stored)
             return done
         if kind == HEALTH:

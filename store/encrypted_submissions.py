@@ -222,7 +222,7 @@ def decrypt_and_file(store, keys, form_id: str, instance_id: str) -> str:
     state = envelope_state(store, form_id, instance_id)
     if state is None:
         return NOT_ENCRYPTED
-    if state != COMPLETE:
+    if state != COMPLETE or keys.private_key is None:  # no self-supplied key: it waits
         return WAITING
     outcome = decrypt_stored_submission(store, form_id, instance_id, keys.private_key)
     if not outcome.decrypted:

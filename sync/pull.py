@@ -306,8 +306,8 @@ class FormPuller:
         if self.managed():
             self.decrypt_managed()
             return
-        if self.identity_keys is None:
-            return
+        if self.identity_keys is None or not self.identity_keys.decrypts_here:
+            return  # kept encrypted: `nigraan identity import` with the key, later
         for instance_id in self.to_decrypt:
             if envelope_state(self.store, self.form_id, instance_id) != COMPLETE:
                 continue

@@ -501,7 +501,7 @@ def test_a_central_managed_key_identity_is_filed_from_centrals_export(
     passphrase = "managed-passphrase-5521"
     export = managed_export_zip("identity_register", [row])
     standin.managed_exports[(1, "identity_register")] = (41, passphrase, export)
-    keys = IdentityKeys(recorded_key, data_key)
+    keys = IdentityKeys(None, data_key)  # a managed key's private half never leaves Central
     wrong_store = open_store()
     [refused] = sync(
         central, wrong_store, ["identity_register"], identity_keys=keys, managed_passphrase="nope"
@@ -547,7 +547,10 @@ def test_without_a_terminal_a_protected_key_warns_once(make_config, tmp_path, ca
         identity__private_key_file=str(private),
     )
     with caplog.at_level(logging.WARNING):
-        assert load_identity_keys(config, None, logging.getLogger("t")) is None
+        keys = load_identity_keys(config, None, logging.getLogger("t"))
+    # the data key alone: managed-key identities are still filed by the sync
+    assert keys is not None and keys.private_key is None and not keys.decrypts_here
+    assert IdentityKeys.from_wire(keys.to_wire()).private_key is None
     [record] = caplog.records
     assert "protected by a passphrase" in record.getMessage()
     assert "NIGRAAN_IDENTITY_PASSPHRASE" in record.getMessage()
