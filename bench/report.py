@@ -273,7 +273,7 @@ def open_filled_store(database_url: str | None, n: int, fresh: bool):
                 conn.execute(text("ANALYZE"))
         done.touch()
     else:
-        store = Store.open(url)
+        store = Store.open(url, upgrade=True)  # a cached bench store of an older schema
     return store, config
 
 
