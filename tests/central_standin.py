@@ -339,10 +339,21 @@ def _form_meta(xml: bytes) -> tuple[str, str, str, list[str]]:
     return data.get("id"), data.get("version") or "", title, repeats
 
 
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "pw-not-real"
+
+
+def admin_settings(base_url: str, **values):
+    """CentralSettings that sign in to the stand-in (or a closed port) as its admin, project 1."""
+    from sync.central import CentralSettings
+
+    return CentralSettings(base_url, ADMIN_EMAIL, ADMIN_PASSWORD, 1, **values)
+
+
 class CentralStandin:
     """The stand-in's state and WSGI app. `serve()` starts it on 127.0.0.1."""
 
-    def __init__(self, email: str = "admin@example.com", password: str = "pw-not-real"):  # noqa: S107 - a stand-in
+    def __init__(self, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD):
         self.users = {email: password}
         self.tokens: dict[str, str] = {}
         self.logged_out: set[str] = set()

@@ -30,9 +30,9 @@ from store import tables as t
 from store.encrypted_submissions import decrypt_stored_submission, decryption_flags
 from store.identity_register import IdentityNotFound, IdentityRegister
 from store.store import Store
-from sync.central import Central, CentralSettings
+from sync.central import Central
 from sync.pull import sync
-from tests.central_standin import CentralStandin
+from tests.central_standin import CentralStandin, admin_settings
 from tests.odk_encrypt import encrypt_submission
 from tests.openrosa_client import CollectClient
 from tests.test_encrypted_submissions import _version, identity_xml
@@ -236,16 +236,7 @@ def add_recorded(standin, central_dir) -> None:
 
 @pytest.fixture
 def central(standin):
-    settings = CentralSettings(
-        standin.base_url,
-        "admin@example.com",
-        "pw-not-real",
-        1,
-        timeout=5.0,
-        retries=2,
-        retry_wait=0.01,
-    )
-    client = Central(settings)
+    client = Central(admin_settings(standin.base_url, timeout=5.0, retries=2, retry_wait=0.01))
     yield client
     client.close()
 

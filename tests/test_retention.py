@@ -473,10 +473,10 @@ def test_a_sync_from_central_does_not_bring_an_erased_identity_back(programme):
     """The Central stand-in holds her identity_register submission (OData row `notDecrypted`,
     envelope and `.enc` files through REST): synced, filed, erased; a full sync and filing
     from Central again store and file nothing of it."""
-    from sync.central import Central, CentralSettings
+    from sync.central import Central
     from sync.encrypted import file_identities_from_central
     from sync.pull import sync
-    from tests.central_standin import CentralStandin
+    from tests.central_standin import CentralStandin, admin_settings
 
     code = "LHR-1501"
     programme.send(
@@ -513,9 +513,7 @@ def test_a_sync_from_central_does_not_bring_an_erased_identity_back(programme):
                 instance_id: {n: (c, "application/octet-stream") for n, c in files.items()}
             },
         )
-        settings = CentralSettings(
-            standin.base_url, "admin@example.com", "pw-not-real", 1, timeout=5.0, retries=2
-        )
+        settings = admin_settings(standin.base_url, timeout=5.0, retries=2)
         central = Central(settings)
         store = programme.store
         sync(central, store, ["identity_register"])

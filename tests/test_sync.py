@@ -17,7 +17,7 @@ from sync.central import Central, CentralSettings, CentralUnavailable
 from sync.pull import FormPuller, sync
 from sync.review_outbox import push_reviews
 from tests.central_records import FINAL_PAGES, odata_rows
-from tests.central_standin import CentralStandin
+from tests.central_standin import CentralStandin, admin_settings
 
 FORM = "rec_visit"
 RECORDED_ORIGIN = "http://127.0.0.1:8383"
@@ -74,7 +74,7 @@ def standin(central_dir, recorded_rows):
 def _settings(standin, **overrides) -> CentralSettings:
     values = {"page_size": 7, "timeout": 2.0, "retries": 3, "retry_wait": 0.01}
     values.update(overrides)
-    return CentralSettings(standin.base_url, "admin@example.com", "pw-not-real", 1, **values)
+    return admin_settings(standin.base_url, **values)
 
 
 @pytest.fixture
@@ -410,17 +410,7 @@ def test_review_outbox_reaches_central_exactly_once(standin, central, store):
     store.record_review(FORM, V06, "hasIssues", "Please re-check the injury details.")
     assert store.submission(FORM, V06)["review_state"] == "hasIssues"  # shown locally at once
 
-    down = Central(
-        CentralSettings(
-            "http://127.0.0.1:9",
-            "admin@example.com",
-            "pw-not-real",
-            1,
-            retries=2,
-            retry_wait=0.01,
-            timeout=1,
-        )
-    )
+    down = Central(admin_settings("http://127.0.0.1:9", retries=2, retry_wait=0.01, timeout=1))
     result = push_reviews(down, store)
     down.close()
     assert result.unavailable is not None and result.pending == 1
@@ -1028,17 +1018,7 @@ def test_a_central_that_stays_down_gives_the_same_clear_error(standin):
         slow.get(slow.path(SUBMISSIONS))
     slow.close()
 
-    nobody = Central(
-        CentralSettings(
-            "http://127.0.0.1:9",
-            "admin@example.com",
-            "pw-not-real",
-            1,
-            retries=2,
-            retry_wait=0.01,
-            timeout=1,
-        )
-    )
+    nobody = Central(admin_settings("http://127.0.0.1:9", retries=2, retry_wait=0.01, timeout=1))
     with pytest.raises(CentralUnavailable, match=r"not reachable for POST /v1/sessions \(2 att"):
         nobody.get(nobody.path(SUBMISSIONS))
     nobody.close()

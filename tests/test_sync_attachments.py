@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sync.central import Central, CentralSettings, CentralUnavailable
+from sync.central import Central, CentralUnavailable
 from sync.pull import sync
 from tests.central_records import numbered_rows
-from tests.central_standin import CentralStandin
+from tests.central_standin import CentralStandin, admin_settings
 
 FORM = "rec_visit"
 N = 40
@@ -39,9 +39,7 @@ def standin(central_dir):
 def _central(standin, **overrides) -> Central:
     values = {"page_size": 10, "timeout": 5.0, "retries": 3, "retry_wait": 0.01}
     values.update({"download_workers": 4, **overrides})
-    return Central(
-        CentralSettings(standin.base_url, "admin@example.com", "pw-not-real", 1, **values)
-    )
+    return Central(admin_settings(standin.base_url, **values))
 
 
 def _root(i: int) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from nigraan.keys import load_private_key
 from store.odk_decrypt import DecryptionError
-from sync.central import Central, CentralError, CentralSettings
+from sync.central import Central, CentralError
 from sync.encrypted import (
     decrypt_from_central,
     encryption_keys,
@@ -20,7 +20,7 @@ from sync.encrypted import (
     managed_export,
     read_export,
 )
-from tests.central_standin import CentralStandin
+from tests.central_standin import CentralStandin, admin_settings
 
 E01 = "uuid:5a3dab5c-b138-4238-9d0e-3eb674652917"
 E02 = "uuid:607247a4-b2ea-4e9c-a887-ea3b425b5121"
@@ -72,16 +72,7 @@ def standin(central_dir):
 
 @pytest.fixture
 def central(standin):
-    settings = CentralSettings(
-        standin.base_url,
-        "admin@example.com",
-        "pw-not-real",
-        1,
-        timeout=5.0,
-        retries=2,
-        retry_wait=0.01,
-    )
-    client = Central(settings)
+    client = Central(admin_settings(standin.base_url, timeout=5.0, retries=2, retry_wait=0.01))
     yield client
     client.close()
 

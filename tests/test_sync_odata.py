@@ -9,11 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from sync.central import Central, CentralError, CentralSettings
+from sync.central import Central, CentralError
 from sync.odata import PREFETCH_PAGES, read_pages, submissions_path
 from sync.pull import FormPuller, sync
 from tests.central_records import numbered_rows
-from tests.central_standin import CentralStandin, _read_skiptoken
+from tests.central_standin import CentralStandin, _read_skiptoken, admin_settings
 
 FORM = "rec_visit"
 N, PAGE = 50, 5
@@ -31,15 +31,8 @@ def standin(central_dir):
 
 @pytest.fixture
 def central(standin):
-    settings = CentralSettings(
-        standin.base_url,
-        "admin@example.com",
-        "pw-not-real",
-        1,
-        page_size=PAGE,
-        timeout=5.0,
-        retries=2,
-        retry_wait=0.01,
+    settings = admin_settings(
+        standin.base_url, page_size=PAGE, timeout=5.0, retries=2, retry_wait=0.01
     )
     client = Central(settings)
     yield client

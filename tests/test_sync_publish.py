@@ -13,7 +13,7 @@ from nigraan.config import load_config
 from nigraan.errors import ConfigError
 from sync.central import Central, CentralSettings
 from sync.publish import FAILED, NEW, UNCHANGED, UPDATED, publish
-from tests.central_standin import CentralStandin
+from tests.central_standin import CentralStandin, admin_settings
 
 
 @pytest.fixture
@@ -47,9 +47,7 @@ def _build_dir(tmp_path, central_dir, xml: bytes | None = None):
 
 
 def _central(standin) -> Central:
-    return Central(
-        CentralSettings(standin.base_url, "admin@example.com", "pw-not-real", 1, retry_wait=0.01)
-    )
+    return Central(admin_settings(standin.base_url, retry_wait=0.01))
 
 
 def test_publish_creates_then_skips_then_asks_for_a_new_version(standin, tmp_path, central_dir):
