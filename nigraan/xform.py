@@ -13,6 +13,20 @@ XHTML = "http://www.w3.org/1999/xhtml"  # h:html, h:head, h:title, h:body
 JAVAROSA = "http://openrosa.org/javarosa"  # jr: itext, preload, template
 OPENROSA_XFORMS = "http://openrosa.org/xforms"  # orx: meta, version
 ODK_XFORMS = "http://www.opendatakit.org/xforms"  # odk: Collect's extensions
+
+# The columns ODK Central's CSV export puts after a form's own, in its order (shared/central
+# README facts 31, 34): the export writes them, the import of Central's decrypted export skips them.
+CENTRAL_CSV_TRAILING_META = (
+    "SubmitterID",
+    "SubmitterName",
+    "AttachmentsPresent",
+    "AttachmentsExpected",
+    "Status",
+    "ReviewState",
+    "DeviceID",
+    "Edits",
+    "FormVersion",
+)
 ODK_SUBMISSIONS = "http://opendatakit.org/submissions"  # the encrypted submission envelope
 NIGRAAN = "urn:nigraan:xforms"  # nigraan's bind attributes (the sensitivity class)
 

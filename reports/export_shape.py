@@ -17,6 +17,7 @@ from typing import Any
 
 from nigraan.errors import NigraanError
 from nigraan.xform import (
+    CENTRAL_CSV_TRAILING_META,
     DATE,
     DATETIME,
     DECIMAL,
@@ -61,17 +62,7 @@ META_LABELS = {
     "Edits": ("Edits", "ترامیم"),
     "FormVersion": ("Form version", "فارم کا ورژن"),
 }
-TRAILING_META = (
-    "SubmitterID",
-    "SubmitterName",
-    "AttachmentsPresent",
-    "AttachmentsExpected",
-    "Status",
-    "ReviewState",
-    "DeviceID",
-    "Edits",
-    "FormVersion",
-)
+TRAILING_META = CENTRAL_CSV_TRAILING_META
 # Who sent a submission names a device account (a monitor's own name, as the programme sets
 # them up) or a Central user: never in a funder's export.
 FUNDER_LEFT_OUT_META = frozenset({"SubmitterID", "SubmitterName", "DeviceID"})

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import delete, insert, select, update
 
+from nigraan.xform import CENTRAL_CSV_TRAILING_META, IDENTITY_FORM
 from store import tables as t
 from store.attachments import fill_attachment
 from store.document import SubmissionDocument, SubmissionError, from_openrosa_xml
@@ -26,7 +27,6 @@ from store.outcomes import ERASED
 
 log = logging.getLogger(__name__)
 
-IDENTITY_FORM = "identity_register"
 CODE_FIELD = "survivor_code"
 
 
@@ -294,21 +294,7 @@ def keep_envelope(
 
 
 # Columns of Central's CSV export that are Central's, not the form's (README facts 31, 34).
-EXPORT_SYSTEM_COLUMNS = frozenset(
-    {
-        "SubmissionDate",
-        "KEY",
-        "SubmitterID",
-        "SubmitterName",
-        "AttachmentsPresent",
-        "AttachmentsExpected",
-        "Status",
-        "ReviewState",
-        "DeviceID",
-        "Edits",
-        "FormVersion",
-    }
-)
+EXPORT_SYSTEM_COLUMNS = frozenset({"SubmissionDate", "KEY", *CENTRAL_CSV_TRAILING_META})
 
 
 def exported_identity_fields(row: Mapping[str, str]) -> tuple[str, dict[str, str | None]]:

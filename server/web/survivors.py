@@ -23,7 +23,7 @@ from flask_login import current_user
 
 from nigraan.data_key import data_key_from_config
 from nigraan.errors import KeyFileError
-from nigraan.xform import SELECT_MULTIPLE, SELECT_ONE
+from nigraan.xform import IDENTITY_FORM, SELECT_MULTIPLE, SELECT_ONE
 from server.web import current_language, web_blueprint
 from server.web.access import allow
 from server.web.auth import audit
@@ -37,7 +37,6 @@ from store.identity_register import (
 
 bp = web_blueprint("survivors", __name__)
 
-IDENTITY_FORM = "identity_register"
 MAY_SEE = ("admin", "supervisor", "caseworker")  # the pseudonymous page
 MAY_REVEAL = ("admin", "caseworker")  # a caseworker only for her own unit's survivors
 REASON_MIN, REASON_MAX = 10, 500
