@@ -54,6 +54,9 @@ def test_key_create_import_and_rotate(setup, runner):
     assert made.exit_code == 0, made.output
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert runner.invoke(identity, ["key-create"], obj=config).exit_code == 2  # never overwrites
+    before = key_file.read_bytes()
+    kept = runner.invoke(identity, ["key-create", "--if-missing"], obj=config)
+    assert kept.exit_code == 0 and "kept" in kept.output and key_file.read_bytes() == before
     imported = runner.invoke(identity, ["import"], obj=config)
     assert imported.exit_code == 0, imported.output
     assert "1 identities filed (1 new)" in imported.output

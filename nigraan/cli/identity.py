@@ -46,10 +46,18 @@ def identity() -> None:
 
 @identity.command("key-create")
 @key_file_option
+@click.option(
+    "--if-missing",
+    is_flag=True,
+    help="Do nothing when the key file exists (or identity.key holds the key).",
+)
 @click.pass_obj
-def key_create(config, key_file: str | None) -> None:
+def key_create(config, key_file: str | None, if_missing: bool) -> None:
     """Make the register's data key (32 random bytes, a 0600 file); never overwrites one."""
     path = Path(key_file) if key_file else default_key_file(config)
+    if if_missing and (path.exists() or (config["identity.key"] and not key_file)):
+        click.echo(f"Data key kept ({'identity.key' if not path.exists() else path}).")
+        return
     try:
         key = create_data_key_file(path)
     except NigraanError as exc:
