@@ -174,6 +174,14 @@ class BatchWriter(DerivedRows):
             self.known_roots.add((doc.form_id, result.root_id))
         return result
 
+    def flush(self) -> None:
+        # What was pending is stored now: later submissions of the batch that name it (a
+        # resend, the same submission from Central) must be looked up, not inserted again.
+        stored = set(self.pending_ids)
+        super().flush()
+        self.known_instances |= stored
+        self.known_roots |= stored
+
     def _names_erased(self, doc: SubmissionDocument) -> bool:
         return any(
             (doc.form_id, i) in self.erased

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -28,6 +29,10 @@ def xform(central_dir) -> bytes:
 
 def _submission(central_dir, name: str) -> bytes:
     return (central_dir / "submissions" / name).read_bytes()
+
+
+def _instance_id(xml: bytes) -> str:
+    return re.search(rb"<instanceID>([^<]+)</instanceID>", xml).group(1).decode()
 
 
 def _accepted_xml(central_dir) -> list[Incoming]:
@@ -178,6 +183,18 @@ def test_resends_are_idempotent_and_conflicts_store_nothing(central_dir, xform, 
     reviewed = dict(row, __system=dict(row["__system"], reviewState="approved"))
     assert store.ingest(row, source="central", form_id=FORM).status == "duplicate"
     assert store.ingest(reviewed, source="central", form_id=FORM).status == "duplicate"
+
+
+def test_resends_of_several_submissions_in_one_batch(central_dir, xform, store):
+    # The first resend flushes the batch's pending rows; the second must still be known as
+    # stored (it was inserted again once, and the whole batch failed on the unique index).
+    store.register_form(xform)
+    a, b = _submission(central_dir, "v27.xml"), _submission(central_dir, "v28.xml")
+    rows = {r["__id"]: r for r in odata_rows(central_dir, *FINAL_PAGES)}
+    again = [Incoming(rows[i], "central", FORM) for i in (_instance_id(b), _instance_id(a))]
+    results = store.ingest_many([Incoming(a), Incoming(b), Incoming(a), Incoming(b), *again])
+    assert [r.status for r in results] == ["created", "created"] + ["duplicate"] * 4
+    assert store.counts()[FORM]["submissions"] == 2
 
 
 def test_attachments_are_content_addressed_and_filled_in_later(central_dir, xform, store):
