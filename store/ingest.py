@@ -65,11 +65,11 @@ def ingest_many(
         batch.append(item)
         if len(batch) >= batch_size:
             results += _ingest_batch(engine, forms, batch)
-            planner_statistics.refresh(engine, forms, touched(results[-len(batch) :]))
+            planner_statistics.after_batch(engine, forms, touched(results[-len(batch) :]))
             batch = []
     if batch:
         results += _ingest_batch(engine, forms, batch)
-        planner_statistics.refresh(engine, forms, touched(results[-len(batch) :]))
+        planner_statistics.after_batch(engine, forms, touched(results[-len(batch) :]))
     return results
 
 

@@ -52,3 +52,22 @@ def test_a_table_is_analysed_again_only_once_it_has_grown(
     assert planner_statistics.refresh(store.engine, store.forms, [FORM]) == []
     monkeypatch.setattr(planner_statistics, "GROWTH", 1)  # as big as last time counts as grown
     assert "submissions" in planner_statistics.refresh(store.engine, store.forms, [FORM])
+
+
+def test_the_tables_sizes_are_looked_at_once_enough_has_been_stored(
+    store, central_dir, small_tables_count, monkeypatch
+):
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("ANALYZE is PostgreSQL's")
+    store.register_form((central_dir / "forms" / "rec_visit.xml").read_bytes())
+    store.ingest_many([Incoming(r, CENTRAL, FORM) for r in odata_rows(central_dir, *FINAL_PAGES)])
+    monkeypatch.setattr(planner_statistics, "GROWTH", 1)  # every look analyses
+    monkeypatch.setattr(planner_statistics, "LOOK_EVERY", 3)
+
+    def batch(n: int) -> list[str]:
+        touched = {FORM: {f"uuid:{i}" for i in range(n)}}
+        return planner_statistics.after_batch(store.engine, store.forms, touched)
+
+    assert "submissions" in batch(3)
+    assert batch(1) == [] and batch(1) == []
+    assert "submissions" in batch(1)
