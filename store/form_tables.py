@@ -32,6 +32,13 @@ _TYPES = {
 }
 
 
+# PostgreSQL moves a row's longest values out to its TOAST table once the row passes 2 kB, one
+# TOAST row and index entry per value. A form's row of a couple of hundred short texts passes
+# it (a custody visit: 3 kB) and had dozens of values moved, most of its COPY's time; rows up to
+# a page (8,160 bytes) now stay whole (store/README.md, "Where ingest spends its time").
+STORAGE = {"toast_tuple_target": 8160}
+
+
 def column_type(storage: str):
     return _TYPES[storage]()
 
@@ -60,7 +67,7 @@ def build_tables(layout: lay.FormLayout, metadata: MetaData | None = None) -> di
                 Column("__form_version", ID, nullable=True),
             ]
         fields = [field_column(c) for c in layout.table_columns(repeat)]
-        tables[repeat] = Table(name, metadata, *system, *fields)
+        tables[repeat] = Table(name, metadata, *system, *fields, postgresql_with=STORAGE)
     return tables
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from nigraan.xform import IDENTITY_FORM
-from store import cross_form_checks
+from store import cross_form_checks, planner_statistics
 from store import tables as t
 from store.attachments import fill_attachment
 from store.bulk_insert import BATCH
@@ -65,9 +65,11 @@ def ingest_many(
         batch.append(item)
         if len(batch) >= batch_size:
             results += _ingest_batch(engine, forms, batch)
+            planner_statistics.after_batch(engine, forms, touched(results[-len(batch) :]))
             batch = []
     if batch:
         results += _ingest_batch(engine, forms, batch)
+        planner_statistics.after_batch(engine, forms, touched(results[-len(batch) :]))
     return results
 
 

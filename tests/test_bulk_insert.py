@@ -5,10 +5,21 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Column, Date, Integer, MetaData, Table, select
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+)
 from sqlalchemy.dialects import sqlite
 
-from store.bulk_insert import BulkInserts, bind_processor
+from store.bulk_insert import BulkInserts, binary_copy_types, bind_processor
 from store.database import create_store_engine
 from store.tables import UTCDateTime
 
@@ -69,4 +80,43 @@ def test_rows_written_in_bulk_read_back_as_written(new_database):
         for at, day in zip(INSTANTS[:4], DATES, strict=True)
     ] + [(None, None)]
     assert [tuple(r) for r in got] == want
+    engine.dispose()
+
+
+def test_rows_holding_bytes_read_back_as_written(new_database):
+    """A table with bytes goes through COPY's binary format on PostgreSQL: same values back."""
+    engine = create_store_engine(new_database())
+    meta = MetaData()
+    tab = Table(
+        "bulk_bytes_probe",
+        meta,
+        Column("id", Integer, primary_key=True),
+        Column("name", String(20)),
+        Column("note", Text),
+        Column("payload", LargeBinary),
+        Column("current", Boolean),
+        Column("at", UTCDateTime),
+    )
+    meta.create_all(engine)
+    if engine.dialect.name == "postgresql":
+        columns = [c for c in tab.columns if c.name != "id"]
+        assert binary_copy_types(columns) == ["varchar", "text", "bytea", "bool", "timestamptz"]
+    rows = [
+        ["ä name", "a note\twith\ttabs\nand a line", b"\x00\\x01 \xff" * 500, True, INSTANTS[0]],
+        ["", "", b"", False, INSTANTS[5]],
+        [None, None, None, None, None],
+    ]
+    with engine.begin() as conn:
+        BulkInserts()(conn, tab, [list(r) for r in rows])
+    with engine.connect() as conn:
+        got = conn.execute(
+            select(tab.c.name, tab.c.note, tab.c.payload, tab.c.current, tab.c.at).order_by(
+                tab.c.id
+            )
+        ).all()
+    want = [
+        (*r[:4], r[4].astimezone(UTC) if r[4].tzinfo else r[4].replace(tzinfo=UTC))
+        for r in rows[:2]
+    ] + [(None,) * 5]
+    assert [(*r[:2], None if r[2] is None else bytes(r[2]), *r[3:]) for r in got] == want
     engine.dispose()
