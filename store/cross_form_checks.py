@@ -507,6 +507,30 @@ def _keep_keys(conn: Connection, r: Rule, touched, own: list[Record]) -> None:
         _inserts(conn, ck, [list(row) for row in sorted(rows)])
 
 
+def _standing_flags(conn: Connection, runs, touched) -> dict[str, dict]:
+    """{rule: {(form, root): reason_en}} of the flags the rules run may change: every flag of
+    theirs (touched None), else those of the submissions in any rule's scope (each rule keeps
+    its own), read once per form for all rules rather than once per rule."""
+    fl = t.flags
+    wanted = {r.id for r, _, _ in runs}
+    columns = (fl.c.rule_id, fl.c.form_id, fl.c.root_id, fl.c.reason_en)
+    standing: dict[str, dict] = defaultdict(dict)
+    if touched is None:
+        queries = [select(*columns).where(fl.c.rule_id.in_(sorted(wanted)))]
+    else:
+        scope = {pair for _, rule_scope, _ in runs for pair in rule_scope}
+        queries = [
+            select(*columns).where(fl.c.form_id == form, among(conn, fl.c.root_id, chunk))
+            for form, roots in _by_form(scope).items()
+            for chunk in _chunks(roots)
+        ]
+    for query in queries:
+        for rule, form, root, reason in conn.execute(query):
+            if rule in wanted:
+                standing[rule][(form, root)] = reason
+    return standing
+
+
 def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None) -> None:
     """Re-run the checks for the submissions `touched` ({form id: root ids}) and those sharing
     a key with them, or every check over everything (touched None), in this transaction."""
@@ -517,6 +541,7 @@ def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None) -> No
     tabs = _Tables(conn)
     fl = t.flags
     now = t.utcnow()
+    runs = []
     for r in RULES.values():
         forms = {source.partition("/")[0] for source in r.fields}
         if touched is not None and not forms & set(touched):
@@ -524,25 +549,12 @@ def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None) -> No
         scope, flags, own = _run(r, tabs, touched)
         if r.key:
             _keep_keys(conn, r, touched, own)
-        existing: dict[tuple[str, str], str] = {}
-        if touched is None:
-            query = select(fl.c.form_id, fl.c.root_id, fl.c.reason_en).where(fl.c.rule_id == r.id)
-            existing = {(f, root): reason for f, root, reason in conn.execute(query)}
-        else:
-            for form, roots in _by_form(scope).items():
-                for chunk in _chunks(roots):
-                    existing.update(
-                        {
-                            (f, root): reason
-                            for f, root, reason in conn.execute(
-                                select(fl.c.form_id, fl.c.root_id, fl.c.reason_en).where(
-                                    fl.c.rule_id == r.id,
-                                    fl.c.form_id == form,
-                                    among(conn, fl.c.root_id, chunk),
-                                )
-                            )
-                        }
-                    )
+        runs.append((r, scope, flags))
+    standing = _standing_flags(conn, runs, touched)
+    for r, scope, flags in runs:
+        existing = standing.get(r.id, {})
+        if touched is not None:
+            existing = {k: reason for k, reason in existing.items() if k in scope}
         for form, root in [k for k in existing if k not in flags]:
             conn.execute(
                 delete(fl).where(fl.c.form_id == form, fl.c.root_id == root, fl.c.rule_id == r.id)
