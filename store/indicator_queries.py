@@ -227,6 +227,46 @@ def _latest_first(day, sid):
     return [case((day.is_(None), 1), else_=0).desc(), day.desc(), sid.desc()]
 
 
+def _newest(rows, partition, day, sid, columns, where=(), dialect: str = "sqlite"):
+    """Per partition, the columns of its latest record (in _latest_first's order): a subquery
+    with the partition's and these columns.
+
+    PostgreSQL ranks with a window. SQLite runs windows slowly (a sort, then a pass buffering
+    each partition): there one GROUP BY takes the largest of a key that sorts as that order does
+    (undated flag, ISO day, id; char(1) between them sorts below any character they hold), and
+    the row it comes from gives the other columns (SQLite's documented bare-column rule)."""
+    if dialect == "sqlite":
+        sep = func.char(1)
+        key = (
+            case((day.is_(None), "1"), else_="0")
+            .concat(sep)
+            .concat(func.coalesce(day, ""))
+            .concat(sep)
+            .concat(sid)
+        )
+        return (
+            select(*partition, func.max(key).label("newest"), *columns)
+            .select_from(rows)
+            .where(*where)
+            .group_by(*partition)
+            .subquery()
+        )
+    ranked = (
+        select(
+            *partition,
+            *columns,
+            func.row_number()
+            .over(partition_by=partition, order_by=_latest_first(day, sid))
+            .label("rn"),
+        )
+        .select_from(rows)
+        .where(*where)
+        .subquery()
+    )
+    names = [c.name for c in (*partition, *columns)]
+    return select(*(ranked.c[n] for n in names)).where(ranked.c.rn == 1).subquery()
+
+
 def indicator_rows(
     store,
     start: date | None = None,
@@ -256,7 +296,7 @@ def indicator_rows(
     families = (
         lambda staging: _survivor_queries(src, w, staging),
         lambda staging: _training_queries(src, w, threshold, mark, groups, staging),
-        lambda staging: {**_visit_queries(src, w), **_other_queries(src, w, dialect)},
+        lambda staging: {**_visit_queries(src, w, dialect), **_other_queries(src, w, dialect)},
     )
 
     def read(family) -> dict[str, Rows]:
@@ -325,26 +365,22 @@ def _survivor_queries(src, w, staging: _Staging) -> dict:
     dialect = staging.dialect
     reg, svc, intake = src["survivor_registration"], src["service_contact"], src["survivor_intake"]
     # The consent and support-unit register: each code's latest registration (by first contact).
-    ranked = select(
-        reg.c.survivor_code,
-        reg.c.consent_reporting,
-        reg.c.ssu_site,
-        reg.c.contact_setting,
-        func.row_number()
-        .over(
-            partition_by=reg.c.survivor_code,
-            order_by=_latest_first(reg.c.first_contact, reg.c.sid),
-        )
-        .label("rn"),
-    ).subquery()
+    newest = _newest(
+        reg,
+        [reg.c.survivor_code],
+        reg.c.first_contact,
+        reg.c.sid,
+        [reg.c.consent_reporting, reg.c.ssu_site, reg.c.contact_setting],
+        dialect=dialect,
+    )
     latest = staging.table(
         "indicator_latest",
         select(
-            ranked.c.survivor_code,
-            ranked.c.consent_reporting,
-            ranked.c.ssu_site,
-            ranked.c.contact_setting,
-        ).where(ranked.c.rn == 1),
+            newest.c.survivor_code,
+            newest.c.consent_reporting,
+            newest.c.ssu_site,
+            newest.c.contact_setting,
+        ),
         index="survivor_code",
     )
     registrations = staging.table(
@@ -539,7 +575,10 @@ def _training_queries(src, w, threshold: float, mark: int, groups, staging: _Sta
                 placed.c.period,
                 *who,
                 func.row_number().over(partition_by=person, order_by=newest).label("rn"),
-                func.min(placed.c.day).over(partition_by=person).label("first"),
+                # the same window as rn's (a whole-partition frame): one sort serves both
+                func.min(placed.c.day)
+                .over(partition_by=person, order_by=newest, rows=(None, None))
+                .label("first"),
             )
             .where(qualifying, placed.c.institution_type.in_(group))
             .subquery()
@@ -555,35 +594,29 @@ def _training_queries(src, w, threshold: float, mark: int, groups, staging: _Sta
             .where(ranked.c.rn == 1)
             .group_by(ranked.c.period, *rwho, ym)
         )
-        tested = (
-            select(
-                placed.c.period,
-                *who,
-                placed.c.post_score,
-                placed.c.normalised_gain,
-                func.row_number().over(partition_by=person, order_by=newest).label("rn"),
-            )
-            .where(
+        tested = _newest(
+            placed,
+            person,
+            placed.c.day,
+            placed.c.sid,
+            [*who, placed.c.post_score, placed.c.normalised_gain],
+            where=[
                 qualifying,
                 placed.c.institution_type.in_(group),
                 placed.c.pre_taken == "yes",
                 placed.c.post_taken == "yes",
-            )
-            .subquery()
+            ],
+            dialect=dialect,
         )
         twho = [tested.c.institution_type, tested.c.sex, tested.c.district]
-        out[passing_key(group)] = (
-            select(
-                tested.c.period,
-                *twho,
-                func.count().label("tested"),
-                func.sum(case((tested.c.post_score >= mark, 1), else_=0)).label("passed"),
-                func.sum(tested.c.normalised_gain).label("gain_sum"),
-                func.count(tested.c.normalised_gain).label("gain_n"),
-            )
-            .where(tested.c.rn == 1)
-            .group_by(tested.c.period, *twho)
-        )
+        out[passing_key(group)] = select(
+            tested.c.period,
+            *twho,
+            func.count().label("tested"),
+            func.sum(case((tested.c.post_score >= mark, 1), else_=0)).label("passed"),
+            func.sum(tested.c.normalised_gain).label("gain_sum"),
+            func.count(tested.c.normalised_gain).label("gain_n"),
+        ).group_by(tested.c.period, *twho)
     out["stations"] = _stations(src, w, placed)
     return out
 
@@ -617,38 +650,27 @@ def _stations(src, w, placed):
     return union_all(trained, visited)
 
 
-def _visit_queries(src, w) -> dict:
+def _visit_queries(src, w, dialect: str) -> dict:
     v = src["custody_visit"]
     visits = (
         select(w.c.period, v).select_from(v.join(w, _within(v.c.visit_date, w))).cte("visits_in")
     )
-    ranked = (
-        select(
-            visits.c.period,
-            visits.c.facility_type,
-            visits.c.district,
-            visits.c.meets_minimum_standards,
-            func.row_number()
-            .over(
-                partition_by=[visits.c.period, visits.c.facility_id],
-                order_by=_latest_first(visits.c.visit_date, visits.c.sid),
-            )
-            .label("rn"),
-        )
-        .where(visits.c.facility_id.is_not(None))
-        .subquery()
+    ranked = _newest(
+        visits,
+        [visits.c.period, visits.c.facility_id],
+        visits.c.visit_date,
+        visits.c.sid,
+        [visits.c.facility_type, visits.c.district, visits.c.meets_minimum_standards],
+        where=[visits.c.facility_id.is_not(None)],
+        dialect=dialect,
     )
     where = [ranked.c.facility_type, ranked.c.district]
-    facilities = (
-        select(
-            ranked.c.period,
-            *where,
-            func.count().label("n"),
-            func.sum(case((ranked.c.meets_minimum_standards == "yes", 1), else_=0)).label("meets"),
-        )
-        .where(ranked.c.rn == 1)
-        .group_by(ranked.c.period, *where)
-    )
+    facilities = select(
+        ranked.c.period,
+        *where,
+        func.count().label("n"),
+        func.sum(case((ranked.c.meets_minimum_standards == "yes", 1), else_=0)).label("meets"),
+    ).group_by(ranked.c.period, *where)
     vwhere = [visits.c.facility_type, visits.c.district]
     held = (
         select(
