@@ -29,12 +29,22 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     null,
     or_,
     select,
     table,
     union_all,
 )
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import (
+    BindParameter,
+    ClauseList,
+    ColumnClause,
+    Label,
+    UnaryExpression,
+)
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.sqltypes import Integer as IntegerType
 from sqlalchemy.sql.sqltypes import Numeric as NumericType
 
@@ -123,6 +133,8 @@ TRAINING_READS += ("police_station", "attendance_share", "pre_taken", "post_take
 TRAINING_READS += ("normalised_gain",)
 UNREGISTERED = "__unregistered"  # a service contact's consent when her code has no registration
 SETTINGS = "__settings"  # the Rows entry saying which settings the training reads applied
+# The two halves of `stations` (staff at courses, visits), read on connections of their own.
+STATIONS_TRAINED, STATIONS_VISITED = "__stations_trained", "__stations_visited"
 
 
 @dataclass(frozen=True)
@@ -296,18 +308,14 @@ def indicator_rows(
     families = (
         lambda staging: _survivor_queries(src, w, staging),
         lambda staging: _training_queries(src, w, threshold, mark, groups, staging),
-        lambda staging: {**_visit_queries(src, w, dialect), **_other_queries(src, w, dialect)},
+        lambda staging: {**_visit_queries(src, w, staging), **_other_queries(src, w, dialect)},
     )
 
     def read(family) -> dict[str, Rows]:
         with store.engine.connect() as conn:
             staging = _Staging(conn)
             try:
-                found = {}
-                for name, query in family(staging).items():
-                    result = conn.execute(query)
-                    found[name] = Rows(list(result.keys()), [tuple(r) for r in result])
-                return found
+                return {name: staging.read(query) for name, query in family(staging).items()}
             finally:
                 staging.drop()
 
@@ -319,10 +327,34 @@ def indicator_rows(
     with ThreadPoolExecutor(max_workers=1 if shared else len(families)) as pool:
         for found in pool.map(read, families):
             out.update(found)
+    trained, visited = out.pop(STATIONS_TRAINED), out.pop(STATIONS_VISITED)
+    out["stations"] = Rows(trained.columns, trained.rows + visited.rows)
     out[SETTINGS] = Rows(
         ["attendance_threshold", "pass_mark", "trained_groups"], [(threshold, mark, groups)]
     )
     return out
+
+
+def _unwrapped(element):
+    """An expression without the labels and one-element lists SQLAlchemy wraps it in (a GROUP
+    BY keeps a function as a list of one anonymous label)."""
+    while True:
+        if isinstance(element, Label):
+            element = element.element
+        elif isinstance(element, ClauseList) and len(element.clauses) == 1:
+            element = element.clauses[0]
+        else:
+            return element
+
+
+# How a group's running total takes in one more row's value (`excluded`), as its aggregate
+# would: NULLs are skipped (a group of NULLs only stays NULL), counts add up.
+_COMBINE = {
+    "count": "{a} + excluded.{a}",
+    "sum": "coalesce({a} + excluded.{a}, {a}, excluded.{a})",
+    "min": "coalesce(min({a}, excluded.{a}), {a}, excluded.{a})",
+    "max": "coalesce(max({a}, excluded.{a}), {a}, excluded.{a})",
+}
 
 
 class _Staging:
@@ -353,10 +385,80 @@ class _Staging:
                 self.conn.exec_driver_sql(f"CREATE INDEX temp.{name}_{index} ON {on}")
         return table(name, *(column(c.name, c.type) for c in query.selected_columns))
 
+    def read(self, query) -> Rows:
+        """The rows of a read. On SQLite a GROUP BY of counts and sums (nearly every read: many
+        rows into a few hundred groups) is worked out in a keyed temporary table, each row
+        added to its group's running totals: SQLite has no hash aggregation and would sort
+        every row first, which costs about twice as much."""
+        upsert = self._upsert(query) if self.dialect == "sqlite" else None
+        if upsert is None:
+            result = self.conn.execute(query)
+            return Rows(list(result.keys()), [tuple(r) for r in result])
+        name, statements, read = upsert
+        for statement in statements:
+            self.conn.exec_driver_sql(statement)
+        self.names.append(f"temp.{name}")
+        result = self.conn.exec_driver_sql(read)
+        return Rows([c.name for c in query.selected_columns], [tuple(r) for r in result])
+
+    def _upsert(self, query):
+        """(table name, statements that fill it, the read of it) for a GROUP BY query of group
+        keys and count/sum/min/max aggregates; None for any other query."""
+        if not isinstance(query, Select) or not query._group_by_clauses:
+            return None
+        groups = [_unwrapped(g) for g in query._group_by_clauses]
+        keys, totals = [], []  # (position, expression), (position, kind, per-row value)
+        for i, selected in enumerate(query.selected_columns):
+            element = _unwrapped(selected)
+            if isinstance(element, BindParameter) or any(element.compare(g) for g in groups):
+                keys.append((i, element))  # a constant column: one more key changes nothing
+                continue
+            kind = getattr(element, "name", None)
+            args = list(element.clauses) if isinstance(element, FunctionElement) else []
+            if kind not in _COMBINE or len(args) != 1 or isinstance(args[0], UnaryExpression):
+                return None  # e.g. count(DISTINCT ...): left to the database's GROUP BY
+            star = isinstance(args[0], ColumnClause) and args[0].name == "*"
+            if kind == "count":
+                value = literal(1) if star else case((args[0].is_not(None), 1), else_=0)
+            elif star:
+                return None
+            else:
+                value = args[0]
+            totals.append((i, kind, value))
+        if sum(not isinstance(e, BindParameter) for _, e in keys) != len(groups):
+            return None
+        name = f"indicator_group_{len(self.names)}"
+        # Primary-key columns cannot hold NULL: a NULL key is kept as a blob no text equals.
+        row = query.with_only_columns(
+            *(func.coalesce(e, literal_column("X'00'")).label(f"k{i}") for i, e in keys),
+            *(value.label(f"a{i}") for i, _, value in totals),
+            maintain_column_froms=True,
+        ).group_by(None)
+        compiled = row.compile(self.conn, compile_kwargs={"literal_binds": True})
+        key_names = ", ".join(f"k{i}" for i, _ in keys)
+        columns = [f"k{i}" for i, _ in keys] + [f"a{i}" for i, _, _ in totals]
+        combine = ", ".join(f"a{i} = {_COMBINE[kind].format(a=f'a{i}')}" for i, kind, _ in totals)
+        statements = [
+            f"DROP TABLE IF EXISTS temp.{name}",
+            f"CREATE TEMPORARY TABLE {name} ({', '.join(columns)}, PRIMARY KEY ({key_names}))"
+            " WITHOUT ROWID",
+            # identifiers of our own making; the query compiled by SQLAlchemy
+            f"INSERT INTO {name} SELECT * FROM ({compiled}) WHERE true"  # noqa: S608
+            f" ON CONFLICT ({key_names}) DO UPDATE SET {combine}",
+        ]
+        positions = {i: f"nullif(k{i}, X'00')" for i, _ in keys}
+        positions.update({i: f"a{i}" for i, _, _ in totals})
+        listed = ", ".join(positions[i] for i in sorted(positions))
+        read = f"SELECT {listed} FROM {name}"  # noqa: S608 - our own identifiers
+        return name, statements, read
+
     def drop(self) -> None:
         for qualified in self.names:
             self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified}")
         if self.dialect == "sqlite":
+            # The keyed tables' inserts began a transaction (sqlite3 opens one before DML): end
+            # it with the drops kept (only temporary tables were written), then the pragma.
+            self.conn.commit()
             self.conn.exec_driver_sql("PRAGMA temp_store = DEFAULT")
         self.conn.rollback()
 
@@ -617,14 +719,14 @@ def _training_queries(src, w, threshold: float, mark: int, groups, staging: _Sta
             func.sum(tested.c.normalised_gain).label("gain_sum"),
             func.count(tested.c.normalised_gain).label("gain_n"),
         ).group_by(tested.c.period, *twho)
-    out["stations"] = _stations(src, w, placed)
+    out[STATIONS_TRAINED] = _stations_trained(placed)
     return out
 
 
-def _stations(src, w, placed):
-    """Police stations with staff at a course or a visit, each with the districts recorded."""
-    v = src["custody_visit"]
-    trained = (
+def _stations_trained(placed):
+    """Police stations with staff at a course, each with the districts recorded (the visits'
+    part: _visit_queries; indicator_rows puts the two together as `stations`)."""
+    return (
         select(
             placed.c.period,
             literal(0).label("source"),
@@ -635,22 +737,10 @@ def _stations(src, w, placed):
         .where(placed.c.institution_type == "police", placed.c.police_station.is_not(None))
         .group_by(placed.c.period, placed.c.police_station, placed.c.district)
     )
-    visited = (
-        select(
-            w.c.period,
-            literal(1).label("source"),
-            v.c.police_station,
-            v.c.district,
-            func.count().label("n"),
-        )
-        .select_from(v.join(w, _within(v.c.visit_date, w)))
-        .where(v.c.police_station.is_not(None))
-        .group_by(w.c.period, v.c.police_station, v.c.district)
-    )
-    return union_all(trained, visited)
 
 
-def _visit_queries(src, w, dialect: str) -> dict:
+def _visit_queries(src, w, staging: _Staging) -> dict:
+    dialect = staging.dialect
     v = src["custody_visit"]
     visits = (
         select(w.c.period, v).select_from(v.join(w, _within(v.c.visit_date, w))).cte("visits_in")
@@ -671,18 +761,43 @@ def _visit_queries(src, w, dialect: str) -> dict:
         func.count().label("n"),
         func.sum(case((ranked.c.meets_minimum_standards == "yes", 1), else_=0)).label("meets"),
     ).group_by(ranked.c.period, *where)
-    vwhere = [visits.c.facility_type, visits.c.district]
+    # The visits counted once per facility type, district and station: the reads of the women
+    # held and of the stations visited both add these up (one grouping of the visits, not two).
+    counted = visits.c.women_held_over_24h.is_not(None)
+    keys = [visits.c.period, visits.c.facility_type, visits.c.district, visits.c.police_station]
+    grouped = staging.table(
+        "indicator_visits",
+        select(
+            *keys,
+            func.count().label("n"),
+            func.count(visits.c.women_held_over_24h).label("counted"),
+            func.sum(visits.c.women_held_over_24h).label("over_24h"),
+            func.sum(case((counted, func.coalesce(visits.c.women_detained, 0)))).label("women"),
+        ).group_by(*keys),
+    )
+    vwhere = [grouped.c.facility_type, grouped.c.district]
     held = (
         select(
-            visits.c.period,
+            grouped.c.period,
             *vwhere,
-            func.sum(visits.c.women_held_over_24h).label("over"),
-            func.sum(func.coalesce(visits.c.women_detained, 0)).label("held"),
+            func.sum(grouped.c.over_24h).label("over"),
+            func.sum(grouped.c.women).label("held"),
         )
-        .where(visits.c.women_held_over_24h.is_not(None))
-        .group_by(visits.c.period, *vwhere)
+        .where(grouped.c.counted > 0)
+        .group_by(grouped.c.period, *vwhere)
     )
-    return {"facilities": facilities, "held_over_24h": held}
+    visited = (
+        select(
+            grouped.c.period,
+            literal(1).label("source"),
+            grouped.c.police_station,
+            grouped.c.district,
+            func.sum(grouped.c.n).label("n"),
+        )
+        .where(grouped.c.police_station.is_not(None))
+        .group_by(grouped.c.period, grouped.c.police_station, grouped.c.district)
+    )
+    return {"facilities": facilities, "held_over_24h": held, STATIONS_VISITED: visited}
 
 
 def _other_queries(src, w, dialect: str) -> dict:
