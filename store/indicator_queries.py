@@ -239,15 +239,16 @@ def _latest_first(day, sid):
     return [case((day.is_(None), 1), else_=0).desc(), day.desc(), sid.desc()]
 
 
-def _newest(rows, partition, day, sid, columns, where=(), dialect: str = "sqlite"):
-    """Per partition, the columns of its latest record (in _latest_first's order): a subquery
-    with the partition's and these columns.
+def _newest(staging, name: str, rows, partition, day, sid, columns, where=(), first=False):
+    """Per partition, the columns of its latest record (in _latest_first's order), and with
+    `first` its earliest day as `first`: the partition's and these columns, from a temporary
+    table `name` on SQLite, from a subquery elsewhere.
 
     PostgreSQL ranks with a window. SQLite runs windows slowly (a sort, then a pass buffering
-    each partition): there one GROUP BY takes the largest of a key that sorts as that order does
-    (undated flag, ISO day, id; char(1) between them sorts below any character they hold), and
-    the row it comes from gives the other columns (SQLite's documented bare-column rule)."""
-    if dialect == "sqlite":
+    each partition): there each row is folded into its partition's row of a keyed table
+    (_Staging._upsert), which keeps the row with the largest key that sorts as that order does
+    (undated flag, ISO day, id; char(1) between them sorts below any character they hold)."""
+    if staging.dialect == "sqlite":
         sep = func.char(1)
         key = (
             case((day.is_(None), "1"), else_="0")
@@ -256,26 +257,33 @@ def _newest(rows, partition, day, sid, columns, where=(), dialect: str = "sqlite
             .concat(sep)
             .concat(sid)
         )
-        return (
-            select(*partition, func.max(key).label("newest"), *columns)
+        earliest = [func.min(day).label("first")] if first else []
+        query = (
+            select(*partition, func.max(key).label("newest"), *columns, *earliest)
             .select_from(rows)
             .where(*where)
             .group_by(*partition)
-            .subquery()
         )
+        return staging.table(name, query, keyed=True)
+    newest = _latest_first(day, sid)
+    earliest = (
+        # the same window as rn's (a whole-partition frame): one sort serves both
+        [func.min(day).over(partition_by=partition, order_by=newest, rows=(None, None))]
+        if first
+        else []
+    )
     ranked = (
         select(
             *partition,
             *columns,
-            func.row_number()
-            .over(partition_by=partition, order_by=_latest_first(day, sid))
-            .label("rn"),
+            *(e.label("first") for e in earliest),
+            func.row_number().over(partition_by=partition, order_by=newest).label("rn"),
         )
         .select_from(rows)
         .where(*where)
         .subquery()
     )
-    names = [c.name for c in (*partition, *columns)]
+    names = [c.name for c in (*partition, *columns)] + (["first"] if first else [])
     return select(*(ranked.c[n] for n in names)).where(ranked.c.rn == 1).subquery()
 
 
@@ -370,10 +378,20 @@ class _Staging:
         else:
             conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
 
-    def table(self, name: str, query, index: str | None = None):
+    def table(self, name: str, query, index: str | None = None, keyed: bool = False):
+        """The rows of `query` in a temporary table (`index`: a column to look rows up by). On
+        SQLite a GROUP BY is worked out in a keyed table (_upsert), and must be (`keyed`) when
+        it relies on _upsert's rule for bare columns."""
         qualified = f"pg_temp.{name}" if self.dialect == "postgresql" else f"temp.{name}"
-        compiled = query.compile(self.conn, compile_kwargs={"literal_binds": True})
         self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified}")
+        upsert = self._upsert(query) if self.dialect == "sqlite" else None
+        if upsert is None and keyed:
+            raise ValueError(f"{name}: not a grouping a keyed table can work out")
+        if upsert is None:
+            compiled = query.compile(self.conn, compile_kwargs={"literal_binds": True})
+        else:  # grouped in a keyed table, copied out (with its NULLs back) to be read by name
+            self._fill(upsert)
+            compiled = upsert[2]
         self.conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} AS {compiled}")
         self.names.append(qualified)
         if index:  # a lookup table: without it a join may scan it once per row
@@ -385,6 +403,19 @@ class _Staging:
                 self.conn.exec_driver_sql(f"CREATE INDEX temp.{name}_{index} ON {on}")
         return table(name, *(column(c.name, c.type) for c in query.selected_columns))
 
+    def grouped(self, name: str, query):
+        """A GROUP BY's rows to read from: on SQLite worked out once in a keyed table (see
+        _upsert), elsewhere a subquery (the database's hash aggregation is quick enough)."""
+        if self.dialect == "sqlite":
+            return self.table(name, query, keyed=True)
+        return query.subquery()
+
+    def _fill(self, upsert) -> None:
+        name, statements, _ = upsert
+        for statement in statements:
+            self.conn.exec_driver_sql(statement)
+        self.names.append(f"temp.{name}")
+
     def read(self, query) -> Rows:
         """The rows of a read. On SQLite a GROUP BY of counts and sums (nearly every read: many
         rows into a few hundred groups) is worked out in a keyed temporary table, each row
@@ -394,28 +425,31 @@ class _Staging:
         if upsert is None:
             result = self.conn.execute(query)
             return Rows(list(result.keys()), [tuple(r) for r in result])
-        name, statements, read = upsert
-        for statement in statements:
-            self.conn.exec_driver_sql(statement)
-        self.names.append(f"temp.{name}")
-        result = self.conn.exec_driver_sql(read)
+        self._fill(upsert)
+        result = self.conn.exec_driver_sql(upsert[2])
         return Rows([c.name for c in query.selected_columns], [tuple(r) for r in result])
 
     def _upsert(self, query):
         """(table name, statements that fill it, the read of it) for a GROUP BY query of group
-        keys and count/sum/min/max aggregates; None for any other query."""
+        keys and count/sum/min/max aggregates; None for any other query. Other columns (bare
+        columns) take the values of the row with the largest value of the query's one max():
+        SQLite's own rule, which _newest relies on (alongside a min(), which SQLite's GROUP BY
+        would leave undefined, so such a query must take this way)."""
         if not isinstance(query, Select) or not query._group_by_clauses:
             return None
         groups = [_unwrapped(g) for g in query._group_by_clauses]
-        keys, totals = [], []  # (position, expression), (position, kind, per-row value)
+        keys, totals, bare = [], [], []  # (position, expression), (position, kind, value)
         for i, selected in enumerate(query.selected_columns):
             element = _unwrapped(selected)
             if isinstance(element, BindParameter) or any(element.compare(g) for g in groups):
                 keys.append((i, element))  # a constant column: one more key changes nothing
                 continue
             kind = getattr(element, "name", None)
-            args = list(element.clauses) if isinstance(element, FunctionElement) else []
-            if kind not in _COMBINE or len(args) != 1 or isinstance(args[0], UnaryExpression):
+            if not isinstance(element, FunctionElement) or kind not in _COMBINE:
+                bare.append((i, element))
+                continue
+            args = list(element.clauses)
+            if len(args) != 1 or isinstance(args[0], UnaryExpression):
                 return None  # e.g. count(DISTINCT ...): left to the database's GROUP BY
             star = isinstance(args[0], ColumnClause) and args[0].name == "*"
             if kind == "count":
@@ -427,17 +461,26 @@ class _Staging:
             totals.append((i, kind, value))
         if sum(not isinstance(e, BindParameter) for _, e in keys) != len(groups):
             return None
+        maxima = [i for i, kind, _ in totals if kind == "max"]
+        if bare and len(maxima) != 1:
+            return None
         name = f"indicator_group_{len(self.names)}"
         # Primary-key columns cannot hold NULL: a NULL key is kept as a blob no text equals.
         row = query.with_only_columns(
             *(func.coalesce(e, literal_column("X'00'")).label(f"k{i}") for i, e in keys),
             *(value.label(f"a{i}") for i, _, value in totals),
+            *(element.label(f"a{i}") for i, element in bare),
             maintain_column_froms=True,
         ).group_by(None)
         compiled = row.compile(self.conn, compile_kwargs={"literal_binds": True})
         key_names = ", ".join(f"k{i}" for i, _ in keys)
         columns = [f"k{i}" for i, _ in keys] + [f"a{i}" for i, _, _ in totals]
-        combine = ", ".join(f"a{i} = {_COMBINE[kind].format(a=f'a{i}')}" for i, kind, _ in totals)
+        columns += [f"a{i}" for i, _ in bare]
+        sets = [f"a{i} = {_COMBINE[kind].format(a=f'a{i}')}" for i, kind, _ in totals]
+        # (every right-hand side sees the group's values before this row: the old maximum)
+        newer = f"excluded.a{maxima[0]} > a{maxima[0]}" if bare else ""
+        sets += [f"a{i} = CASE WHEN {newer} THEN excluded.a{i} ELSE a{i} END" for i, _ in bare]
+        combine = ", ".join(sets)
         statements = [
             f"DROP TABLE IF EXISTS temp.{name}",
             f"CREATE TEMPORARY TABLE {name} ({', '.join(columns)}, PRIMARY KEY ({key_names}))"
@@ -446,9 +489,13 @@ class _Staging:
             f"INSERT INTO {name} SELECT * FROM ({compiled}) WHERE true"  # noqa: S608
             f" ON CONFLICT ({key_names}) DO UPDATE SET {combine}",
         ]
+        names = [
+            self.conn.dialect.identifier_preparer.quote(c.name) for c in query.selected_columns
+        ]
         positions = {i: f"nullif(k{i}, X'00')" for i, _ in keys}
         positions.update({i: f"a{i}" for i, _, _ in totals})
-        listed = ", ".join(positions[i] for i in sorted(positions))
+        positions.update({i: f"a{i}" for i, _ in bare})
+        listed = ", ".join(f"{positions[i]} AS {names[i]}" for i in sorted(positions))
         read = f"SELECT {listed} FROM {name}"  # noqa: S608 - our own identifiers
         return name, statements, read
 
@@ -468,12 +515,13 @@ def _survivor_queries(src, w, staging: _Staging) -> dict:
     reg, svc, intake = src["survivor_registration"], src["service_contact"], src["survivor_intake"]
     # The consent and support-unit register: each code's latest registration (by first contact).
     newest = _newest(
+        staging,
+        "indicator_newest_registration",
         reg,
         [reg.c.survivor_code],
         reg.c.first_contact,
         reg.c.sid,
         [reg.c.consent_reporting, reg.c.ssu_site, reg.c.contact_setting],
-        dialect=dialect,
     )
     latest = staging.table(
         "indicator_latest",
@@ -550,10 +598,11 @@ def _survivor_queries(src, w, staging: _Staging) -> dict:
         ),
         select(services.c.period, services.c.survivor_code, services.c.day).where(consented),
     ).subquery()
-    first = (
-        select(dated.c.period, dated.c.survivor_code, func.min(dated.c.day).label("day"))
-        .group_by(dated.c.period, dated.c.survivor_code)
-        .subquery()
+    first = staging.grouped(
+        "indicator_first_day",
+        select(dated.c.period, dated.c.survivor_code, func.min(dated.c.day).label("day")).group_by(
+            dated.c.period, dated.c.survivor_code
+        ),
     )
     reached = (
         select(
@@ -567,10 +616,12 @@ def _survivor_queries(src, w, staging: _Staging) -> dict:
         .group_by(first.c.period, latest.c.ssu_site, latest.c.contact_setting, ym)
     )
     provided = and_(consented, services.c.provided_how == PROVIDED_BY_UNIT)
-    per_person = (
+    per_person = staging.grouped(
+        "indicator_recipients",
         select(
             services.c.period,
             services.c.service_type,
+            services.c.survivor_code,
             services.c.unit_site,
             func.min(services.c.day).label("day"),
         )
@@ -580,8 +631,7 @@ def _survivor_queries(src, w, staging: _Staging) -> dict:
             services.c.service_type,
             services.c.survivor_code,
             services.c.unit_site,
-        )
-        .subquery()
+        ),
     )
     recipients = select(
         per_person.c.period,
@@ -669,34 +719,29 @@ def _training_queries(src, w, threshold: float, mark: int, groups, staging: _Sta
         .where(qualifying)
         .group_by(placed.c.period, *who, ym)
     }
-    newest = _latest_first(placed.c.day, placed.c.sid)
     for group in groups:
         # Once per person: as in her latest course, in the quarter of her first.
-        ranked = (
-            select(
-                placed.c.period,
-                *who,
-                func.row_number().over(partition_by=person, order_by=newest).label("rn"),
-                # the same window as rn's (a whole-partition frame): one sort serves both
-                func.min(placed.c.day)
-                .over(partition_by=person, order_by=newest, rows=(None, None))
-                .label("first"),
-            )
-            .where(qualifying, placed.c.institution_type.in_(group))
-            .subquery()
+        ranked = _newest(
+            staging,
+            f"indicator_trained_{len(out)}",
+            placed,
+            person,
+            placed.c.day,
+            placed.c.sid,
+            who,
+            where=[qualifying, placed.c.institution_type.in_(group)],
+            first=True,
         )
         rwho = [ranked.c.institution_type, ranked.c.sex, ranked.c.district]
-        out[trained_key(group)] = (
-            select(
-                ranked.c.period,
-                *rwho,
-                (ym := _month_of(ranked.c.first, dialect)).label("month"),
-                func.count().label("n"),
-            )
-            .where(ranked.c.rn == 1)
-            .group_by(ranked.c.period, *rwho, ym)
-        )
+        out[trained_key(group)] = select(
+            ranked.c.period,
+            *rwho,
+            (ym := _month_of(ranked.c.first, dialect)).label("month"),
+            func.count().label("n"),
+        ).group_by(ranked.c.period, *rwho, ym)
         tested = _newest(
+            staging,
+            f"indicator_tested_{len(out)}",
             placed,
             person,
             placed.c.day,
@@ -708,7 +753,6 @@ def _training_queries(src, w, threshold: float, mark: int, groups, staging: _Sta
                 placed.c.pre_taken == "yes",
                 placed.c.post_taken == "yes",
             ],
-            dialect=dialect,
         )
         twho = [tested.c.institution_type, tested.c.sex, tested.c.district]
         out[passing_key(group)] = select(
@@ -740,19 +784,19 @@ def _stations_trained(placed):
 
 
 def _visit_queries(src, w, staging: _Staging) -> dict:
-    dialect = staging.dialect
     v = src["custody_visit"]
     visits = (
         select(w.c.period, v).select_from(v.join(w, _within(v.c.visit_date, w))).cte("visits_in")
     )
     ranked = _newest(
+        staging,
+        "indicator_facilities",
         visits,
         [visits.c.period, visits.c.facility_id],
         visits.c.visit_date,
         visits.c.sid,
         [visits.c.facility_type, visits.c.district, visits.c.meets_minimum_standards],
         where=[visits.c.facility_id.is_not(None)],
-        dialect=dialect,
     )
     where = [ranked.c.facility_type, ranked.c.district]
     facilities = select(
