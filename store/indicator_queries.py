@@ -364,6 +364,12 @@ _COMBINE = {
     "max": "coalesce(max({a}, excluded.{a}), {a}, excluded.{a})",
 }
 
+# When a row's value would change its group's minimum or maximum (a NULL never does).
+_BETTER = {
+    "min": "coalesce(excluded.{a} < {a}, excluded.{a} IS NOT NULL)",
+    "max": "coalesce(excluded.{a} > {a}, excluded.{a} IS NOT NULL)",
+}
+
 
 class _Staging:
     """Intermediate results several reads share (the consent register, the survivor records and
@@ -481,6 +487,10 @@ class _Staging:
         newer = f"excluded.a{maxima[0]} > a{maxima[0]}" if bare else ""
         sets += [f"a{i} = CASE WHEN {newer} THEN excluded.a{i} ELSE a{i} END" for i, _ in bare]
         combine = ", ".join(sets)
+        if all(kind in _BETTER for _, kind, _ in totals):
+            # Only minima and maxima: most rows change nothing, and are not written back.
+            better = " OR ".join(_BETTER[kind].format(a=f"a{i}") for i, kind, _ in totals)
+            combine += f" WHERE {better}"
         statements = [
             f"DROP TABLE IF EXISTS temp.{name}",
             f"CREATE TEMPORARY TABLE {name} ({', '.join(columns)}, PRIMARY KEY ({key_names}))"
