@@ -316,7 +316,11 @@ def indicator_rows(
     families = (
         lambda staging: _survivor_queries(src, w, staging),
         lambda staging: _training_queries(src, w, threshold, mark, groups, staging),
-        lambda staging: {**_visit_queries(src, w, staging), **_other_queries(src, w, dialect)},
+        lambda staging: {
+            **_visit_queries(src, w, staging),
+            **_other_queries(src, w, dialect),
+            **_allegation_queries(src, w),
+        },
     )
 
     def read(family) -> dict[str, Rows]:
@@ -666,6 +670,24 @@ def _survivor_queries(src, w, staging: _Staging) -> dict:
         .where(consented, services.c.ssu_site.is_not(None))
         .distinct()
     )
+    return {
+        "exclusions": exclusions,
+        "reached": reached,
+        "recipients": recipients,
+        "sessions": sessions,
+        "units": units,
+    }
+
+
+def _allegation_queries(src, w) -> dict:
+    """The allegations documented (read on the visits' connection: they share nothing with the
+    other survivor reads, whose connection has the most to do)."""
+    intake = src["survivor_intake"]
+    intakes = (
+        select(w.c.period, intake)
+        .select_from(intake.join(w, _within(intake.c.interview_date, w)))
+        .subquery("intakes_in")
+    )
     allegations = (
         select(
             intakes.c.period,
@@ -684,14 +706,7 @@ def _survivor_queries(src, w, staging: _Staging) -> dict:
             intakes.c.referrals_made,
         )
     )
-    return {
-        "exclusions": exclusions,
-        "reached": reached,
-        "recipients": recipients,
-        "sessions": sessions,
-        "units": units,
-        "allegations": allegations,
-    }
+    return {"allegations": allegations}
 
 
 def _training_queries(src, w, threshold: float, mark: int, groups, staging: _Staging) -> dict:
