@@ -11,6 +11,7 @@ import click
 
 from nigraan.config import Config, load_config
 from nigraan.errors import NigraanError
+from reports.export_shape import formula_safe
 
 # pandas and scipy are imported only when a report runs, not with every `nigraan` command.
 TOTAL = "total"  # reports.publish.TOTAL
@@ -77,8 +78,9 @@ def render_csv(report, rows) -> str:
     names = ["period"] + [f.name for f in fields(Row)]
     writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
     writer.writeheader()
-    for row in rows:
-        writer.writerow({"period": report.period.label, **asdict(row)})
+    for row in rows:  # (labels and categories come from forms: never as formulas)
+        values = {"period": report.period.label, **asdict(row)}
+        writer.writerow({k: formula_safe(v) for k, v in values.items()})
     for e in report.exclusions:
         writer.writerow(
             {
@@ -86,7 +88,7 @@ def render_csv(report, rows) -> str:
                 "indicator": "left_out",
                 "unit": "records",
                 "disaggregation": e.form_id,
-                "category": e.reason,
+                "category": formula_safe(e.reason),
                 "value": e.records,
             }
         )

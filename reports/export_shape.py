@@ -22,6 +22,8 @@ from nigraan.xform import (
     DATETIME,
     DECIMAL,
     GEOPOINT,
+    GEOSHAPE,
+    GEOTRACE,
     IDENTIFYING,
     IDENTITY_FORM,
     INSTANCE_ID,
@@ -31,6 +33,7 @@ from nigraan.xform import (
     RESTRICTED,
     SELECT_MULTIPLE,
     SELECT_ONE,
+    TIME,
 )
 
 FULL, FUNDER = "full", "funder"
@@ -258,6 +261,27 @@ def csv_text(column: OutColumn, row: dict[str, Any], labels: ChoiceLabels | None
     if labels is not None and f.kind in (SELECT_ONE, SELECT_MULTIPLE):
         return labels.spell(f, str(value))
     return str(value)
+
+
+# A cell beginning with one of these is run as a formula by Excel and its kin (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+def formula_safe(value):
+    """A text value a spreadsheet shows as text: one beginning like a formula gets a leading
+    `'` (which the spreadsheet hides); anything else, numbers among them, as it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+NOT_TEXT = (INTEGER, DECIMAL, DATE, DATETIME, TIME, GEOPOINT, GEOTRACE, GEOSHAPE)
+
+
+def holds_text(column: OutColumn) -> bool:
+    """Whether a column's CSV cells are text: not numbers, dates, times or coordinates (whose
+    leading `-` is a sign)."""
+    return not column.part and (column.field is None or column.field.kind not in NOT_TEXT)
 
 
 def cell_value(column: OutColumn, row: dict[str, Any], labels: ChoiceLabels | None):

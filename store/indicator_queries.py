@@ -29,12 +29,22 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     null,
     or_,
     select,
     table,
     union_all,
 )
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import (
+    BindParameter,
+    ClauseList,
+    ColumnClause,
+    Label,
+    UnaryExpression,
+)
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.sqltypes import Integer as IntegerType
 from sqlalchemy.sql.sqltypes import Numeric as NumericType
 
@@ -123,6 +133,8 @@ TRAINING_READS += ("police_station", "attendance_share", "pre_taken", "post_take
 TRAINING_READS += ("normalised_gain",)
 UNREGISTERED = "__unregistered"  # a service contact's consent when her code has no registration
 SETTINGS = "__settings"  # the Rows entry saying which settings the training reads applied
+# The two halves of `stations` (staff at courses, visits), read on connections of their own.
+STATIONS_TRAINED, STATIONS_VISITED = "__stations_trained", "__stations_visited"
 
 
 @dataclass(frozen=True)
@@ -227,6 +239,54 @@ def _latest_first(day, sid):
     return [case((day.is_(None), 1), else_=0).desc(), day.desc(), sid.desc()]
 
 
+def _newest(staging, name: str, rows, partition, day, sid, columns, where=(), first=False):
+    """Per partition, the columns of its latest record (in _latest_first's order), and with
+    `first` its earliest day as `first`: the partition's and these columns, from a temporary
+    table `name` on SQLite, from a subquery elsewhere.
+
+    PostgreSQL ranks with a window. SQLite runs windows slowly (a sort, then a pass buffering
+    each partition): there each row is folded into its partition's row of a keyed table
+    (_Staging._upsert), which keeps the row with the largest key that sorts as that order does
+    (undated flag, ISO day, id; char(1) between them sorts below any character they hold)."""
+    if staging.dialect == "sqlite":
+        sep = func.char(1)
+        key = (
+            case((day.is_(None), "1"), else_="0")
+            .concat(sep)
+            .concat(func.coalesce(day, ""))
+            .concat(sep)
+            .concat(sid)
+        )
+        earliest = [func.min(day).label("first")] if first else []
+        query = (
+            select(*partition, func.max(key).label("newest"), *columns, *earliest)
+            .select_from(rows)
+            .where(*where)
+            .group_by(*partition)
+        )
+        return staging.table(name, query, keyed=True)
+    newest = _latest_first(day, sid)
+    earliest = (
+        # the same window as rn's (a whole-partition frame): one sort serves both
+        [func.min(day).over(partition_by=partition, order_by=newest, rows=(None, None))]
+        if first
+        else []
+    )
+    ranked = (
+        select(
+            *partition,
+            *columns,
+            *(e.label("first") for e in earliest),
+            func.row_number().over(partition_by=partition, order_by=newest).label("rn"),
+        )
+        .select_from(rows)
+        .where(*where)
+        .subquery()
+    )
+    names = [c.name for c in (*partition, *columns)] + (["first"] if first else [])
+    return select(*(ranked.c[n] for n in names)).where(ranked.c.rn == 1).subquery()
+
+
 def indicator_rows(
     store,
     start: date | None = None,
@@ -256,18 +316,18 @@ def indicator_rows(
     families = (
         lambda staging: _survivor_queries(src, w, staging),
         lambda staging: _training_queries(src, w, threshold, mark, groups, staging),
-        lambda staging: {**_visit_queries(src, w), **_other_queries(src, w, dialect)},
+        lambda staging: {
+            **_visit_queries(src, w, staging),
+            **_other_queries(src, w, dialect),
+            **_allegation_queries(src, w),
+        },
     )
 
     def read(family) -> dict[str, Rows]:
         with store.engine.connect() as conn:
             staging = _Staging(conn)
             try:
-                found = {}
-                for name, query in family(staging).items():
-                    result = conn.execute(query)
-                    found[name] = Rows(list(result.keys()), [tuple(r) for r in result])
-                return found
+                return {name: staging.read(query) for name, query in family(staging).items()}
             finally:
                 staging.drop()
 
@@ -279,44 +339,193 @@ def indicator_rows(
     with ThreadPoolExecutor(max_workers=1 if shared else len(families)) as pool:
         for found in pool.map(read, families):
             out.update(found)
+    trained, visited = out.pop(STATIONS_TRAINED), out.pop(STATIONS_VISITED)
+    out["stations"] = Rows(trained.columns, trained.rows + visited.rows)
     out[SETTINGS] = Rows(
         ["attendance_threshold", "pass_mark", "trained_groups"], [(threshold, mark, groups)]
     )
     return out
 
 
+def _unwrapped(element):
+    """An expression without the labels and one-element lists SQLAlchemy wraps it in (a GROUP
+    BY keeps a function as a list of one anonymous label)."""
+    while True:
+        if isinstance(element, Label):
+            element = element.element
+        elif isinstance(element, ClauseList) and len(element.clauses) == 1:
+            element = element.clauses[0]
+        else:
+            return element
+
+
+# How a group's running total takes in one more row's value (`excluded`), as its aggregate
+# would: NULLs are skipped (a group of NULLs only stays NULL), counts add up.
+_COMBINE = {
+    "count": "{a} + excluded.{a}",
+    "sum": "coalesce({a} + excluded.{a}, {a}, excluded.{a})",
+    "min": "coalesce(min({a}, excluded.{a}), {a}, excluded.{a})",
+    "max": "coalesce(max({a}, excluded.{a}), {a}, excluded.{a})",
+}
+
+# When a row's value would change its group's minimum or maximum (a NULL never does).
+_BETTER = {
+    "min": "coalesce(excluded.{a} < {a}, excluded.{a} IS NOT NULL)",
+    "max": "coalesce(excluded.{a} > {a}, excluded.{a} IS NOT NULL)",
+}
+
+
 class _Staging:
     """Intermediate results several reads share (the consent register, the survivor records and
     training participations of the periods), kept in temporary tables of the connection: each is
-    worked out once rather than once per read. Sorts get memory enough to stay off disk."""
+    worked out once rather than once per read. Sorts get memory enough to stay off disk. On
+    SQLite the groupings themselves are worked out in keyed temporary tables too (_upsert)."""
 
     def __init__(self, conn):
         self.conn, self.names = conn, []
         self.dialect = conn.dialect.name
         if self.dialect == "postgresql":
             conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+            # ANALYZE of a staged table samples 300 rows per point: enough to plan by
+            conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
         else:
             conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
 
-    def table(self, name: str, query, index: str | None = None):
+    def table(self, name: str, query, index: str | None = None, keyed: bool = False):
+        """The rows of `query` in a temporary table (`index`: a column to look rows up by). On
+        SQLite a GROUP BY is worked out in a keyed table (_upsert), and must be (`keyed`) when
+        it relies on _upsert's rule for bare columns."""
         qualified = f"pg_temp.{name}" if self.dialect == "postgresql" else f"temp.{name}"
-        compiled = query.compile(self.conn, compile_kwargs={"literal_binds": True})
         self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified}")
+        upsert = self._upsert(query) if self.dialect == "sqlite" else None
+        if upsert is None and keyed:
+            raise ValueError(f"{name}: not a grouping a keyed table can work out")
+        if upsert is None:
+            compiled = query.compile(self.conn, compile_kwargs={"literal_binds": True})
+        else:  # grouped in a keyed table, copied out (with its NULLs back) to be read by name
+            self._fill(upsert)
+            compiled = upsert[2]
         self.conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {name} AS {compiled}")
         self.names.append(qualified)
         if index:  # a lookup table: without it a join may scan it once per row
             on = f"{name} ({index})"
             if self.dialect == "postgresql":
                 self.conn.exec_driver_sql(f"CREATE INDEX ON {on}")
-                self.conn.exec_driver_sql(f"ANALYZE {name}")
             else:
                 self.conn.exec_driver_sql(f"CREATE INDEX temp.{name}_{index} ON {on}")
+        if self.dialect == "postgresql":
+            # Temporary tables get no statistics of their own: without them the planner guesses
+            # few rows per group and sorts (slowly, by the collation) rather than hashes.
+            self.conn.exec_driver_sql(f"ANALYZE {name}")
         return table(name, *(column(c.name, c.type) for c in query.selected_columns))
+
+    def grouped(self, name: str, query):
+        """A GROUP BY's rows to read from: on SQLite worked out once in a keyed table (see
+        _upsert), elsewhere a subquery (the database's hash aggregation is quick enough)."""
+        if self.dialect == "sqlite":
+            return self.table(name, query, keyed=True)
+        return query.subquery()
+
+    def _fill(self, upsert) -> None:
+        name, statements, _ = upsert
+        for statement in statements:
+            self.conn.exec_driver_sql(statement)
+        self.names.append(f"temp.{name}")
+
+    def read(self, query) -> Rows:
+        """The rows of a read. On SQLite a GROUP BY of counts and sums (nearly every read: many
+        rows into a few hundred groups) is worked out in a keyed temporary table, each row
+        added to its group's running totals: SQLite has no hash aggregation and would sort
+        every row first, which costs about twice as much."""
+        upsert = self._upsert(query) if self.dialect == "sqlite" else None
+        if upsert is None:
+            result = self.conn.execute(query)
+            return Rows(list(result.keys()), [tuple(r) for r in result])
+        self._fill(upsert)
+        result = self.conn.exec_driver_sql(upsert[2])
+        return Rows([c.name for c in query.selected_columns], [tuple(r) for r in result])
+
+    def _upsert(self, query):
+        """(table name, statements that fill it, the read of it) for a GROUP BY query of group
+        keys and count/sum/min/max aggregates; None for any other query. Other columns (bare
+        columns) take the values of the row with the largest value of the query's one max():
+        SQLite's own rule, which _newest relies on (alongside a min(), which SQLite's GROUP BY
+        would leave undefined, so such a query must take this way)."""
+        if not isinstance(query, Select) or not query._group_by_clauses:
+            return None
+        groups = [_unwrapped(g) for g in query._group_by_clauses]
+        keys, totals, bare = [], [], []  # (position, expression), (position, kind, value)
+        for i, selected in enumerate(query.selected_columns):
+            element = _unwrapped(selected)
+            if isinstance(element, BindParameter) or any(element.compare(g) for g in groups):
+                keys.append((i, element))  # a constant column: one more key changes nothing
+                continue
+            kind = getattr(element, "name", None)
+            if not isinstance(element, FunctionElement) or kind not in _COMBINE:
+                bare.append((i, element))
+                continue
+            args = list(element.clauses)
+            if len(args) != 1 or isinstance(args[0], UnaryExpression):
+                return None  # e.g. count(DISTINCT ...): left to the database's GROUP BY
+            star = isinstance(args[0], ColumnClause) and args[0].name == "*"
+            if kind == "count":
+                value = literal(1) if star else case((args[0].is_not(None), 1), else_=0)
+            elif star:
+                return None
+            else:
+                value = args[0]
+            totals.append((i, kind, value))
+        if sum(not isinstance(e, BindParameter) for _, e in keys) != len(groups):
+            return None
+        maxima = [i for i, kind, _ in totals if kind == "max"]
+        if bare and len(maxima) != 1:
+            return None
+        name = f"indicator_group_{len(self.names)}"
+        # Primary-key columns cannot hold NULL: a NULL key is kept as a blob no text equals.
+        row = query.with_only_columns(
+            *(func.coalesce(e, literal_column("X'00'")).label(f"k{i}") for i, e in keys),
+            *(value.label(f"a{i}") for i, _, value in totals),
+            *(element.label(f"a{i}") for i, element in bare),
+            maintain_column_froms=True,
+        ).group_by(None)
+        compiled = row.compile(self.conn, compile_kwargs={"literal_binds": True})
+        key_names = ", ".join(f"k{i}" for i, _ in keys)
+        columns = [f"k{i}" for i, _ in keys] + [f"a{i}" for i, _, _ in totals]
+        columns += [f"a{i}" for i, _ in bare]
+        sets = [f"a{i} = {_COMBINE[kind].format(a=f'a{i}')}" for i, kind, _ in totals]
+        # (every right-hand side sees the group's values before this row: the old maximum)
+        newer = f"excluded.a{maxima[0]} > a{maxima[0]}" if bare else ""
+        sets += [f"a{i} = CASE WHEN {newer} THEN excluded.a{i} ELSE a{i} END" for i, _ in bare]
+        combine = ", ".join(sets)
+        if all(kind in _BETTER for _, kind, _ in totals):
+            # Only minima and maxima: most rows change nothing, and are not written back.
+            better = " OR ".join(_BETTER[kind].format(a=f"a{i}") for i, kind, _ in totals)
+            combine += f" WHERE {better}"
+        statements = [
+            f"DROP TABLE IF EXISTS temp.{name}",
+            f"CREATE TEMPORARY TABLE {name} ({', '.join(columns)}, PRIMARY KEY ({key_names}))"
+            " WITHOUT ROWID",
+            # identifiers of our own making; the query compiled by SQLAlchemy
+            f"INSERT INTO {name} SELECT * FROM ({compiled}) WHERE true"  # noqa: S608
+            f" ON CONFLICT ({key_names}) DO UPDATE SET {combine}",
+        ]
+        names = [
+            self.conn.dialect.identifier_preparer.quote(c.name) for c in query.selected_columns
+        ]
+        positions = {i: f"nullif(k{i}, X'00')" for i, _ in keys}
+        positions.update({i: f"a{i}" for i, _, _ in totals})
+        positions.update({i: f"a{i}" for i, _ in bare})
+        listed = ", ".join(f"{positions[i]} AS {names[i]}" for i in sorted(positions))
+        read = f"SELECT {listed} FROM {name}"  # noqa: S608 - our own identifiers
+        return name, statements, read
 
     def drop(self) -> None:
         for qualified in self.names:
             self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {qualified}")
         if self.dialect == "sqlite":
+            # The keyed tables' inserts began a transaction (sqlite3 opens one before DML): end
+            # it with the drops kept (only temporary tables were written), then the pragma.
+            self.conn.commit()
             self.conn.exec_driver_sql("PRAGMA temp_store = DEFAULT")
         self.conn.rollback()
 
@@ -325,26 +534,23 @@ def _survivor_queries(src, w, staging: _Staging) -> dict:
     dialect = staging.dialect
     reg, svc, intake = src["survivor_registration"], src["service_contact"], src["survivor_intake"]
     # The consent and support-unit register: each code's latest registration (by first contact).
-    ranked = select(
-        reg.c.survivor_code,
-        reg.c.consent_reporting,
-        reg.c.ssu_site,
-        reg.c.contact_setting,
-        func.row_number()
-        .over(
-            partition_by=reg.c.survivor_code,
-            order_by=_latest_first(reg.c.first_contact, reg.c.sid),
-        )
-        .label("rn"),
-    ).subquery()
+    newest = _newest(
+        staging,
+        "indicator_newest_registration",
+        reg,
+        [reg.c.survivor_code],
+        reg.c.first_contact,
+        reg.c.sid,
+        [reg.c.consent_reporting, reg.c.ssu_site, reg.c.contact_setting],
+    )
     latest = staging.table(
         "indicator_latest",
         select(
-            ranked.c.survivor_code,
-            ranked.c.consent_reporting,
-            ranked.c.ssu_site,
-            ranked.c.contact_setting,
-        ).where(ranked.c.rn == 1),
+            newest.c.survivor_code,
+            newest.c.consent_reporting,
+            newest.c.ssu_site,
+            newest.c.contact_setting,
+        ),
         index="survivor_code",
     )
     registrations = staging.table(
@@ -412,10 +618,11 @@ def _survivor_queries(src, w, staging: _Staging) -> dict:
         ),
         select(services.c.period, services.c.survivor_code, services.c.day).where(consented),
     ).subquery()
-    first = (
-        select(dated.c.period, dated.c.survivor_code, func.min(dated.c.day).label("day"))
-        .group_by(dated.c.period, dated.c.survivor_code)
-        .subquery()
+    first = staging.grouped(
+        "indicator_first_day",
+        select(dated.c.period, dated.c.survivor_code, func.min(dated.c.day).label("day")).group_by(
+            dated.c.period, dated.c.survivor_code
+        ),
     )
     reached = (
         select(
@@ -429,10 +636,12 @@ def _survivor_queries(src, w, staging: _Staging) -> dict:
         .group_by(first.c.period, latest.c.ssu_site, latest.c.contact_setting, ym)
     )
     provided = and_(consented, services.c.provided_how == PROVIDED_BY_UNIT)
-    per_person = (
+    per_person = staging.grouped(
+        "indicator_recipients",
         select(
             services.c.period,
             services.c.service_type,
+            services.c.survivor_code,
             services.c.unit_site,
             func.min(services.c.day).label("day"),
         )
@@ -442,8 +651,7 @@ def _survivor_queries(src, w, staging: _Staging) -> dict:
             services.c.service_type,
             services.c.survivor_code,
             services.c.unit_site,
-        )
-        .subquery()
+        ),
     )
     recipients = select(
         per_person.c.period,
@@ -468,6 +676,24 @@ def _survivor_queries(src, w, staging: _Staging) -> dict:
         .where(consented, services.c.ssu_site.is_not(None))
         .distinct()
     )
+    return {
+        "exclusions": exclusions,
+        "reached": reached,
+        "recipients": recipients,
+        "sessions": sessions,
+        "units": units,
+    }
+
+
+def _allegation_queries(src, w) -> dict:
+    """The allegations documented (read on the visits' connection: they share nothing with the
+    other survivor reads, whose connection has the most to do)."""
+    intake = src["survivor_intake"]
+    intakes = (
+        select(w.c.period, intake)
+        .select_from(intake.join(w, _within(intake.c.interview_date, w)))
+        .subquery("intakes_in")
+    )
     allegations = (
         select(
             intakes.c.period,
@@ -486,14 +712,7 @@ def _survivor_queries(src, w, staging: _Staging) -> dict:
             intakes.c.referrals_made,
         )
     )
-    return {
-        "exclusions": exclusions,
-        "reached": reached,
-        "recipients": recipients,
-        "sessions": sessions,
-        "units": units,
-        "allegations": allegations,
-    }
+    return {"allegations": allegations}
 
 
 def _training_queries(src, w, threshold: float, mark: int, groups, staging: _Staging) -> dict:
@@ -531,67 +750,58 @@ def _training_queries(src, w, threshold: float, mark: int, groups, staging: _Sta
         .where(qualifying)
         .group_by(placed.c.period, *who, ym)
     }
-    newest = _latest_first(placed.c.day, placed.c.sid)
     for group in groups:
         # Once per person: as in her latest course, in the quarter of her first.
-        ranked = (
-            select(
-                placed.c.period,
-                *who,
-                func.row_number().over(partition_by=person, order_by=newest).label("rn"),
-                func.min(placed.c.day).over(partition_by=person).label("first"),
-            )
-            .where(qualifying, placed.c.institution_type.in_(group))
-            .subquery()
+        ranked = _newest(
+            staging,
+            f"indicator_trained_{len(out)}",
+            placed,
+            person,
+            placed.c.day,
+            placed.c.sid,
+            who,
+            where=[qualifying, placed.c.institution_type.in_(group)],
+            first=True,
         )
         rwho = [ranked.c.institution_type, ranked.c.sex, ranked.c.district]
-        out[trained_key(group)] = (
-            select(
-                ranked.c.period,
-                *rwho,
-                (ym := _month_of(ranked.c.first, dialect)).label("month"),
-                func.count().label("n"),
-            )
-            .where(ranked.c.rn == 1)
-            .group_by(ranked.c.period, *rwho, ym)
-        )
-        tested = (
-            select(
-                placed.c.period,
-                *who,
-                placed.c.post_score,
-                placed.c.normalised_gain,
-                func.row_number().over(partition_by=person, order_by=newest).label("rn"),
-            )
-            .where(
+        out[trained_key(group)] = select(
+            ranked.c.period,
+            *rwho,
+            (ym := _month_of(ranked.c.first, dialect)).label("month"),
+            func.count().label("n"),
+        ).group_by(ranked.c.period, *rwho, ym)
+        tested = _newest(
+            staging,
+            f"indicator_tested_{len(out)}",
+            placed,
+            person,
+            placed.c.day,
+            placed.c.sid,
+            [*who, placed.c.post_score, placed.c.normalised_gain],
+            where=[
                 qualifying,
                 placed.c.institution_type.in_(group),
                 placed.c.pre_taken == "yes",
                 placed.c.post_taken == "yes",
-            )
-            .subquery()
+            ],
         )
         twho = [tested.c.institution_type, tested.c.sex, tested.c.district]
-        out[passing_key(group)] = (
-            select(
-                tested.c.period,
-                *twho,
-                func.count().label("tested"),
-                func.sum(case((tested.c.post_score >= mark, 1), else_=0)).label("passed"),
-                func.sum(tested.c.normalised_gain).label("gain_sum"),
-                func.count(tested.c.normalised_gain).label("gain_n"),
-            )
-            .where(tested.c.rn == 1)
-            .group_by(tested.c.period, *twho)
-        )
-    out["stations"] = _stations(src, w, placed)
+        out[passing_key(group)] = select(
+            tested.c.period,
+            *twho,
+            func.count().label("tested"),
+            func.sum(case((tested.c.post_score >= mark, 1), else_=0)).label("passed"),
+            func.sum(tested.c.normalised_gain).label("gain_sum"),
+            func.count(tested.c.normalised_gain).label("gain_n"),
+        ).group_by(tested.c.period, *twho)
+    out[STATIONS_TRAINED] = _stations_trained(placed)
     return out
 
 
-def _stations(src, w, placed):
-    """Police stations with staff at a course or a visit, each with the districts recorded."""
-    v = src["custody_visit"]
-    trained = (
+def _stations_trained(placed):
+    """Police stations with staff at a course, each with the districts recorded (the visits'
+    part: _visit_queries; indicator_rows puts the two together as `stations`)."""
+    return (
         select(
             placed.c.period,
             literal(0).label("source"),
@@ -602,65 +812,67 @@ def _stations(src, w, placed):
         .where(placed.c.institution_type == "police", placed.c.police_station.is_not(None))
         .group_by(placed.c.period, placed.c.police_station, placed.c.district)
     )
-    visited = (
-        select(
-            w.c.period,
-            literal(1).label("source"),
-            v.c.police_station,
-            v.c.district,
-            func.count().label("n"),
-        )
-        .select_from(v.join(w, _within(v.c.visit_date, w)))
-        .where(v.c.police_station.is_not(None))
-        .group_by(w.c.period, v.c.police_station, v.c.district)
-    )
-    return union_all(trained, visited)
 
 
-def _visit_queries(src, w) -> dict:
+def _visit_queries(src, w, staging: _Staging) -> dict:
     v = src["custody_visit"]
     visits = (
         select(w.c.period, v).select_from(v.join(w, _within(v.c.visit_date, w))).cte("visits_in")
     )
-    ranked = (
-        select(
-            visits.c.period,
-            visits.c.facility_type,
-            visits.c.district,
-            visits.c.meets_minimum_standards,
-            func.row_number()
-            .over(
-                partition_by=[visits.c.period, visits.c.facility_id],
-                order_by=_latest_first(visits.c.visit_date, visits.c.sid),
-            )
-            .label("rn"),
-        )
-        .where(visits.c.facility_id.is_not(None))
-        .subquery()
+    ranked = _newest(
+        staging,
+        "indicator_facilities",
+        visits,
+        [visits.c.period, visits.c.facility_id],
+        visits.c.visit_date,
+        visits.c.sid,
+        [visits.c.facility_type, visits.c.district, visits.c.meets_minimum_standards],
+        where=[visits.c.facility_id.is_not(None)],
     )
     where = [ranked.c.facility_type, ranked.c.district]
-    facilities = (
+    facilities = select(
+        ranked.c.period,
+        *where,
+        func.count().label("n"),
+        func.sum(case((ranked.c.meets_minimum_standards == "yes", 1), else_=0)).label("meets"),
+    ).group_by(ranked.c.period, *where)
+    # The visits counted once per facility type, district and station: the reads of the women
+    # held and of the stations visited both add these up (one grouping of the visits, not two).
+    counted = visits.c.women_held_over_24h.is_not(None)
+    keys = [visits.c.period, visits.c.facility_type, visits.c.district, visits.c.police_station]
+    grouped = staging.table(
+        "indicator_visits",
         select(
-            ranked.c.period,
-            *where,
+            *keys,
             func.count().label("n"),
-            func.sum(case((ranked.c.meets_minimum_standards == "yes", 1), else_=0)).label("meets"),
-        )
-        .where(ranked.c.rn == 1)
-        .group_by(ranked.c.period, *where)
+            func.count(visits.c.women_held_over_24h).label("counted"),
+            func.sum(visits.c.women_held_over_24h).label("over_24h"),
+            func.sum(case((counted, func.coalesce(visits.c.women_detained, 0)))).label("women"),
+        ).group_by(*keys),
     )
-    vwhere = [visits.c.facility_type, visits.c.district]
+    vwhere = [grouped.c.facility_type, grouped.c.district]
     held = (
         select(
-            visits.c.period,
+            grouped.c.period,
             *vwhere,
-            func.sum(visits.c.women_held_over_24h).label("over"),
-            func.sum(func.coalesce(visits.c.women_detained, 0)).label("held"),
+            func.sum(grouped.c.over_24h).label("over"),
+            func.sum(grouped.c.women).label("held"),
         )
-        .where(visits.c.women_held_over_24h.is_not(None))
-        .group_by(visits.c.period, *vwhere)
+        .where(grouped.c.counted > 0)
+        .group_by(grouped.c.period, *vwhere)
     )
-    return {"facilities": facilities, "held_over_24h": held}
+    visited = (
+        select(
+            grouped.c.period,
+            literal(1).label("source"),
+            grouped.c.police_station,
+            grouped.c.district,
+            func.sum(grouped.c.n).label("n"),
+        )
+        .where(grouped.c.police_station.is_not(None))
+        .group_by(grouped.c.period, grouped.c.police_station, grouped.c.district)
+    )
+    return {"facilities": facilities, "held_over_24h": held, STATIONS_VISITED: visited}
 
 
 def _other_queries(src, w, dialect: str) -> dict:
