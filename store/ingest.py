@@ -65,11 +65,9 @@ def ingest_many(
         batch.append(item)
         if len(batch) >= batch_size:
             results += _ingest_batch(engine, forms, batch)
-            planner_statistics.after_batch(engine, forms, touched(results[-len(batch) :]))
             batch = []
     if batch:
         results += _ingest_batch(engine, forms, batch)
-        planner_statistics.after_batch(engine, forms, touched(results[-len(batch) :]))
     return results
 
 
@@ -80,8 +78,10 @@ def _ingest_batch(engine: Engine, forms: FormRegistry, items: list[Incoming]) ->
         writer.prefetch(parsed)
         results = [writer.add(p) for p in parsed]
         writer.flush()
+        changed = touched(results)
         # web-queue: the cross-form checks of what this batch touched, in the same transaction.
-        cross_form_checks.evaluate(conn, touched(results))
+        cross_form_checks.evaluate(conn, changed)
+    planner_statistics.after_batch(engine, forms, changed)  # after the commit, in its own
     return results
 
 
