@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from nigraan.xform import IDENTITY_FORM
-from store import cross_form_checks, planner_statistics
+from store import cross_form_checks, planner_statistics, wal_checkpoints
 from store import tables as t
 from store.attachments import fill_attachment
 from store.bulk_insert import BATCH
@@ -58,21 +59,34 @@ if TYPE_CHECKING:
 def ingest_many(
     engine: Engine, forms: FormRegistry, items: Iterable[Incoming], batch_size: int = BATCH
 ) -> list[IngestResult]:
-    """Store submissions in transactions of `batch_size`; results in the same order."""
+    """Store submissions in transactions of `batch_size`; results in the same order.
+
+    From the first full batch on (a load, a sync, not a tablet's upload), SQLite's WAL is
+    checkpointed by a thread beside the writer (store/wal_checkpoints.py).
+    """
     results: list[IngestResult] = []
     batch: list[Incoming] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= batch_size:
-            results += _ingest_batch(engine, forms, batch)
-            batch = []
-    if batch:
-        results += _ingest_batch(engine, forms, batch)
+    with engine.connect() as conn, ExitStack() as bulk:
+        checkpoints = None
+        for item in items:
+            batch.append(item)
+            if len(batch) >= batch_size:
+                if checkpoints is None and wal_checkpoints.applies(engine):
+                    checkpoints = bulk.enter_context(wal_checkpoints.bulk_writer(conn))
+                results += _ingest_batch(conn, forms, batch, checkpoints)
+                batch = []
+        if batch:
+            results += _ingest_batch(conn, forms, batch, checkpoints)
     return results
 
 
-def _ingest_batch(engine: Engine, forms: FormRegistry, items: list[Incoming]) -> list[IngestResult]:
-    with collector_paused(), engine.begin() as conn:
+def _ingest_batch(
+    conn: Connection,
+    forms: FormRegistry,
+    items: list[Incoming],
+    checkpoints: wal_checkpoints.BackgroundCheckpoints | None = None,
+) -> list[IngestResult]:
+    with collector_paused(), conn.begin():
         writer = BatchWriter(forms, conn)
         parsed = [writer.parse(item) for item in items]
         writer.prefetch(parsed)
@@ -81,7 +95,9 @@ def _ingest_batch(engine: Engine, forms: FormRegistry, items: list[Incoming]) ->
         changed = touched(results)
         # web-queue: the cross-form checks of what this batch touched, in the same transaction.
         cross_form_checks.evaluate(conn, changed)
-    planner_statistics.after_batch(engine, forms, changed)  # after the commit, in its own
+    if checkpoints is not None:
+        checkpoints.after_commit()
+    planner_statistics.after_batch(conn.engine, forms, changed)  # after the commit, in its own
     return results
 
 
