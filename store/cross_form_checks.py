@@ -303,7 +303,7 @@ class _Tables:
     def __init__(self, conn: Connection):
         self.conn = conn
         self._cache: dict[str, tuple[str, dict[str, str]] | None] = {}
-        self._read: dict[tuple, list[tuple[str, dict[str, Any]]]] = {}
+        self._read: dict[tuple, tuple[dict[str, int], list[tuple]]] = {}
         self.wanted: dict[str, set[str]] = defaultdict(set)  # source -> every path read
         for r in RULES.values():
             for source, fields in r.fields.items():
@@ -354,25 +354,28 @@ class _Tables:
             if target is None:
                 return []
             where = (target, values)
+        read, rows = self._rows(source, where, {c for c in names.values() if c})
+        # (alias, the value's place in a row, or None for a field the form lacks, as text?)
+        places = [(a, read.get(c) if c else None, a != "hours") for a, c in names.items()]
         out = []
-        for root_id, row in self._rows(source, where, {c for c in names.values() if c}):
-            values = {alias: (row.get(c) if c else None) for alias, c in names.items()}
-            values = {
-                a: (str(v) if v is not None and a not in ("hours",) else v)
-                for a, v in values.items()
-            }
-            out.append(Record(form_id, root_id, values))
+        for row in rows:
+            values = {}
+            for alias, k, as_text in places:
+                v = None if k is None else row[k]
+                values[alias] = str(v) if as_text and v is not None else v
+            out.append(Record(form_id, row[0], values))
         return out
 
-    def _rows(self, source: str, where, need: set[str]) -> list[tuple[str, dict[str, Any]]]:
-        """(submission id, {column: value}) of a source's rows whose `where` (column, values)
-        is among the values (all rows when None), read once per evaluate with every column
-        any rule wants; `need`: the columns this caller reads."""
+    def _rows(self, source: str, where, need: set[str]) -> tuple[dict[str, int], list[tuple]]:
+        """({column: its place in a row}, rows as (submission id, values...)) of a source's
+        rows whose `where` (column, values) is among the values (all rows when None), read
+        once per evaluate with every column any rule wants; `need`: the columns this caller
+        reads."""
         values = None if where is None else tuple(sorted(set(where[1])))
         key = (source, None if where is None else where[0], values)
         cached = self._read.get(key)
-        if cached is not None and need <= cached[0]:
-            return cached[1]
+        if cached is not None and need <= cached[0].keys():
+            return cached
         name, by_path = self.columns(source)
         id_name = "__submission_id" if source.partition("/")[2] else "__id"
         wanted = {by_path[p] for p in self.wanted.get(source, ()) if p in by_path} | need
@@ -384,15 +387,14 @@ class _Tables:
         if where is not None:
             target = where[0]
             chunks = [(target, values[i : i + BATCH]) for i in range(0, len(values), BATCH)]
-        out = []
+        out: list[tuple] = []
         for chunk in chunks:
             query = select(*selected)
             if chunk is not None:
                 query = query.where(among(self.conn, tab.c[chunk[0]], chunk[1]))
-            for row in self.conn.execute(query):
-                out.append((row[0], dict(zip(wanted, row[1:], strict=True))))
-        self._read[key] = (set(wanted), out)
-        return out
+            out += map(tuple, self.conn.execute(query))
+        self._read[key] = read = ({c: i for i, c in enumerate(wanted, 1)}, out)
+        return read
 
 
 def _group_key(r: Rule, record: Record):
@@ -442,7 +444,8 @@ def _run(r: Rule, tabs: _Tables, touched: dict[str, set[str]] | None):
         ]
         records = own
         if r.key:
-            keys = {_key_text(k) for x in own if (k := _group_key(r, x)) is not None}
+            own_keys = [(x, _group_key(r, x)) for x in own]
+            keys = {_key_text(k) for _, k in own_keys if k is not None}
             for form, roots in touched.items():  # the keys they had before (edit, delete)
                 for chunk in _chunks(sorted(roots)):
                     keys |= set(
@@ -464,16 +467,18 @@ def _run(r: Rule, tabs: _Tables, touched: dict[str, set[str]] | None):
                     )
                 )
             others = _by_form(m for m in members if m[1] not in touched.get(m[0], ()))
-            records = own + [
-                x
+            keyed = own_keys + [
+                (x, _group_key(r, x))
                 for source, f in r.fields.items()
-                for x in tabs.records(source, f, ("__id", others.get(source, ())))
                 if others.get(source)
+                for x in tabs.records(source, f, ("__id", others[source]))
             ]
-            records = [x for x in records if _key_text(_group_key(r, x) or ()) in keys]
+            keyed = [(x, k) for x, k in keyed if k is not None and _key_text(k) in keys]
+            records = [x for x, _ in keyed]
+    if not r.key or touched is None:
+        keyed = [(x, _group_key(r, x)) for x in records]
     groups: dict[Any, list[Record]] = defaultdict(list)
-    for x in records:
-        k = _group_key(r, x)
+    for x, k in keyed:
         if k is not None:
             groups[k].append(x)
     flags = {(f.form_id, f.root_id): f for g in groups.values() for f in r.judge(g)}
