@@ -69,3 +69,48 @@ def test_the_migration_sets_both_on_a_store_that_had_neither(pg_store):
     migrate(pg_store.engine)
     assert all(_toast_targets(pg_store).values())
     assert _payload_compression(pg_store) == ("l" if _lz4_available(pg_store) else "")
+
+
+def _versions_storage(store) -> tuple[list[str] | None, int]:
+    """submission_versions' reloptions, and how many bytes its TOAST table holds."""
+    with store.engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT c.reloptions, pg_relation_size(c.reltoastrelid) FROM pg_class c "
+                "WHERE c.oid = 'submission_versions'::regclass"
+            )
+        ).one()
+
+
+def test_a_payload_that_compresses_into_a_page_stays_in_its_row(pg_store):
+    from store.store import CENTRAL, CREATED, Incoming
+
+    options, _ = _versions_storage(pg_store)
+    assert options == ["toast_tuple_target=8160"]
+    # 9 kB of JSON that compresses well: over the 2 kB TOAST threshold, under a page compressed
+    rows = [
+        {
+            "__id": f"uuid:inline-{i}",
+            "meta": {"instanceID": f"uuid:inline-{i}"},
+            "notes": "custody register checked, no entry missing; " * 200,
+            "__system": {"submissionDate": "2026-03-01T09:00:00.000Z", "formVersion": None},
+        }
+        for i in range(20)
+    ]
+    results = pg_store.ingest_many([Incoming(r, CENTRAL, FORM) for r in rows])
+    assert {r.status for r in results} == {CREATED}
+    _, toast_bytes = _versions_storage(pg_store)
+    assert toast_bytes == 0
+    with pg_store.engine.connect() as conn:  # and it reads back whole
+        stored = conn.execute(
+            text("SELECT payload FROM submission_versions WHERE instance_id = 'uuid:inline-3'")
+        ).scalar_one()
+    assert b"custody register checked" in bytes(stored) and len(bytes(stored)) > 8000
+
+
+def test_the_payload_row_migration_goes_both_ways(pg_store):
+    with pg_store.engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0009")
+    assert _versions_storage(pg_store)[0] is None
+    migrate(pg_store.engine)
+    assert _versions_storage(pg_store)[0] == ["toast_tuple_target=8160"]
