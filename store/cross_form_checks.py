@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import column, delete, select, table, update
 from sqlalchemy.engine import Connection
@@ -24,6 +24,9 @@ from sqlalchemy.engine import Connection
 from store import tables as t
 from store.bulk_insert import BATCH, BulkInserts
 from store.id_lists import among
+
+if TYPE_CHECKING:
+    from store.form_registry import FormRegistry
 
 _inserts = BulkInserts()  # flags, keys and summaries: executemany (SQLite) or COPY (PostgreSQL)
 SURVIVOR_FORMS = ("survivor_intake", "service_contact", "case_closure")
@@ -298,10 +301,16 @@ def possible_duplicate_visit(records: list[Record]) -> Iterable[Flag]:
 
 
 class _Tables:
-    """The typed tables and columns behind (form id[/repeat path], field path) in one connection."""
+    """The typed tables and columns behind (form id[/repeat path], field path) in one connection.
 
-    def __init__(self, conn: Connection):
+    With the store's `forms`, they come from the layout the registry holds, the one the batch's
+    typed rows were written with; without, from form_tables and form_columns (two queries a
+    source, most of the checks' statements for a tablet's few uploads).
+    """
+
+    def __init__(self, conn: Connection, forms: FormRegistry | None = None):
         self.conn = conn
+        self.forms = forms
         self._cache: dict[str, tuple[str, dict[str, str]] | None] = {}
         self._read: dict[tuple, tuple[dict[str, int], list[tuple]]] = {}
         self.wanted: dict[str, set[str]] = defaultdict(set)  # source -> every path read
@@ -313,6 +322,8 @@ class _Tables:
             self.wanted[form_id] |= {p for p in paths if p}
 
     def columns(self, source: str) -> tuple[str, dict[str, str]] | None:
+        if source not in self._cache and self.forms is not None:
+            self._cache[source] = self._layout_columns(source)
         if source not in self._cache:
             form_id, _, repeat = source.partition("/")
             ft, fc = t.form_tables, t.form_columns
@@ -332,6 +343,18 @@ class _Tables:
             )
             self._cache[source] = None if name is None else (name, found)
         return self._cache[source]
+
+    def _layout_columns(self, source: str) -> tuple[str, dict[str, str]] | None:
+        """As `columns` reads them, from the registered form's layout."""
+        form_id, _, repeat = source.partition("/")
+        form = self.forms.form(self.conn, form_id)
+        layout = form.layout if form is not None else None
+        name = layout.tables.get(repeat) if layout is not None else None
+        if name is None:
+            return None
+        return name, {
+            c.path: c.name for c in layout.columns.values() if c.table == name and not c.part
+        }
 
     def records(self, source: str, fields: dict[str, str], where=None) -> list[Record]:
         """Records of a form (or repeat, as the submission's record) with the fields' values.
@@ -536,14 +559,19 @@ def _standing_flags(conn: Connection, runs, touched) -> dict[str, dict]:
     return standing
 
 
-def evaluate(conn: Connection, touched: dict[str, set[str]] | None = None) -> None:
+def evaluate(
+    conn: Connection,
+    touched: dict[str, set[str]] | None = None,
+    forms: FormRegistry | None = None,
+) -> None:
     """Re-run the checks for the submissions `touched` ({form id: root ids}) and those sharing
-    a key with them, or every check over everything (touched None), in this transaction."""
+    a key with them, or every check over everything (touched None), in this transaction;
+    `forms`: the registry whose layouts name the columns (else they are read)."""
     if touched is not None:
         touched = {f: set(ids) for f, ids in touched.items() if ids}
         if not touched:
             return
-    tabs = _Tables(conn)
+    tabs = _Tables(conn, forms)
     fl = t.flags
     now = t.utcnow()
     runs = []

@@ -94,7 +94,7 @@ def _ingest_batch(
         writer.flush()
         changed = touched(results)
         # web-queue: the cross-form checks of what this batch touched, in the same transaction.
-        cross_form_checks.evaluate(conn, changed)
+        cross_form_checks.evaluate(conn, changed, forms)
     if checkpoints is not None:
         checkpoints.after_commit()
     planner_statistics.after_batch(conn.engine, forms, changed)  # after the commit, in its own

@@ -250,3 +250,21 @@ def test_an_edit_that_changes_a_code_rechecks_the_old_code_s_group(checks):
     assert edited.status == "edited"
     assert rules_of(store) == [("service_contact", "unregistered_survivor")]  # K-1 lost it
     assert store.submission("survivor_registration", edited.root_id)["review_state"] == "edited"
+
+
+def test_the_registry_s_layouts_name_the_columns_the_tables_record(checks):
+    """A batch's checks take the columns from the layout its rows were typed with; they must be
+    the ones form_tables and form_columns record, for every source a rule or the summary
+    reads (and None for a form or repeat that has no table)."""
+    from store import cross_form_checks as cfc
+
+    store, _, _ = checks
+    sources = {src for r in cfc.RULES.values() for src in r.fields} | set(cfc.SUMMARY)
+    sources |= {"no_such_form", "custody_visit/no_such_repeat"}
+    with store.engine.connect() as conn:
+        from_layout = cfc._Tables(conn, store.forms)
+        from_tables = cfc._Tables(conn)
+        compared = {src: from_layout.columns(src) for src in sorted(sources)}
+        assert compared == {src: from_tables.columns(src) for src in sorted(sources)}
+    assert compared["custody_visit"] is not None and compared["no_such_form"] is None
+    assert len(compared["custody_visit"][1]) > 100
