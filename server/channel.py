@@ -44,7 +44,31 @@ class _RequestParser(HTTPRequestParser):
         return consumed
 
 
+def _no_close() -> None:
+    return None
+
+
 class _AppTask(WSGITask):
+    def build_response_header(self):
+        """Waitress ends an HTTP/1.1 connection after every response without Content-Length,
+        a 204 or 304 included, which must not have one (RFC 9110 8.6) and are complete as
+        sent. OpenRosa's HEAD /submission is answered 204, so each upload cost Collect a new
+        connection for its POST (on a phone network, a new TLS handshake too). Such a
+        response keeps the connection unless the client or waitress wants it closed."""
+        keep = (
+            not self.has_body
+            and self.version == "1.1"
+            and not self.close_on_finish
+            and self.request.headers.get("CONNECTION", "").lower() != "close"
+        )
+        if not keep:
+            return super().build_response_header()
+        self.set_close_on_finish = _no_close  # only while waitress decides, for this response
+        try:
+            return super().build_response_header()
+        finally:
+            del self.set_close_on_finish
+
     def get_environment(self):
         environ = super().get_environment()
         environ[LOCAL_ADDRESS] = self.channel.local_address

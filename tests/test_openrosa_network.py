@@ -356,3 +356,43 @@ def test_listening_on_every_interface_urls_name_the_address_the_connection_reach
         assert urls == [f"http://192.168.1.10:8080{account.token_url('')}/forms/rec_visit.xml"]
     finally:
         app.extensions["nigraan"].close()
+
+
+def test_collect_s_head_and_post_share_one_connection(server):
+    """Collect asks HEAD /submission (204) before each POST on its kept-alive connection:
+    the 204 must not end it, or every upload costs a new connection (and a TLS handshake on
+    a phone network). A client asking to close still gets its connection closed."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(server.token_url + "/submission")
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    headers = {"X-OpenRosa-Version": "1.0"}
+    try:
+        for n in range(3):
+            conn.request("HEAD", url.path, headers=headers)
+            head = conn.getresponse()
+            head.read()
+            assert head.status == 204 and not head.will_close, head.getheaders()
+            if n == 0:
+                first_socket = conn.sock.getsockname()
+            body, content_type = _multipart(visit_xml(new_id()))
+            conn.request(
+                "POST", url.path, body=body, headers={**headers, "Content-Type": content_type}
+            )
+            posted = conn.getresponse()
+            posted.read()
+            assert posted.status == 201 and not posted.will_close
+            assert conn.sock.getsockname() == first_socket  # the same connection throughout
+        conn.request("HEAD", url.path, headers={**headers, "Connection": "close"})
+        closing = conn.getresponse()
+        closing.read()
+        assert closing.status == 204 and closing.will_close
+    finally:
+        conn.close()
+
+
+def _multipart(xml: bytes) -> tuple[bytes, str]:
+    from urllib3 import encode_multipart_formdata
+
+    return encode_multipart_formdata([("xml_submission_file", ("submission.xml", xml, "text/xml"))])
