@@ -18,6 +18,7 @@ from server import problems, server_url
 from server.channel import LOCAL_ADDRESS
 from server.device_accounts import PROJECT_ID
 from server.openrosa_xml import FormListEntry, MediaFile, form_list, manifest, openrosa_response
+from server.upload_parts import upload_parts
 from store.document import SubmissionError, from_openrosa_xml
 from store.store import (
     CONFLICT,
@@ -293,10 +294,10 @@ def submission() -> Response:
 def _xml_part() -> bytes:
     if not (request.mimetype or "").startswith("multipart/"):
         raise problems.missing_xml_part()
-    part = request.files.get(XML_PART)
-    if part is not None:
-        return part.read()
-    text = request.form.get(XML_PART)  # sent as a plain field instead of a file
+    parts = upload_parts()
+    if XML_PART in parts.files:
+        return parts.files[XML_PART][0]
+    text = parts.fields.get(XML_PART)  # sent as a plain field instead of a file
     if text is None:
         raise problems.missing_xml_part()
     return text.encode("utf-8")
@@ -305,12 +306,11 @@ def _xml_part() -> bytes:
 def _attachment_parts() -> dict[str, tuple[bytes, str | None]]:
     """Files by multipart part name (Collect names each part after its file, and Central
     matches on the part name). The store keeps only the names the instance refers to."""
-    files = {}
-    for name, part in request.files.items(multi=False):
-        if name == XML_PART or not safe_file_name(name):
-            continue
-        files[name] = (part.read(), part.mimetype or None)
-    return files
+    return {
+        name: part
+        for name, part in upload_parts().files.items()
+        if name != XML_PART and safe_file_name(name)
+    }
 
 
 def safe_file_name(name: str) -> bool:
@@ -333,7 +333,8 @@ def _check_envelope(doc, key_bytes: int | None, attachments) -> None:
             f"keys into {key_bytes}"
         )
     xml_file = doc.files[-1]
-    incomplete = INCOMPLETE_PART in request.form or INCOMPLETE_PART in request.files
+    parts = upload_parts()
+    incomplete = INCOMPLETE_PART in parts.fields or INCOMPLETE_PART in parts.files
     if xml_file in attachments or incomplete:
         return  # here, or a split upload whose later part brings it
     stored = services().store.attachments(doc.form_id, doc.instance_id or "")
