@@ -116,15 +116,20 @@ def submissions(schema: s.FormSchema, count: int, seed: int):
     return out
 
 
-def encode_uploads(items, photo: bytes):
+def encode_uploads(items, rng: random.Random):
     """Each submission's multipart body, encoded before the clock starts, so the client
-    spends its time on the wire and not in Python (Collect's OkHttp streams files)."""
+    spends its time on the wire and not in Python (Collect's OkHttp streams files).
+
+    Every photo has its own bytes (random, as a JPEG's do not compress), as every photo a
+    tablet takes does: with one photo for all, a server that keeps files by their hash (both
+    nigraan and Central do) would write it once.
+    """
     from urllib3 import encode_multipart_formdata
 
     uploads = []
     for instance_id, xml, photos in items:
         fields = [("xml_submission_file", ("submission.xml", xml, "text/xml"))]
-        fields += [(name, (name, photo, "image/jpeg")) for name in photos]
+        fields += [(name, (name, rng.randbytes(PHOTO_BYTES), "image/jpeg")) for name in photos]
         body, content_type = encode_multipart_formdata(fields)
         uploads.append((instance_id, body, content_type))
     return uploads
@@ -386,7 +391,12 @@ def main(argv=None) -> int:
     parser.add_argument("--devices", type=int, default=8)
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=8, help="server.threads of the server")
-    parser.add_argument("--seed", type=int, default=20261128)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="of the submissions (default: a new one each run, printed: a server that kept an "
+        "earlier run's submissions must get new ones, not resends, which it answers faster)",
+    )
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument(
@@ -420,17 +430,17 @@ def main(argv=None) -> int:
             print(f"wrote {args.write_form} (form id {FORM_ID}): publish it on the --url server")
             return 0
         schema = s.parse_xform(xform)
-        rng = random.Random(args.seed)
-        photo = bytes(rng.getrandbits(8) for _ in range(PHOTO_BYTES))
-        items = submissions(schema, args.count, args.seed)
-        uploads = encode_uploads(items, photo)
-        warmup = encode_uploads(submissions(schema, 40, args.seed + 1), photo)
+        seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+        rng = random.Random(seed)
+        items = submissions(schema, args.count, seed)
+        uploads = encode_uploads(items, rng)
+        warmup = encode_uploads(submissions(schema, 40, seed + 1), rng)
         payload_kb = sum(len(x) for _, x, _ in items) / len(items) / 1000
         photos = sum(len(p) for _, _, p in items) / len(items)
         print(
             f"{args.count} custody_visit submissions, {payload_kb:.1f} kB XML and {photos:.2f} "
-            f"photos ({PHOTO_BYTES // 1000} kB) each on average; {args.devices} devices, "
-            f"server.threads={args.threads}"
+            f"photos ({PHOTO_BYTES // 1000} kB, each its own) each on average; {args.devices} devices, "
+            f"server.threads={args.threads}, seed {seed}"
         )
         rates: dict[str, float] = {}
         missing: list[str] = []
@@ -474,6 +484,7 @@ def measure_nigraan(args, work: Path, items, uploads, warmup) -> tuple[float, li
     }
     server = ServerProcess(env).start(timeout=120)
     store = Store.open(url)
+    held_before = _held(store)  # a --database-url may hold earlier runs' submissions
     try:
         account = create_account(store.app_users, f"bench-{os.getpid()}", [FORM_ID])
         submission_url = account.token_url(server.base) + "/submission"
@@ -484,6 +495,19 @@ def measure_nigraan(args, work: Path, items, uploads, warmup) -> tuple[float, li
     finally:
         server.stop()
     rate = report("nigraan serve", seconds, latencies, statuses, len(items), cpu)
+    ids, typed = _held(store)
+    store.close()
+    missing = [i for i in accepted if i not in ids]
+    stored, typed = len(ids) - len(held_before[0]) - 40, typed - held_before[1] - 40
+    print(
+        f"{'':28} 201s received {len(accepted)}, stored submissions {stored} "
+        f"(+40 warm-up), typed rows {typed}, acknowledged but missing {len(missing)}"
+    )
+    return rate, missing
+
+
+def _held(store: Store) -> tuple[set[str], int]:
+    """The bench form's stored root ids and its typed rows."""
     with store.engine.connect() as conn:
         ids = set(
             conn.execute(
@@ -491,13 +515,7 @@ def measure_nigraan(args, work: Path, items, uploads, warmup) -> tuple[float, li
             ).scalars()
         )
         typed = conn.execute(select(func.count()).select_from(store.form_table(FORM_ID))).scalar()
-    store.close()
-    missing = [i for i in accepted if i not in ids]
-    print(
-        f"{'':28} 201s received {len(accepted)}, stored submissions {len(ids) - 40} "
-        f"(+40 warm-up), typed rows {typed - 40}, acknowledged but missing {len(missing)}"
-    )
-    return rate, missing
+    return ids, typed
 
 
 if __name__ == "__main__":

@@ -18,7 +18,14 @@ cycled from rec_visit) and a fresh store:
 
 Each run prints a line `ratio sync-vs-read[-slow|-files] N.NNx`.
 
+Against a real ODK Central instead (`--central FORM`): a first sync of that form, whose
+submissions have files, from the Central that NIGRAAN_CENTRAL_BASE_URL, _USERNAME, _PASSWORD and
+_PROJECT_ID name (the password from the environment, never printed). Baseline: reading its pages,
+then downloading every file the rows name with `central.download_workers` connections. Prints
+`ratio sync-vs-read-central N.NNx` (the issue's target: <= 1.3).
+
 Usage: python bench/sync.py [N] [--files F] [--slow N] [--rows-per-second R] [--database URL]
+       python bench/sync.py --central FORM [--database URL]
   N: submissions of the fast and slow runs (default 100,000); --slow: of the slow run only;
   --rows-per-second: the slow stand-in's pace (default 2,500);
   --files: submissions with photos (default 2,000; 0 skips the run); --database: a PostgreSQL
@@ -40,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 import dataclasses  # noqa: E402
 import hashlib  # noqa: E402
 import multiprocessing  # noqa: E402
+import os  # noqa: E402
 import resource  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -126,23 +134,39 @@ def store_url(database: str | None, run: str, tmp: str) -> str:
     return f"{database}{joiner}options=-csearch_path%3D{schema}"
 
 
-def read_all(central: Central) -> list[dict]:
-    """The baseline: every page of the feed, one after the other, parsed; the rows' photos."""
+def read_all(central: Central, form: str = FORM, file_fields: frozenset = frozenset({"photo"})):
+    """The baseline: every page of the feed, one after the other, parsed; the (root id, file
+    name) pairs its rows name in `file_fields` (at any depth: groups, repeats)."""
     params = {"$top": PAGE, "$count": "true", "$expand": "*"}
-    url = submissions_path(central, FORM)
+    url = submissions_path(central, form)
     named = []
     for page in read_pages(central, url, params, prefetch=False):
-        named += [(r["__id"], r["photo"]) for r in page.rows if r.get("photo")]
+        for row in page.rows:
+            names: list[str] = []
+            _file_names(row, file_fields, names)
+            named += [(row["__id"], name) for name in dict.fromkeys(names)]
     return named
 
 
-def download_all(central: Central, named: list[tuple[str, str]]) -> int:
-    """The files' baseline: every photo downloaded with WORKERS connections, kept nowhere."""
+def _file_names(value, fields: frozenset, out: list[str]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k in fields and isinstance(v, str):
+                out.append(v)
+            elif not k.startswith("__"):
+                _file_names(v, fields, out)
+    elif isinstance(value, list):
+        for v in value:
+            _file_names(v, fields, out)
+
+
+def download_all(central: Central, named: list[tuple[str, str]], form: str = FORM) -> int:
+    """The files' baseline: every file downloaded with WORKERS connections, kept nowhere."""
     template = "projects/{project_id}/forms/{form_id}/submissions/{root_id}/attachments/{name}"
 
     def one(entry):
         root_id, name = entry
-        path = central.path(template, form_id=FORM, root_id=root_id, name=name)
+        path = central.path(template, form_id=form, root_id=root_id, name=name)
         return len(central.get(path).content)
 
     with ThreadPoolExecutor(WORKERS) as pool:
@@ -171,10 +195,19 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed_sync(central: Central, store: Store) -> tuple[float, object]:
+def timed_sync(central: Central, store: Store, form: str = FORM) -> tuple[float, object]:
     start = time.perf_counter()
-    [result] = sync(central, store, [FORM])
+    [result] = sync(central, store, [form])
     return time.perf_counter() - start, result
+
+
+def read_then_download(central: Central, form: str = FORM, file_fields=frozenset({"photo"})):
+    """The files' baseline, timed: (named files, bytes, seconds reading, seconds in all)."""
+    start = time.perf_counter()
+    named = read_all(central, form, file_fields)
+    read_time = time.perf_counter() - start
+    size = download_all(central, named, form)
+    return named, size, read_time, time.perf_counter() - start
 
 
 def run_fast(n: int, database: str | None, tmp: str, clock: StoreClock) -> None:
@@ -227,11 +260,7 @@ def run_slow(n: int, database: str | None, tmp: str, clock: StoreClock, pace: fl
 def run_files(n: int, database: str | None, tmp: str, clock: StoreClock, pace: float) -> None:
     standin = Standin(n, photos=True, rows_per_second=pace)
     central = standin.central()
-    start = time.perf_counter()
-    named = read_all(central)
-    read_time = time.perf_counter() - start
-    size = download_all(central, named)
-    baseline = time.perf_counter() - start
+    _, size, read_time, baseline = read_then_download(central)
     print(
         f"files: {n} submissions with a photo each ({size / 1e6:.0f} MB), pages at "
         f"{pace:.0f} rows/s, {FILE_SECONDS * 1000:.0f} ms a file; baseline: read "
@@ -249,9 +278,57 @@ def run_files(n: int, database: str | None, tmp: str, clock: StoreClock, pace: f
     print(f"ratio sync-vs-read-files {full_time / baseline:.2f}x  (target <= 1.3)")
 
 
+def run_central(form: str, database: str | None, tmp: str, clock: StoreClock) -> None:
+    """A first sync of `form` from the real ODK Central that NIGRAAN_CENTRAL_* name, against
+    reading its pages and then downloading its files with WORKERS connections."""
+    from store import schema as s
+
+    env = os.environ
+    settings = CentralSettings(
+        env["NIGRAAN_CENTRAL_BASE_URL"].rstrip("/"),
+        env["NIGRAAN_CENTRAL_USERNAME"],
+        env["NIGRAAN_CENTRAL_PASSWORD"],
+        int(env["NIGRAAN_CENTRAL_PROJECT_ID"]),
+        page_size=PAGE,
+        download_workers=WORKERS,
+    )
+    central = Central(settings)
+    xform = central.get(central.path("projects/{project_id}/forms/{form_id}.xml", form_id=form))
+    schema = s.parse_xform(xform.content)
+    file_fields = frozenset(
+        f.local_path.rsplit("/", 1)[-1] for f in schema.fields if f.kind == s.ATTACHMENT
+    )
+    named, size, read_time, baseline = read_then_download(central, form, file_fields)
+    rows = len({root_id for root_id, _ in named})
+    print(
+        f"central: {settings.shown_url}, form {form}: {rows} submissions with files, "
+        f"{len(named)} files ({size / 1e6:.0f} MB); baseline: read the pages in "
+        f"{read_time:.2f} s, download the files with {WORKERS} connections in "
+        f"{baseline - read_time:.2f} s"
+    )
+    store = Store.open(store_url(database, "central", tmp), upgrade=True)
+    clock.seconds = 0.0
+    full_time, full = timed_sync(central, store, form)
+    store.close()
+    central.close()
+    print(
+        f"  full sync {full_time:.2f} s: {full.new} new, {full.attachments} files; of which "
+        f"Store.ingest_many {clock.seconds:.2f} s"
+    )
+    if full.attachments != len(named):
+        print(f"  the sync stored {full.attachments} files of the {len(named)} the rows name")
+    print(f"ratio sync-vs-read-central {full_time / baseline:.2f}x  (target <= 1.3)")
+
+
 def main() -> None:
     argv = sys.argv[1:]
-    options = {"--database": None, "--files": "2000", "--slow": None, "--rows-per-second": None}
+    options = {
+        "--database": None,
+        "--files": "2000",
+        "--slow": None,
+        "--rows-per-second": None,
+        "--central": None,
+    }
     for name in options:
         if name in argv:
             at = argv.index(name)
@@ -266,6 +343,9 @@ def main() -> None:
     print(f"store: {where}; pages of {PAGE}")
     clock = StoreClock()
     with tempfile.TemporaryDirectory() as tmp:
+        if options["--central"]:
+            run_central(options["--central"], database, tmp, clock)
+            return
         if n:
             run_fast(n, database, tmp, clock)
         if slow:
