@@ -484,7 +484,7 @@ def measure_nigraan(args, work: Path, items, uploads, warmup) -> tuple[float, li
     }
     server = ServerProcess(env).start(timeout=120)
     store = Store.open(url)
-    held_before = _held(store)  # a --database-url may hold earlier runs' submissions
+    ids_before, typed_before = _held(store)  # a --database-url may hold earlier runs
     try:
         account = create_account(store.app_users, f"bench-{os.getpid()}", [FORM_ID])
         submission_url = account.token_url(server.base) + "/submission"
@@ -498,10 +498,10 @@ def measure_nigraan(args, work: Path, items, uploads, warmup) -> tuple[float, li
     ids, typed = _held(store)
     store.close()
     missing = [i for i in accepted if i not in ids]
-    stored, typed = len(ids) - len(held_before[0]) - 40, typed - held_before[1] - 40
     print(
-        f"{'':28} 201s received {len(accepted)}, stored submissions {stored} "
-        f"(+40 warm-up), typed rows {typed}, acknowledged but missing {len(missing)}"
+        f"{'':28} 201s received {len(accepted)}, stored submissions "
+        f"{len(ids) - len(ids_before) - 40} (+40 warm-up), typed rows "
+        f"{typed - typed_before - 40}, acknowledged but missing {len(missing)}"
     )
     return rate, missing
 

@@ -54,6 +54,8 @@ import time  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 
+from store.incoming import values_at  # noqa: E402
+from store.schema import parse_xform  # noqa: E402
 from store.store import Store  # noqa: E402
 from sync.central import Central, CentralSettings  # noqa: E402
 from sync.odata import read_pages, submissions_path  # noqa: E402
@@ -67,6 +69,9 @@ ROWS_PER_SECOND = 2500.0  # a real Central v2026.2.2 with $expand=* on this mach
 FILE_SECONDS = 0.01  # one attachment download's round trip
 FILE_BYTES = 60_000  # about a phone's photo at Collect's reduced size
 WORKERS = 6  # central.download_workers' default
+REC_VISIT_FILES = parse_xform(
+    (CENTRAL_DIR / "forms" / "rec_visit.xml").read_bytes()
+).attachment_paths
 
 
 def _photo(i: int) -> bytes:
@@ -134,30 +139,21 @@ def store_url(database: str | None, run: str, tmp: str) -> str:
     return f"{database}{joiner}options=-csearch_path%3D{schema}"
 
 
-def read_all(central: Central, form: str = FORM, file_fields: frozenset = frozenset({"photo"})):
+def read_all(central: Central, form: str = FORM, paths=None) -> list[tuple[str, str]]:
     """The baseline: every page of the feed, one after the other, parsed; the (root id, file
-    name) pairs its rows name in `file_fields` (at any depth: groups, repeats)."""
+    name) pairs its rows name at the form's attachment `paths` (rec_visit's by default), read
+    as the store reads them."""
+    paths = paths if paths is not None else REC_VISIT_FILES
     params = {"$top": PAGE, "$count": "true", "$expand": "*"}
     url = submissions_path(central, form)
     named = []
     for page in read_pages(central, url, params, prefetch=False):
         for row in page.rows:
-            names: list[str] = []
-            _file_names(row, file_fields, names)
+            names = [
+                v for parts in paths for v in values_at(row, parts) if isinstance(v, str) and v
+            ]
             named += [(row["__id"], name) for name in dict.fromkeys(names)]
     return named
-
-
-def _file_names(value, fields: frozenset, out: list[str]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if k in fields and isinstance(v, str):
-                out.append(v)
-            elif not k.startswith("__"):
-                _file_names(v, fields, out)
-    elif isinstance(value, list):
-        for v in value:
-            _file_names(v, fields, out)
 
 
 def download_all(central: Central, named: list[tuple[str, str]], form: str = FORM) -> int:
@@ -201,10 +197,10 @@ def timed_sync(central: Central, store: Store, form: str = FORM) -> tuple[float,
     return time.perf_counter() - start, result
 
 
-def read_then_download(central: Central, form: str = FORM, file_fields=frozenset({"photo"})):
+def read_then_download(central: Central, form: str = FORM, paths=None):
     """The files' baseline, timed: (named files, bytes, seconds reading, seconds in all)."""
     start = time.perf_counter()
-    named = read_all(central, form, file_fields)
+    named = read_all(central, form, paths)
     read_time = time.perf_counter() - start
     size = download_all(central, named, form)
     return named, size, read_time, time.perf_counter() - start
@@ -281,8 +277,6 @@ def run_files(n: int, database: str | None, tmp: str, clock: StoreClock, pace: f
 def run_central(form: str, database: str | None, tmp: str, clock: StoreClock) -> None:
     """A first sync of `form` from the real ODK Central that NIGRAAN_CENTRAL_* name, against
     reading its pages and then downloading its files with WORKERS connections."""
-    from store import schema as s
-
     env = os.environ
     settings = CentralSettings(
         env["NIGRAAN_CENTRAL_BASE_URL"].rstrip("/"),
@@ -294,11 +288,8 @@ def run_central(form: str, database: str | None, tmp: str, clock: StoreClock) ->
     )
     central = Central(settings)
     xform = central.get(central.path("projects/{project_id}/forms/{form_id}.xml", form_id=form))
-    schema = s.parse_xform(xform.content)
-    file_fields = frozenset(
-        f.local_path.rsplit("/", 1)[-1] for f in schema.fields if f.kind == s.ATTACHMENT
-    )
-    named, size, read_time, baseline = read_then_download(central, form, file_fields)
+    paths = parse_xform(xform.content).attachment_paths
+    named, size, read_time, baseline = read_then_download(central, form, paths)
     rows = len({root_id for root_id, _ in named})
     print(
         f"central: {settings.shown_url}, form {form}: {rows} submissions with files, "
