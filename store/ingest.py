@@ -62,15 +62,21 @@ def ingest_many(
     """Store submissions in transactions of `batch_size`; results in the same order.
 
     From the first full batch on (a load, a sync, not a tablet's upload), SQLite's WAL is
-    checkpointed by a thread beside the writer (store/wal_checkpoints.py).
+    checkpointed by a thread beside the writer (store/wal_checkpoints.py), and on PostgreSQL
+    each batch is read and typed while the one before is written (store/overlapped_ingest.py).
     """
+    from store import overlapped_ingest  # it builds on this module
+
     results: list[IngestResult] = []
     batch: list[Incoming] = []
+    items = iter(items)
     with engine.connect() as conn, ExitStack() as bulk:
         checkpoints = None
         for item in items:
             batch.append(item)
             if len(batch) >= batch_size:
+                if overlapped_ingest.applies(engine):
+                    return results + overlapped_ingest.ingest(conn, forms, batch, items, batch_size)
                 if checkpoints is None and wal_checkpoints.applies(engine):
                     checkpoints = bulk.enter_context(wal_checkpoints.bulk_writer(conn))
                 results += _ingest_batch(conn, forms, batch, checkpoints)
@@ -88,13 +94,8 @@ def _ingest_batch(
 ) -> list[IngestResult]:
     with collector_paused(), conn.begin():
         writer = BatchWriter(forms, conn)
-        parsed = [writer.parse(item) for item in items]
-        writer.prefetch(parsed)
-        results = [writer.add(p) for p in parsed]
-        writer.flush()
-        changed = touched(results)
-        # web-queue: the cross-form checks of what this batch touched, in the same transaction.
-        cross_form_checks.evaluate(conn, changed, forms)
+        results = writer.add_all(items)
+        changed = writer.store(results)
     if checkpoints is not None:
         checkpoints.after_commit()
     planner_statistics.after_batch(conn.engine, forms, changed)  # after the commit, in its own
@@ -118,6 +119,21 @@ class BatchWriter(DerivedRows):
         self.known_instances: set[tuple[str, str]] = set()
         self.known_roots: set[tuple[str, str]] = set()
         self.erased: set[tuple[str, str]] = set()  # erased identities' (form id, id)
+
+    def add_all(self, items: list[Incoming]) -> list[IngestResult]:
+        """Read a batch, look up its ids, and add each submission in order."""
+        parsed = [self.parse(item) for item in items]
+        self.prefetch(parsed)
+        return [self.add(p) for p in parsed]
+
+    def store(self, results: list[IngestResult]) -> dict[str, set[str]]:
+        """Write what is pending and run the cross-form checks of what the batch touched, in
+        the batch's transaction; returns {form id: root ids} touched."""
+        self.flush()
+        changed = touched(results)
+        # web-queue: the cross-form checks of what this batch touched, in the same transaction.
+        cross_form_checks.evaluate(self.conn, changed, self.forms)
+        return changed
 
     def prefetch(self, parsed: list[ParsedSubmission]) -> None:
         """Which of the batch's instanceIDs and root ids are stored already (two queries a form)."""
@@ -185,6 +201,12 @@ class BatchWriter(DerivedRows):
             and (root_key is None or root_key not in self.known_roots)
         ):
             return self._new(parsed, doc, doc.root_id or doc.instance_id, received, None)
+        return self._not_new(parsed, doc, received)
+
+    def _not_new(self, parsed: ParsedSubmission, doc: SubmissionDocument, received) -> IngestResult:
+        """A submission the store may hold already: looked up and written in the batch's
+        transaction, after what is pending."""
+        key = (doc.form_id, doc.instance_id)
         self.flush()
         result = self._existing(parsed, doc, received)
         self.known_instances.add(key)
