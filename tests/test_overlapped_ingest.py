@@ -5,6 +5,7 @@ the batches before them kept."""
 from __future__ import annotations
 
 import copy
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -103,10 +104,26 @@ def test_batches_typed_beside_the_writer_store_what_one_transaction_stores(
 
 
 def test_a_resend_and_an_edit_of_the_batch_being_written_are_looked_up(
-    open_rec_store, central_dir, writes
+    open_rec_store, central_dir, writes, monkeypatch
 ):
-    """The second batch names the first (still being written when the second is typed): its
-    resend is a duplicate and its edit an edit, not a second insert of the same ids."""
+    """The second batch names the first, which is held uncommitted until the second is typed:
+    its resend is a duplicate and its edit an edit, not a second insert of the same ids."""
+    typed_next = threading.Event()
+    real_typed, real_write = overlapped_ingest._typed, overlapped_ingest._write
+
+    def typed(*args):
+        try:
+            return real_typed(*args)
+        finally:
+            if args[3]:  # the ids of a batch being written: the next batch was typed
+                typed_next.set()
+
+    def write(*args):
+        assert typed_next.wait(10), "the next batch was not typed while this one waited"
+        real_write(*args)
+
+    monkeypatch.setattr(overlapped_ingest, "_typed", typed)
+    monkeypatch.setattr(overlapped_ingest, "_write", write)
     rows = _rows(central_dir, 10)
     resend = copy.deepcopy(rows[0])
     edit = copy.deepcopy(rows[1])
